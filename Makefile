@@ -1,0 +1,27 @@
+# Thin wrappers over the commands in README. ARGS passes Hydra overrides: make train ARGS="loss=dice_ce"
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ARGS ?=
+
+.PHONY: install train test test-full bench lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -e ".[dev,export]"
+	touch $@
+
+train: install
+	$(PY) -m seglight.train $(ARGS)
+
+test: install
+	$(PY) -m pytest -q $(ARGS)
+
+test-full: install
+	$(PY) -m pytest -q -m "slow or not slow" $(ARGS)
+
+clean:
+	rm -rf outputs multirun .pytest_cache

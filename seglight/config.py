@@ -1,0 +1,60 @@
+"""Where the configs live, Hydra entry-point plumbing, and config errors a person can act on."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Callable
+
+from omegaconf import DictConfig, OmegaConf
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+if not OmegaConf.has_resolver("seglight_root"):
+    OmegaConf.register_new_resolver("seglight_root", lambda sub="": str(ROOT / sub))  # ${seglight_root:conf}
+
+
+def explain_config_error(err: BaseException, config_name: str) -> str | None:
+    """For an override of a key that does not exist, the message with the valid keys at that level."""
+    text = str(err)
+    m = re.search(r"Could not override '([^']+)'", text) or re.search(r"Key '([^']+)' is not in struct", text)
+    if not m:
+        return None
+    full_key = m.group(1)
+    cause = err.__cause__ or err.__context__
+    parent_key = ""
+    if cause is not None and getattr(cause, "full_key", None):
+        full_key = str(cause.full_key)
+    parent_key, _, leaf = full_key.rpartition(".")
+    try:
+        from hydra import compose, initialize_config_dir
+        from hydra.core.global_hydra import GlobalHydra
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            cfg = compose(config_name)
+        node = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+    except Exception:  # noqa: BLE001  (best effort: fall back to Hydra's own message)
+        return None
+    if not isinstance(node, DictConfig):
+        return None
+    valid = sorted(str(k) for k in node.keys())
+    close = difflib.get_close_matches(leaf, valid, n=1)
+    hint = f" Did you mean {parent_key + '.' if parent_key else ''}{close[0]}?" if close else ""
+    where = f"'{parent_key}'" if parent_key else "the top level"
+    return (f"Unknown config key '{full_key}'.{hint}\nValid keys in {where}: {', '.join(valid)}\n"
+            f"(to add a new key on purpose, write +{full_key}=...)")
+
+
+def run_hydra(main: Callable[[], object], config_name: str) -> None:
+    """Runs a @hydra.main function; a typo in an override exits 2 listing the valid keys."""
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    from hydra.errors import ConfigCompositionException, MissingConfigException
+    try:
+        main()
+    except (ConfigCompositionException, MissingConfigException) as e:
+        cause = f"\n{type(e.__cause__).__name__}: {e.__cause__}" if e.__cause__ else ""
+        print(explain_config_error(e, config_name) or f"{type(e).__name__}: {e}{cause}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,226 @@
+"""SegDataModule: folders of images and masks -> train/val/test DataLoaders of {"image", "mask"} batches.
+
+Batches: image (B,3,H,W) float normalised with ``mean``/``std``, mask (B,H,W) long with values in
+[0, num_classes) or ``ignore_index``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Subset
+from tqdm.auto import tqdm
+
+from seglight.data.dataset import SegmentationDataset
+from seglight.data.io import DataError, pair_files
+from seglight.data.palette import Palette, default_colors
+from seglight.data.synthetic import SHAPES_PALETTE, write_shapes
+from seglight.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
+
+log = logging.getLogger(__name__)
+
+
+def auto_workers() -> int:
+    """DataLoader workers that leave the training process a core: 1 on 2 cores, up to 6."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(6, cores - 1))
+
+
+class SegDataModule(pl.LightningDataModule):
+    """Images and masks in folders, paired by file stem.
+
+    Classes come from ``palette`` (a CSV ``name,r,g,b``; masks are colour masks) or from
+    ``num_classes`` / ``class_names`` (masks are index masks). Without ``val_images`` a seeded
+    ``val_fraction`` of the training pairs is held out. A split whose folders are missing is
+    skipped with a notice unless it is required (``require_test=True`` for test).
+    """
+
+    def __init__(self, images: str, masks: str, val_images: str | None = None,
+                 val_masks: str | None = None, test_images: str | None = None, test_masks: str | None = None,
+                 palette: str | None = None, num_classes: int | None = None,
+                 class_names: Sequence[str] | None = None, colors: Sequence[Sequence[int]] | None = None,
+                 ignore_index: int = 255, void_values: Sequence[int] = (), val_fraction: float = 0.1,
+                 require_test: bool = False, crop_size: int | Sequence[int] = 256,
+                 scale: Sequence[float] = (0.5, 2.0), hflip: float = 0.5, color_jitter: float = 0.5,
+                 divisor: int = 32, batch_size: int = 8, eval_batch_size: int | None = None,
+                 num_workers: int | str = "auto", pin_memory: bool = False, cache_masks: bool = False,
+                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+                 seed: int = 0, cache_dir: str | None = None) -> None:
+        super().__init__()
+        self.dirs = {"train": (images, masks), "val": (val_images, val_masks),
+                     "test": (test_images, test_masks)}
+        self.ignore_index = ignore_index
+        self.void_values = tuple(int(v) for v in void_values)
+        self.palette_path = palette
+        self.palette = self._build_palette(palette, num_classes, class_names, colors)
+        self.is_color = palette is not None
+        self.val_fraction, self.require_test, self.seed = val_fraction, require_test, seed
+        self.crop_size = tuple(crop_size) if not isinstance(crop_size, int) else crop_size
+        self.scale, self.hflip, self.color_jitter, self.divisor = tuple(scale), hflip, color_jitter, divisor
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = auto_workers() if num_workers == "auto" else int(num_workers)
+        self.pin_memory, self.cache_masks = pin_memory, cache_masks
+        self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
+        self.datasets: dict[str, torch.utils.data.Dataset] = {}
+
+    # ---- classes -------------------------------------------------------------------------
+    def _build_palette(self, path, num_classes, class_names, colors) -> Palette:
+        if path is not None:
+            pal = Palette.from_csv(path, ignore_index=self.ignore_index)
+            if num_classes is not None and num_classes != pal.num_classes:
+                raise ValueError(f"data.num_classes={num_classes} disagrees with {path} "
+                                 f"({pal.num_classes} classes: {pal.names})")
+            return pal
+        if num_classes is None and class_names is None:
+            raise ValueError("give the classes: data.palette=FILE.csv (colour masks) or data.num_classes=N "
+                             "(index masks)")
+        n = int(num_classes) if num_classes is not None else len(class_names)  # type: ignore[arg-type]
+        names = list(class_names) if class_names is not None else [f"class_{i}" for i in range(n)]
+        if len(names) != n:
+            raise ValueError(f"data.num_classes={n} but {len(names)} class_names were given: {names}")
+        cols = [tuple(c) for c in colors] if colors is not None else default_colors(n)
+        return Palette(names, cols[:n], ignore_index=self.ignore_index)
+
+    @property
+    def num_classes(self) -> int:
+        return self.palette.num_classes
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.palette.names)
+
+    # ---- datasets ------------------------------------------------------------------------
+    def _dataset(self, split: str, transform, pairs=None) -> SegmentationDataset:
+        images, masks = self.dirs[split]
+        return SegmentationDataset(images, masks, self.num_classes, self.palette if self.is_color else None,
+                                   transform, self.ignore_index, self.void_values, self.cache_masks, pairs)
+
+    def _has_split(self, split: str) -> bool:
+        images, masks = self.dirs[split]
+        if images is None or masks is None:
+            return False
+        present = Path(images).is_dir() and Path(masks).is_dir()
+        if not present:
+            if split == "test" and self.require_test or split == "train":
+                raise DataError(f"{split} split not found: {images} / {masks}")
+            log.warning("%s split not found (%s, %s): skipped", split, images, masks)
+        return present
+
+    def train_pairs(self) -> list[tuple[Path, Path]]:
+        """The (image, mask) files used for training (after any val hold-out)."""
+        pairs = pair_files(*self.dirs["train"])
+        if not self._has_split("val") and self.val_fraction > 0:
+            _, train_idx = self._holdout(len(pairs))
+            pairs = [pairs[i] for i in train_idx]
+        return pairs
+
+    def _holdout(self, n: int) -> tuple[list[int], list[int]]:
+        order = np.random.default_rng(self.seed).permutation(n)
+        k = max(1, int(round(n * self.val_fraction)))
+        return sorted(order[:k].tolist()), sorted(order[k:].tolist())
+
+    def setup(self, stage: str | None = None) -> None:
+        tf_train = train_transform(self.crop_size, self.scale, self.hflip, self.color_jitter, self.ignore_index,
+                                   self.mean, self.std)
+        tf_eval = self.eval_transform()
+        if stage in (None, "fit", "validate") and "val" not in self.datasets:
+            pairs = pair_files(*self.dirs["train"])
+            if self._has_split("val"):
+                self.datasets["train"] = self._dataset("train", tf_train, pairs)
+                self.datasets["val"] = self._dataset("val", tf_eval)
+            else:
+                if self.val_fraction <= 0:
+                    raise ValueError("no val split: give data.val_images/val_masks or data.val_fraction > 0")
+                val_idx, train_idx = self._holdout(len(pairs))
+                self.datasets["train"] = self._dataset("train", tf_train, [pairs[i] for i in train_idx])
+                self.datasets["val"] = self._dataset("train", tf_eval, [pairs[i] for i in val_idx])
+        if stage in (None, "test") and "test" not in self.datasets and self._has_split("test"):
+            self.datasets["test"] = self._dataset("test", tf_eval)
+
+    def eval_transform(self):
+        return eval_transform(self.divisor, self.ignore_index, self.mean, self.std)
+
+    def has_test(self) -> bool:
+        return self._has_split("test")
+
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        if split not in self.datasets:
+            raise RuntimeError(f"no {split} data (call setup first, or the split is missing)")
+        return DataLoader(self.datasets[split], batch_size=self.batch_size if train else self.eval_batch_size,
+                          shuffle=train, drop_last=train and len(self.datasets[split]) > self.batch_size,
+                          num_workers=self.num_workers, pin_memory=self.pin_memory,
+                          persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", False)
+
+    # ---- class statistics ----------------------------------------------------------------
+    def pixel_counts(self) -> np.ndarray:
+        """(C,) int64 pixel count per class over the training masks (void excluded), cached on disk."""
+        pairs = self.train_pairs()
+        key = hashlib.sha1(json.dumps([[str(m), m.stat().st_mtime_ns] for _, m in pairs] +
+                                      [self.num_classes, list(self.void_values)]).encode()).hexdigest()[:16]
+        cache = (self.cache_dir or Path(self.dirs["train"][1]).parent / ".seglight_cache") / f"counts-{key}.json"
+        if cache.exists():
+            return np.array(json.loads(cache.read_text()), dtype=np.int64)
+        ds = self._dataset("train", None, pairs)
+        counts = np.zeros(self.num_classes, dtype=np.int64)
+        for i in tqdm(range(len(ds)), desc="counting class pixels", leave=False):
+            m = ds.read_mask(i)
+            counts += np.bincount(m[m != self.ignore_index].ravel(), minlength=self.num_classes)[: self.num_classes]
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps(counts.tolist()))
+        except OSError as e:  # a read-only data folder: recompute next time
+            log.warning("could not cache class pixel counts at %s: %s", cache, e)
+        return counts
+
+    def class_weights(self) -> list[float]:
+        """Median-frequency-balanced weights: median(freq) / freq_c (0 for classes absent from training)."""
+        counts = self.pixel_counts().astype(np.float64)
+        freq = counts / max(counts.sum(), 1)
+        present = freq > 0
+        weights = np.zeros_like(freq)
+        weights[present] = np.median(freq[present]) / freq[present]
+        return weights.round(6).tolist()
+
+
+class ShapesDataModule(SegDataModule):
+    """The embedded default: procedurally generated shapes (see seglight.data.synthetic), colour masks."""
+
+    def __init__(self, root: str = "~/.cache/seglight", num_train: int = 512, num_val: int = 128,
+                 num_test: int = 0, image_size: int = 128, data_seed: int = 0, **kwargs) -> None:
+        name = f"shapes-{num_train}-{num_val}-{num_test}-{image_size}-s{data_seed}"
+        self.root = Path(root).expanduser() / name
+        self.splits = {"train": num_train, "val": num_val, "test": num_test}
+        d = {s: (str(self.root / s / "images"), str(self.root / s / "masks")) if n > 0 else (None, None)
+             for s, n in self.splits.items()}
+        self.image_size, self.data_seed = image_size, data_seed
+        kwargs.setdefault("crop_size", image_size)
+        super().__init__(*d["train"], *d["val"], *d["test"], palette=None,
+                         class_names=SHAPES_PALETTE.names, colors=SHAPES_PALETTE.colors, **kwargs)
+        self.is_color = True  # masks are written as colours through the palette
+        self.generate()
+
+    def generate(self) -> None:
+        write_shapes(self.root, {k: v for k, v in self.splits.items() if v > 0}, self.image_size, self.data_seed,
+                     self.palette)
+
+    def prepare_data(self) -> None:
+        self.generate()

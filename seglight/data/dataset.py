@@ -1,0 +1,72 @@
+"""SegmentationDataset: paired image/mask files -> {"image": (3,H,W) float, "mask": (H,W) long}."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from seglight.data.io import DataError, pair_files, read_image, read_mask
+from seglight.data.palette import Palette
+
+Sample = dict[str, torch.Tensor]
+
+
+class SegmentationDataset(Dataset):
+    """Pairs images and masks by file stem and runs ONE albumentations pipeline on both.
+
+    Args:
+        image_dir, mask_dir: folders; files are paired by stem (``a.jpg`` <-> ``a.png``).
+        num_classes: number of classes; mask values must lie in [0, num_classes) or be ignore_index.
+        palette: given for colour masks (H,W,3); None for index masks (H,W).
+        transform: albumentations Compose called as ``transform(image=, mask=)``; must end in ToTensorV2.
+        void_values: index-mask values that mean "ignore" (CamVid's 11), mapped to ignore_index.
+        cache_masks: keep decoded index masks in memory (worth it for colour masks read every epoch).
+    """
+
+    def __init__(self, image_dir: str | Path, mask_dir: str | Path, num_classes: int,
+                 palette: Palette | None = None, transform: Callable | None = None,
+                 ignore_index: int = 255, void_values: tuple[int, ...] = (), cache_masks: bool = False,
+                 pairs: list[tuple[Path, Path]] | None = None) -> None:
+        self.pairs = pairs if pairs is not None else pair_files(image_dir, mask_dir)
+        self.num_classes = num_classes
+        self.palette = palette
+        self.transform = transform
+        self.ignore_index = ignore_index
+        self.void_values = tuple(void_values)
+        self.cache_masks = cache_masks
+        self._masks: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def read_mask(self, i: int) -> np.ndarray:
+        """Index mask (H,W) uint8 of pair i, decoded once if caching."""
+        if i in self._masks:
+            return self._masks[i]
+        mask = read_mask(self.pairs[i][1], self.num_classes, self.palette, self.ignore_index, self.void_values)
+        if self.cache_masks:
+            self._masks[i] = mask
+        return mask
+
+    def read_pair(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """(image (H,W,3) uint8, mask (H,W) uint8), checked to be the same size."""
+        image_path, mask_path = self.pairs[i]
+        image, mask = read_image(image_path), self.read_mask(i)
+        if image.shape[:2] != mask.shape:
+            raise DataError(f"image and mask sizes differ: {image_path} is {image.shape[1]}x{image.shape[0]}, "
+                            f"{mask_path} is {mask.shape[1]}x{mask.shape[0]} (width x height)")
+        return image, mask
+
+    def __getitem__(self, i: int) -> Sample:
+        image, mask = self.read_pair(i)
+        if self.transform is not None:
+            out = self.transform(image=image, mask=mask)
+            image, mask = out["image"], out["mask"]
+        else:
+            image = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float() / 255.0
+            mask = torch.from_numpy(mask)
+        return {"image": image.float(), "mask": torch.as_tensor(mask).long()}

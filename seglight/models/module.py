@@ -1,0 +1,119 @@
+"""SegmentationModule: smp model + loss + metrics in one LightningModule.
+
+The constructor takes plain values only (names, numbers, lists) and saves them as hyperparameters,
+so a checkpoint is self-describing: ``SegmentationModule.load_from_checkpoint(path)`` rebuilds the
+model with its class names, colours, ignore_index, normalisation and architecture, no Hydra needed.
+
+Shapes: image (B,3,H,W) float -> logits (B,C,H,W) -> prediction (B,H,W) long; mask (B,H,W) long.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+
+from seglight.data.palette import Palette
+from seglight.losses import build_loss
+from seglight.metrics import LOSS, build_metrics, flatten
+from seglight.models.factory import create_model
+from seglight.optim import build_optimizer, build_scheduler
+
+Batch = dict[str, Tensor]
+STAGES = ("train", "val", "test")
+
+
+class SegmentationModule(pl.LightningModule):
+    def __init__(self, class_names: Sequence[str], arch: str = "Unet", encoder_name: str = "resnet18",
+                 encoder_weights: str | None = None, in_channels: int = 3,
+                 model_kwargs: dict[str, Any] | None = None,
+                 colors: Sequence[Sequence[int]] | None = None, ignore_index: int = 255,
+                 mean: Sequence[float] = (0.485, 0.456, 0.406), std: Sequence[float] = (0.229, 0.224, 0.225),
+                 loss: str = "ce", loss_kwargs: dict[str, Any] | None = None,
+                 class_weights: Sequence[float] | None = None,
+                 optimizer: str = "adamw", lr: float = 1e-3, weight_decay: float = 1e-4,
+                 optimizer_kwargs: dict[str, Any] | None = None,
+                 scheduler: str = "cosine", warmup_steps: int = 0, scheduler_kwargs: dict[str, Any] | None = None,
+                 channels_last: bool = True) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.class_names = list(class_names)
+        self.num_classes = len(self.class_names)
+        self.model = create_model(arch, encoder_name, encoder_weights, in_channels, self.num_classes,
+                                  **(model_kwargs or {}))
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.loss_fn = build_loss(loss, self.num_classes, ignore_index, class_weights, **(loss_kwargs or {}))
+        metrics = build_metrics(self.num_classes, ignore_index)
+        self.train_metrics, self.val_metrics, self.test_metrics = (metrics.clone() for _ in STAGES)
+
+    # ---- model ---------------------------------------------------------------------------
+    @property
+    def palette(self) -> Palette:
+        hp = self.hparams
+        colors = hp.colors if hp.colors is not None else None
+        if colors is None:
+            from seglight.data.palette import default_colors
+            colors = default_colors(self.num_classes)
+        return Palette(self.class_names, [tuple(c) for c in colors], ignore_index=hp.ignore_index)
+
+    def forward(self, image: Tensor) -> Tensor:
+        """image (B,in_channels,H,W), H and W multiples of 32 -> logits (B,C,H,W)."""
+        if self.hparams.channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
+        return self.model(image)
+
+    def _metrics(self, stage: str):
+        return getattr(self, f"{stage}_metrics")
+
+    # ---- steps ---------------------------------------------------------------------------
+    def _shared_step(self, batch: Batch, stage: str) -> Tensor:
+        image, mask = batch["image"], batch["mask"]          # (B,3,H,W) float, (B,H,W) long
+        logits = self(image)                                   # (B,C,H,W)
+        loss = self.loss_fn(logits, mask)
+        self._metrics(stage).update(logits.argmax(dim=1), mask)  # prediction (B,H,W)
+        self.log(f"{stage}/{LOSS}", loss, on_step=stage == "train", on_epoch=True, prog_bar=stage != "test",
+                 batch_size=image.shape[0], sync_dist=stage != "train")
+        return loss
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        loss = self._shared_step(batch, "train")
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite training loss ({float(loss)}) at global step {self.global_step} "
+                f"(epoch {self.current_epoch}, batch {batch_idx}); stopping. The last checkpoint is kept: "
+                "lower the learning rate, check the data (python -m seglight.check_data) or use trainer.precision=32")
+        return loss
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._shared_step(batch, "test")
+
+    def _log_epoch_metrics(self, stage: str) -> None:
+        values = flatten(self._metrics(stage).compute(), stage, self.class_names)  # synced across ranks
+        self._metrics(stage).reset()
+        for key, value in values.items():
+            self.log(key, value, prog_bar=key.endswith("/mIoU"))  # already synced: same on every rank
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch_metrics("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch_metrics("test")
+
+    # ---- optimisation --------------------------------------------------------------------
+    def configure_optimizers(self):
+        hp = self.hparams
+        opt = build_optimizer(hp.optimizer, self.parameters(), hp.lr, hp.weight_decay, **(hp.optimizer_kwargs or {}))
+        if hp.scheduler in (None, "none"):
+            return opt
+        total = int(self.trainer.estimated_stepping_batches)
+        sched = build_scheduler(hp.scheduler, opt, total, hp.warmup_steps, **(hp.scheduler_kwargs or {}))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,0 +1,47 @@
+"""Shared fixtures: the real Hydra config composed on tiny generated data in tmp dirs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, open_dict
+
+import seglight
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+TINY = ["data.num_train=8", "data.num_val=4", "data.image_size=64", "data.crop_size=64", "data.batch_size=4",
+        "data.eval_batch_size=4", "data.num_workers=0", "trainer=debug", "logger=csv"]
+
+
+def compose_config(overrides: list[str], config_name: str = "train") -> DictConfig:
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(str(seglight.CONF_DIR), version_base="1.3"):
+            return compose(config_name, overrides=overrides)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+@pytest.fixture(scope="session")
+def data_cache(tmp_path_factory) -> Path:
+    """One cache folder for generated shapes, shared by the session's tests."""
+    return tmp_path_factory.mktemp("shapes_cache")
+
+
+@pytest.fixture
+def train_cfg(tmp_path, data_cache) -> Callable[..., DictConfig]:
+    """train_cfg("loss=focal", ...) -> the train config on tiny shapes, run_dir in tmp_path."""
+    def make(*overrides: str) -> DictConfig:
+        cfg = compose_config([*TINY, f"data.root={data_cache}", *overrides])
+        with open_dict(cfg):
+            cfg.run_dir = str(tmp_path / "run")
+        return cfg
+    return make

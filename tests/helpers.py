@@ -1,0 +1,38 @@
+"""Tiny data sets written to tmp folders for tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from seglight.data.palette import Palette
+
+TOY = Palette(["bg", "red", "green"], [(0, 0, 0), (200, 30, 30), (30, 200, 30)])
+
+
+def toy_index(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
+    """(H,W) uint8 mask of rectangles of classes 1 and 2 on class 0."""
+    h, w = size
+    mask = np.zeros((h, w), dtype=np.uint8)
+    for cls in (1, 2):
+        y, x = rng.integers(0, h // 2), rng.integers(0, w // 2)
+        mask[y:y + h // 3, x:x + w // 3] = cls
+    return mask
+
+
+def make_pairs(root: Path, n: int = 4, size: tuple[int, int] = (48, 64), palette: Palette = TOY,
+               color_masks: bool = True, seed: int = 0) -> tuple[Path, Path]:
+    """Writes n image/mask PNG pairs (image = mask painted in palette colours + noise); returns (images, masks)."""
+    rng = np.random.default_rng(seed)
+    images, masks = root / "images", root / "masks"
+    images.mkdir(parents=True, exist_ok=True)
+    masks.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        index = toy_index(rng, size)
+        image = np.clip(palette.to_color(index).astype(int) + rng.integers(-10, 10, (*size, 3)), 0, 255)
+        Image.fromarray(image.astype(np.uint8)).save(images / f"img_{i:03d}.png")
+        mask = palette.to_color(index) if color_masks else index
+        Image.fromarray(mask).save(masks / f"img_{i:03d}.png")
+    return images, masks

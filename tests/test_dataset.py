@@ -1,0 +1,112 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from seglight.data.dataset import SegmentationDataset
+from seglight.data.datamodule import SegDataModule, ShapesDataModule
+from seglight.data.io import DataError, read_mask
+from seglight.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
+
+from helpers import TOY, make_pairs
+
+
+def test_batch_shapes_and_dtypes(tmp_path):
+    """The shape table: image (B,3,H,W) float, mask (B,H,W) long, values in classes or ignore."""
+    images, masks = make_pairs(tmp_path, n=6, size=(50, 70))
+    TOY.to_csv(tmp_path / "palette.csv")
+    dm = SegDataModule(str(images), str(masks), palette=str(tmp_path / "palette.csv"),
+                       val_fraction=0.34, crop_size=32, batch_size=2, eval_batch_size=2, num_workers=0)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["image"].shape == (2, 3, 32, 32) and batch["image"].dtype == torch.float32
+    assert batch["mask"].shape == (2, 32, 32) and batch["mask"].dtype == torch.int64
+    val = next(iter(dm.val_dataloader()))
+    assert val["image"].shape == (2, 3, 64, 96)  # 50x70 padded to multiples of 32
+    assert set(val["mask"].unique().tolist()) <= {0, 1, 2, 255}
+    assert (val["mask"][:, 50:, :] == 255).all() and (val["mask"][:, :, 70:] == 255).all()
+    assert len(dm.datasets["train"]) == 4 and len(dm.datasets["val"]) == 2
+
+
+def test_image_and_mask_stay_aligned_under_train_augmentations(tmp_path):
+    """Image pixels are the palette colour of their class: after random scale/crop/flip they must still be."""
+    images, masks = make_pairs(tmp_path, n=3, size=(96, 128))
+    tf = train_transform(64, scale=(0.5, 2.0), hflip=0.5, color_jitter=0.0)
+    ds = SegmentationDataset(images, masks, 3, TOY, tf)
+    mean, std = torch.tensor(IMAGENET_MEAN)[:, None, None], torch.tensor(IMAGENET_STD)[:, None, None]
+    colors = torch.tensor(TOY.colors, dtype=torch.float32)  # (C,3)
+    for seed in range(12):
+        np.random.seed(seed)
+        import random
+        random.seed(seed)
+        sample = ds[seed % 3]
+        rgb = (sample["image"] * std + mean) * 255  # (3,H,W)
+        nearest = ((rgb.permute(1, 2, 0)[..., None, :] - colors).norm(dim=-1)).argmin(-1)  # (H,W)
+        mask = sample["mask"]
+        valid = mask != 255
+        agree = (nearest[valid] == mask[valid]).float().mean()
+        assert agree > 0.95, f"seed {seed}: image and mask disagree on {1 - agree:.1%} of pixels"
+
+
+def test_pairs_by_stem_not_by_position(tmp_path):
+    images, masks = make_pairs(tmp_path, n=3)
+    (images / "img_001.png").rename(images / "zzz.png")
+    (masks / "img_001.png").rename(masks / "zzz.png")
+    ds = SegmentationDataset(images, masks, 3, TOY)
+    assert [p[0].stem for p in ds.pairs] == [p[1].stem for p in ds.pairs] == ["img_000", "img_002", "zzz"]
+
+
+def test_unpaired_file_is_named(tmp_path):
+    images, masks = make_pairs(tmp_path, n=2)
+    (masks / "img_001.png").unlink()
+    with pytest.raises(DataError, match="image without a mask: .*img_001.png"):
+        SegmentationDataset(images, masks, 3, TOY)
+
+
+def test_size_mismatch_names_both_files(tmp_path):
+    images, masks = make_pairs(tmp_path, n=1, size=(32, 32))
+    Image.fromarray(np.zeros((20, 32, 3), dtype=np.uint8)).save(masks / "img_000.png")
+    ds = SegmentationDataset(images, masks, 3, TOY)
+    with pytest.raises(DataError, match=r"img_000.png is 32x32.*img_000.png is 32x20"):
+        ds[0]
+
+
+def test_index_mask_values_checked_and_void_mapped(tmp_path):
+    path = tmp_path / "m.png"
+    Image.fromarray(np.array([[0, 1, 11], [7, 2, 255]], dtype=np.uint8)).save(path)
+    with pytest.raises(DataError, match=r"m.png.*7 x1 px"):
+        read_mask(path, num_classes=3, void_values=(11,))
+    Image.fromarray(np.array([[0, 1, 11], [2, 2, 255]], dtype=np.uint8)).save(path)
+    np.testing.assert_array_equal(read_mask(path, 3, void_values=(11,)), [[0, 1, 255], [2, 2, 255]])
+
+
+def test_palette_mode_png_read_as_indices_not_grey(tmp_path):
+    """convert('L') would turn palette index 2 into a grey level; masks must be read as stored."""
+    img = Image.fromarray(np.array([[0, 2], [1, 2]], dtype=np.uint8), mode="L").convert("P")
+    img.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [0] * 759)
+    img.save(tmp_path / "p.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "p.png", 3), [[0, 2], [1, 2]])
+
+
+def test_eval_transform_pads_to_multiple_of_32():
+    out = eval_transform()(image=np.zeros((33, 65, 3), np.uint8), mask=np.zeros((33, 65), np.uint8))
+    assert tuple(out["image"].shape) == (3, 64, 96) and tuple(out["mask"].shape) == (64, 96)
+
+
+def test_shapes_data_is_generated_once_with_colour_masks(tmp_path):
+    dm = ShapesDataModule(root=str(tmp_path), num_train=4, num_val=2, image_size=64, num_workers=0)
+    mask = np.asarray(Image.open(dm.root / "train" / "masks" / "00000.png"))
+    assert mask.shape == (64, 64, 3)
+    assert {tuple(c) for c in mask.reshape(-1, 3)} <= set(dm.palette.colors)
+    stamp = (dm.root / "COMPLETE").stat().st_mtime_ns
+    ShapesDataModule(root=str(tmp_path), num_train=4, num_val=2, image_size=64, num_workers=0)
+    assert (dm.root / "COMPLETE").stat().st_mtime_ns == stamp
+
+
+def test_median_frequency_class_weights(tmp_path):
+    images, masks = make_pairs(tmp_path, n=4, color_masks=False)
+    dm = SegDataModule(str(images), str(masks), num_classes=3, val_fraction=0.0, num_workers=0)
+    counts = dm.pixel_counts()
+    freq = counts / counts.sum()
+    np.testing.assert_allclose(dm.class_weights(), np.median(freq) / freq, rtol=1e-5)
+    assert counts.sum() == 4 * 48 * 64

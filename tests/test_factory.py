@@ -1,0 +1,53 @@
+import pytest
+import torch
+import torchvision
+
+from seglight.models.factory import WeightsUnavailableError, create_model
+
+
+def test_logits_shape_and_no_activation():
+    model = create_model("unet", "resnet18", None, 3, 5).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 64, 64))
+    assert out.shape == (2, 5, 64, 64)
+    assert out.min() < 0  # raw logits, not probabilities
+
+
+def test_local_torchvision_weights_load_into_encoder(tmp_path):
+    reference = torchvision.models.resnet18(weights=None)
+    path = tmp_path / "resnet18.pth"
+    torch.save(reference.state_dict(), path)  # torchvision style, with the fc head
+    model = create_model("Unet", "resnet18", str(path), 3, 2)
+    torch.testing.assert_close(model.encoder.conv1.weight, reference.conv1.weight)
+    torch.testing.assert_close(model.encoder.layer4[1].bn2.running_var, reference.layer4[1].bn2.running_var)
+
+
+def test_prefixed_state_dict_loads(tmp_path):
+    reference = torchvision.models.resnet18(weights=None)
+    path = tmp_path / "w.pt"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in reference.state_dict().items()}}, path)
+    model = create_model("Unet", "resnet18", str(path), 3, 2)
+    torch.testing.assert_close(model.encoder.layer1[0].conv1.weight, reference.layer1[0].conv1.weight)
+
+
+def test_unrelated_weights_file_fails(tmp_path):
+    path = tmp_path / "other.pth"
+    torch.save({"foo.weight": torch.zeros(3)}, path)
+    with pytest.raises(WeightsUnavailableError, match="none of its 1 keys match"):
+        create_model("Unet", "resnet18", str(path), 3, 2)
+
+
+def test_missing_weights_file_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.pth"):
+        create_model("Unet", "resnet18", str(tmp_path / "nope.pth"), 3, 2)
+
+
+def test_hub_weights_offline_names_local_file_option(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(WeightsUnavailableError, match=r"encoder.weights=/path/to/weights.pth"):
+        create_model("Unet", "resnet18", "imagenet", 3, 2)
+
+
+def test_unknown_arch_lists_choices():
+    with pytest.raises(ValueError, match="UnetPlusPlus"):
+        create_model("unetx", "resnet18")

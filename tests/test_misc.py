@@ -1,0 +1,38 @@
+import pytest
+
+from seglight import hardware
+from seglight.loggers import wandb_mode
+from seglight.optim import lr_factor
+
+
+def test_precision_auto_follows_cpu_bf16(monkeypatch):
+    monkeypatch.setattr(hardware, "cpu_has_fast_bf16", lambda: True)
+    assert hardware.resolve_precision("auto", "cpu") == "bf16-mixed"
+    monkeypatch.setattr(hardware, "cpu_has_fast_bf16", lambda: False)
+    assert hardware.resolve_precision("auto", "cpu") == "32-true"
+    assert hardware.resolve_precision("16-mixed", "cpu") == "16-mixed"
+
+
+def test_wandb_offline_without_key(monkeypatch, tmp_path):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "none"))
+    assert wandb_mode("auto") == "offline"
+    monkeypatch.setenv("WANDB_MODE", "")  # empty is invalid for wandb: treated as unset
+    assert wandb_mode("auto") == "offline"
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert wandb_mode("auto") == "disabled"
+
+
+def test_wandb_offline_with_key_but_no_server(monkeypatch):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", "https://127.0.0.1:9")  # closed port: refused at once
+    assert wandb_mode("auto", timeout=1.0) == "offline"
+
+
+@pytest.mark.parametrize("name", ["cosine", "poly"])
+def test_schedules_warm_up_then_decay(name):
+    f = [lr_factor(name, s, total_steps=100, warmup_steps=10) for s in range(100)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(f[10:], f[11:])) and f[-1] < 0.05

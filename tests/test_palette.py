@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+
+from seglight.data.palette import Palette, UnknownColorError, default_colors
+
+PAL = Palette(["bg", "a", "b", "c"], [(0, 0, 0), (255, 0, 0), (0, 255, 0), (10, 20, 30)],
+              void_colors=[(255, 255, 255)])
+
+
+def reference_to_index(rgb: np.ndarray, palette: Palette) -> np.ndarray:
+    """The textbook per-colour loop the LUT must agree with."""
+    out = np.full(rgb.shape[:2], 254, dtype=np.uint8)
+    for i, c in enumerate(palette.colors):
+        out[np.all(rgb == c, axis=-1)] = i
+    for c in palette.void_colors:
+        out[np.all(rgb == c, axis=-1)] = palette.ignore_index
+    return out
+
+
+def test_lookup_matches_reference_loop():
+    rng = np.random.default_rng(0)
+    index = rng.choice([0, 1, 2, 3, 255], size=(37, 53))
+    rgb = PAL.to_color(index)
+    np.testing.assert_array_equal(PAL.to_index(rgb), reference_to_index(rgb, PAL))
+    np.testing.assert_array_equal(PAL.to_index(rgb), index)
+
+
+def test_round_trip_index_color_index():
+    index = np.random.default_rng(1).integers(0, 4, size=(2, 16, 16))
+    rgb = PAL.to_color(index)
+    assert rgb.shape == (2, 16, 16, 3) and rgb.dtype == np.uint8
+    assert {tuple(c) for c in rgb.reshape(-1, 3)} <= set(PAL.colors)
+    np.testing.assert_array_equal(PAL.to_index(rgb[1]), index[1])
+
+
+def test_unknown_colour_names_file_colour_and_count():
+    rgb = PAL.to_color(np.zeros((4, 4), dtype=np.uint8))
+    rgb[0, :3] = (1, 2, 3)
+    with pytest.raises(UnknownColorError, match=r"masks/x\.png.*\(1, 2, 3\) x3 px"):
+        PAL.to_index(rgb, source="masks/x.png")
+
+
+def test_csv_round_trip(tmp_path):
+    PAL.to_csv(tmp_path / "p.csv")
+    back = Palette.from_csv(tmp_path / "p.csv")
+    assert back.names == PAL.names and back.colors == PAL.colors and back.void_colors == PAL.void_colors
+
+
+@pytest.mark.parametrize("rows, match", [
+    ("name,r,g,b\na,0,0,0\nb,0,0,0\n", "duplicate colour"),
+    ("name,r,g,b\na,0,0,0\na,1,1,1\n", "duplicate class name"),
+    ("name,r,g\na,0,0\n", "missing"),
+    ("name,r,g,b\na,0,0,300\n", "RGB triple"),
+])
+def test_bad_csv_named_in_error(tmp_path, rows, match):
+    path = tmp_path / "bad.csv"
+    path.write_text(rows)
+    with pytest.raises(ValueError, match=match) as info:
+        Palette.from_csv(path)
+    assert "bad.csv" in str(info.value)
+
+
+def test_default_colors_distinct():
+    colors = default_colors(32)
+    assert len(set(colors)) == 32
