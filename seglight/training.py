@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 
 from seglight.data.datamodule import SegDataModule
 from seglight.hardware import resolve_precision
@@ -47,11 +48,19 @@ def build_module(cfg: DictConfig, dm: SegDataModule) -> pl.LightningModule:
 
 
 def build_trainer(cfg: DictConfig, **kwargs) -> pl.Trainer:
-    """Trainer from cfg.trainer with cfg.callbacks and cfg.logger; precision 'auto' resolved for this machine."""
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    """Trainer from cfg.trainer with cfg.callbacks and cfg.logger, adapted to this machine:
+    precision 'auto' resolved, SyncBatchNorm only with CUDA (it has no CPU kernels), and no
+    LearningRateMonitor without a logger (Lightning refuses that combination)."""
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    if not loggers:
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     precision = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
-    return instantiate(cfg.trainer, precision=precision, callbacks=callbacks, logger=loggers or False, **kwargs)
+    sync_bn = bool(cfg.trainer.sync_batchnorm) and torch.cuda.is_available()
+    if cfg.trainer.sync_batchnorm and not sync_bn:
+        log.info("sync_batchnorm off: SyncBatchNorm needs CUDA")
+    return instantiate(cfg.trainer, precision=precision, sync_batchnorm=sync_bn, callbacks=callbacks,
+                       logger=loggers or False, **kwargs)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:

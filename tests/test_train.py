@@ -11,7 +11,9 @@ import torch
 
 from seglight.metrics import MONITOR
 from seglight.models.module import SegmentationModule
-from seglight.training import train
+from hydra.utils import instantiate
+
+from seglight.training import build_module, train
 
 from conftest import TINY
 
@@ -68,9 +70,14 @@ def test_other_archs_fast_dev_run(train_cfg, model):
     assert 0.0 <= metrics[MONITOR] <= 1.0
 
 
-def test_class_weights_auto(train_cfg):
-    cfg = train_cfg("loss.class_weights=auto", "trainer.fast_dev_run=true", "logger=none")
-    train(cfg)  # median-frequency weights computed from the generated training masks
+def test_class_weights_auto_reach_the_loss(train_cfg):
+    cfg = train_cfg("loss=dice_ce", "loss.class_weights=auto")
+    dm = instantiate(cfg.data, _convert_="all")
+    module = build_module(cfg, dm)
+    expected = torch.tensor(dm.class_weights())
+    assert expected[0] < 1 < expected[1:].min()  # background is the most frequent class
+    torch.testing.assert_close(module.loss_fn.terms["ce"].weight, expected)
+    torch.testing.assert_close(module.loss_fn.terms["dice"].weight, expected)
 
 
 def _run_cli(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:

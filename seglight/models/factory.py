@@ -105,15 +105,14 @@ def load_encoder_weights(encoder: nn.Module, path: Path) -> tuple[list[str], lis
         if k.split(".")[0] in ("fc", "classifier", "head", "last_linear"):
             continue
         cleaned[k] = v
-    shape_mismatch = [k for k, v in cleaned.items() if k in own and own[k].shape != v.shape]
-    for k in shape_mismatch:
-        cleaned.pop(k)
-    result = encoder.load_state_dict(cleaned, strict=False)
-    matched = len(own) - len(result.missing_keys)
-    if matched == 0:
+    shape_mismatch = sorted(k for k, v in cleaned.items() if k in own and own[k].shape != v.shape)
+    usable = {k: v for k, v in cleaned.items() if k in own and k not in shape_mismatch}
+    missing = sorted(set(own) - set(usable))
+    unexpected = sorted(set(cleaned) - set(own)) + shape_mismatch
+    if not usable:
         raise WeightsUnavailableError(f"{path}: none of its {len(state)} keys match the encoder "
                                       f"(e.g. {list(state)[:3]} vs {list(own)[:3]})")
-    log.info("loaded encoder weights from %s: %d/%d tensors; missing %d %s; unexpected %d %s; shape mismatch %s",
-             path, matched, len(own), len(result.missing_keys), result.missing_keys[:5],
-             len(result.unexpected_keys), result.unexpected_keys[:5], shape_mismatch[:5])
-    return list(result.missing_keys), list(result.unexpected_keys) + shape_mismatch
+    encoder.load_state_dict(usable, strict=False)  # smp encoders may return None here: keys counted above
+    log.info("loaded encoder weights from %s: %d/%d tensors; missing %d %s; unexpected %d %s",
+             path, len(usable), len(own), len(missing), missing[:5], len(unexpected), unexpected[:5])
+    return missing, unexpected
