@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: install train test test-full bench lint clean
+.PHONY: install train test test-full notebook clean
 
 install: $(VENV)/.installed
 
@@ -25,3 +25,6 @@ test-full: install
 
 clean:
 	rm -rf outputs multirun .pytest_cache
+
+notebook: install  ## re-create notebooks/quickstart.ipynb and execute it in place, keeping its outputs
+	$(PY) notebooks/make_quickstart.py --execute

@@ -41,13 +41,25 @@ def _netrc_has_wandb() -> bool:
         return False
 
 
-def wandb_logger(save_dir: str, project: str = "seglight", name: str | None = None, group: str | None = None,
+def sweep_group() -> str | None:
+    """Under ``--multirun``, a name shared by the sweep's jobs (its dir, e.g. ``2026-11-25/14-05-33``)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+        hc = HydraConfig.get()
+    except (ImportError, ValueError):  # not inside a Hydra run (tests, notebooks)
+        return None
+    return "/".join(Path(hc.sweep.dir).parts[-2:]) if hc.mode == RunMode.MULTIRUN else None
+
+
+def wandb_logger(save_dir: str, project: str = "seglight", name: str | None = None, group: str | None = "auto",
                  mode: str = "auto", log_model: bool = False, **kwargs):
-    """Lightning's WandbLogger with the mode decided by ``wandb_mode``."""
+    """Lightning's WandbLogger with the mode decided by ``wandb_mode``; group "auto" = the sweep's group."""
     from pytorch_lightning.loggers import WandbLogger
 
     if os.environ.get("WANDB_MODE", "x").strip() == "":  # an empty WANDB_MODE is a wandb validation error
         del os.environ["WANDB_MODE"]
     Path(save_dir).mkdir(parents=True, exist_ok=True)
+    group = sweep_group() if group == "auto" else group
     return WandbLogger(save_dir=save_dir, project=project, name=name, group=group, mode=wandb_mode(mode),
                        log_model=log_model, **kwargs)

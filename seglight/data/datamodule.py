@@ -17,7 +17,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Subset
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from seglight.data.dataset import SegmentationDataset
 from seglight.data.io import DataError, pair_files
@@ -40,7 +40,8 @@ class SegDataModule(pl.LightningDataModule):
     Classes come from ``palette`` (a CSV ``name,r,g,b``; masks are colour masks) or from
     ``num_classes`` / ``class_names`` (masks are index masks). Without ``val_images`` a seeded
     ``val_fraction`` of the training pairs is held out. A split whose folders are missing is
-    skipped with a notice unless it is required (``require_test=True`` for test).
+    skipped with a notice unless it is required (``require_test=True`` for test). Relative folders
+    are taken relative to ``root`` when it is given.
     """
 
     def __init__(self, images: str, masks: str, val_images: str | None = None,
@@ -53,10 +54,12 @@ class SegDataModule(pl.LightningDataModule):
                  divisor: int = 32, batch_size: int = 8, eval_batch_size: int | None = None,
                  num_workers: int | str = "auto", pin_memory: bool = False, cache_masks: bool = False,
                  mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
-                 seed: int = 0, cache_dir: str | None = None) -> None:
+                 seed: int = 0, cache_dir: str | None = None, root: str | None = None) -> None:
         super().__init__()
-        self.dirs = {"train": (images, masks), "val": (val_images, val_masks),
-                     "test": (test_images, test_masks)}
+        base = Path(root).expanduser() if root else None
+        at = lambda p: None if p is None else str(base / p) if base is not None else str(p)  # noqa: E731
+        self.dirs = {"train": (at(images), at(masks)), "val": (at(val_images), at(val_masks)),
+                     "test": (at(test_images), at(test_masks))}
         self.ignore_index = ignore_index
         self.void_values = tuple(int(v) for v in void_values)
         self.palette_path = palette

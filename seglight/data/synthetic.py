@@ -18,7 +18,7 @@ import colorsys
 
 import numpy as np
 from PIL import Image, ImageDraw
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from seglight.data.palette import Palette
 

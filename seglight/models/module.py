@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
+from torchmetrics.classification import MulticlassConfusionMatrix
 
 from seglight.data.palette import Palette
 from seglight.losses import build_loss
@@ -48,6 +49,8 @@ class SegmentationModule(pl.LightningModule):
         self.loss_fn = build_loss(loss, self.num_classes, ignore_index, class_weights, **(loss_kwargs or {}))
         metrics = build_metrics(self.num_classes, ignore_index)
         self.train_metrics, self.val_metrics, self.test_metrics = (metrics.clone() for _ in STAGES)
+        self.val_confusion = MulticlassConfusionMatrix(self.num_classes, ignore_index=ignore_index, validate_args=False)
+        self.last_val_confusion: Tensor | None = None  # (C,C) counts, rows = ground truth; for plots
 
     # ---- model ---------------------------------------------------------------------------
     @property
@@ -73,7 +76,10 @@ class SegmentationModule(pl.LightningModule):
         image, mask = batch["image"], batch["mask"]          # (B,3,H,W) float, (B,H,W) long
         logits = self(image)                                   # (B,C,H,W)
         loss = self.loss_fn(logits, mask)
-        self._metrics(stage).update(logits.argmax(dim=1), mask)  # prediction (B,H,W)
+        pred = logits.argmax(dim=1)                            # (B,H,W)
+        self._metrics(stage).update(pred, mask)
+        if stage == "val":
+            self.val_confusion.update(pred, mask)
         self.log(f"{stage}/{LOSS}", loss, on_step=stage == "train", on_epoch=True, prog_bar=stage != "test",
                  batch_size=image.shape[0], sync_dist=stage != "train")
         return loss
@@ -104,6 +110,8 @@ class SegmentationModule(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch_metrics("val")
+        self.last_val_confusion = self.val_confusion.compute().cpu()
+        self.val_confusion.reset()
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch_metrics("test")

@@ -1,0 +1,112 @@
+"""Sweeps with a summary, logged media (W&B offline, TensorBoard, CSV curves), cluster presets."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from seglight.sweep import write_summary
+from seglight.training import train
+
+from conftest import TINY, compose_config
+
+
+def test_multirun_writes_summary(tmp_path, data_cache):
+    sweep = tmp_path / "sweep"
+    out = subprocess.run([sys.executable, "-m", "seglight.train", "--multirun", "loss=ce,dice_ce", *TINY,
+                          f"data.root={data_cache}", f"hydra.sweep.dir={sweep}"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "WANDB_MODE": "offline"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert len(list(sweep.glob("*/metrics.json"))) == 2
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert len(rows) == 2
+    assert {r["overrides"].split()[0] for r in rows} == {"loss=ce", "loss=dice_ce"}
+    mious = [float(r["val/mIoU"]) for r in rows]
+    assert mious == sorted(mious, reverse=True)
+    assert all(Path(r["best_ckpt"]).is_file() for r in rows)
+    assert (sweep / "summary.md").read_text().count("\n") == 4  # header, rule, 2 rows
+
+
+def test_summary_ranks_jobs_and_keeps_failed_ones(tmp_path):
+    for job, miou in (("0", 0.4), ("1", 0.7), ("2", None)):
+        (tmp_path / job / ".hydra").mkdir(parents=True)
+        (tmp_path / job / ".hydra" / "overrides.yaml").write_text(f"- loss=l{job}\n")
+        if miou is not None:
+            (tmp_path / job / "metrics.json").write_text(json.dumps({"val/mIoU": miou, "best_ckpt": "x"}))
+    rows = write_summary(tmp_path)
+    assert [r["job"] for r in rows] == ["1", "0", "2"]
+    assert rows[2]["best_ckpt"] == "(failed)"
+
+
+def test_wandb_offline_run_holds_masks_and_iou_table(train_cfg):
+    cfg = train_cfg("logger=wandb", "callbacks.media.every_n_epochs=1", "callbacks.media.num_images=2")
+    train(cfg)
+    runs = list((Path(cfg.run_dir) / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    media = runs[0] / "files" / "media"
+    masks = list((media / "images" / "mask").rglob("*.png"))
+    assert len(masks) >= 4  # 2 images x (ground truth + prediction)
+    examples = [p for p in (media / "images").rglob("*.png") if "mask" not in p.parts]
+    assert examples, "no val example images logged"
+    tables = list((media / "table").rglob("*.table.json"))
+    assert tables
+    table = json.loads(tables[0].read_text())
+    assert table["columns"] == ["class", "IoU"]
+    assert [row[0] for row in table["data"]] == ["background", "circle", "square", "triangle"]
+
+
+def test_tensorboard_gets_images_and_csv_gets_curves(train_cfg):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    cfg = train_cfg("logger=[csv,tensorboard]", "callbacks.media.every_n_epochs=1")
+    train(cfg)
+    acc = EventAccumulator(str(Path(cfg.run_dir) / "tensorboard"))
+    acc.Reload()
+    images = acc.Tags()["images"]
+    assert any(t.startswith("val/examples") for t in images) and "val/confusion" in images
+    assert (Path(cfg.run_dir) / "csv" / "curves.png").stat().st_size > 5000
+
+
+def test_cluster_and_optuna_presets_compose():
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    import seglight
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(seglight.CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4",
+                                          "trainer.num_nodes=2"], return_hydra_config=True)
+        assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+        assert cfg.hydra.launcher.nodes == 2 and cfg.hydra.launcher.tasks_per_node == 4
+        assert cfg.trainer.strategy == "ddp" and cfg.trainer.num_nodes == 2
+        cfg = compose("train", overrides=["hparams_search=optuna_miou"], return_hydra_config=True)
+        assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper")
+        assert cfg.hydra.sweeper.direction == "maximize"
+        assert set(cfg.hydra.sweeper.params) == {"optimizer.lr", "loss", "encoder"}
+    GlobalHydra.instance().clear()
+
+
+def test_experiment_presets_come_from_experiments_folder():
+    names = sorted(p.stem for p in (Path(__file__).parents[1] / "experiments" / "conf" / "experiment").glob("*.yaml"))
+    assert names, "no experiment presets"
+    for name in names:
+        cfg = compose_config([f"experiment={name}"])
+        assert cfg.trainer.max_epochs >= 1
+
+
+def test_optuna_sweep_maximises_the_returned_miou(tmp_path, data_cache):
+    import yaml
+    sweep = tmp_path / "optuna"
+    out = subprocess.run([sys.executable, "-m", "seglight.train", "hparams_search=optuna_miou",
+                          "hydra.sweeper.n_trials=2", *TINY, f"data.root={data_cache}", f"hydra.sweep.dir={sweep}"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "WANDB_MODE": "offline"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert len(rows) == 2
+    assert result["best_value"] == pytest.approx(float(rows[0]["val/mIoU"]))
+    assert set(result["best_params"]) == {"optimizer.lr", "loss", "encoder"}
