@@ -1,33 +1,153 @@
-"""Whole-image prediction: normalise, pad to a multiple of 32, softmax over classes, argmax, crop back."""
+"""Prediction on images of any size: normalise with the checkpoint's mean/std, pad to a multiple of 32,
+sliding windows for images larger than a tile, optional flip TTA, softmax over classes, argmax.
+
+A ``Predictor`` wraps either a seglight checkpoint (torch) or an exported ``.onnx`` file (onnxruntime);
+both give probabilities (B,C,H,W) for normalised images (B,3,H,W).
+"""
 
 from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seglight.models.module import SegmentationModule
+from seglight.data.palette import Palette
+from seglight.hardware import cpu_has_fast_bf16
+
+log = logging.getLogger(__name__)
 
 
-def to_input(image: np.ndarray, mean, std) -> torch.Tensor:
+def to_input(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """(H,W,3) uint8 -> (1,3,H,W) float normalised."""
     x = torch.tensor(image).permute(2, 0, 1).float().div_(255)  # copies: PIL arrays are read-only
     return ((x - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]).unsqueeze(0)
 
 
-@torch.inference_mode()
-def predict_probs(model: SegmentationModule, images: torch.Tensor, divisor: int = 32) -> torch.Tensor:
-    """images (B,3,H,W) normalised, any H,W -> probabilities (B,C,H,W) float32 (softmax over dim=1)."""
-    model.eval()
-    h, w = images.shape[-2:]
-    pad_h, pad_w = (-h) % divisor, (-w) % divisor
-    x = F.pad(images, (0, pad_w, 0, pad_h)) if pad_h or pad_w else images
-    logits = model(x.to(model.device))[..., :h, :w]
-    return logits.float().softmax(dim=1)
+def _starts(size: int, tile: int, stride: int) -> list[int]:
+    if size <= tile:
+        return [0]
+    starts = list(range(0, size - tile, stride)) + [size - tile]
+    return sorted(set(starts))
 
 
-def predict_mask(model: SegmentationModule, image: np.ndarray) -> np.ndarray:
-    """(H,W,3) uint8 RGB -> index mask (H,W) uint8, with the checkpoint's own normalisation."""
-    hp = model.hparams
-    probs = predict_probs(model, to_input(image, hp.mean, hp.std))
-    return probs.argmax(dim=1)[0].byte().cpu().numpy()
+class Predictor:
+    """Probabilities for normalised images; built by ``Predictor.load(path)`` from a .ckpt or an .onnx file.
+
+    Args:
+        tile_size: images with a side above this are predicted in overlapping tiles whose
+            probabilities are averaged (a multiple of 32).
+        tile_overlap: fraction of a tile shared with its neighbour.
+        tta: also predict the horizontally flipped image and average the probabilities.
+        precision: "auto" (bf16 autocast where the CPU/GPU runs bf16 natively, else fp32), "32" or "bf16".
+    """
+
+    def __init__(self, class_names: Sequence[str], palette: Palette, mean: Sequence[float], std: Sequence[float],
+                 tile_size: int = 1024, tile_overlap: float = 0.25, tta: bool = False, divisor: int = 32) -> None:
+        self.class_names, self.palette = list(class_names), palette
+        self.mean, self.std = list(mean), list(std)
+        self.tile_size, self.tile_overlap, self.tta, self.divisor = tile_size, tile_overlap, tta, divisor
+
+    # ---- construction --------------------------------------------------------------------
+    @staticmethod
+    def load(path: str | Path, device: str = "auto", precision: str = "auto", **kwargs) -> "Predictor":
+        path = Path(path)
+        if path.suffix == ".onnx":
+            return OnnxPredictor(path, **kwargs)
+        return TorchPredictor.from_checkpoint(path, device=device, precision=precision, **kwargs)
+
+    # ---- the model call, per backend -----------------------------------------------------
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B,3,H,W), H and W multiples of 32 -> logits (B,C,H,W) float32 on the CPU."""
+        raise NotImplementedError
+
+    # ---- shared pipeline -----------------------------------------------------------------
+    def _padded_probs(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        pad_h, pad_w = (-h) % self.divisor, (-w) % self.divisor
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if min(h, w) > max(pad_h, pad_w) else "constant")
+        probs = self._logits(x).softmax(dim=1)
+        if self.tta:
+            probs = (probs + self._logits(x.flip(-1)).softmax(dim=1).flip(-1)) / 2
+        return probs[..., :h, :w]
+
+    def predict_probs(self, images: torch.Tensor) -> torch.Tensor:
+        """images (B,3,H,W) normalised, any H,W -> probabilities (B,C,H,W) float32 summing to 1 over dim=1."""
+        h, w = images.shape[-2:]
+        tile = self.tile_size
+        if h <= tile and w <= tile:
+            return self._padded_probs(images)
+        stride = max(self.divisor, int(tile * (1 - self.tile_overlap)))
+        out = torch.zeros(images.shape[0], len(self.class_names), h, w)
+        count = torch.zeros(1, 1, h, w)
+        for y in _starts(h, tile, stride):
+            for x in _starts(w, tile, stride):
+                window = images[..., y:y + tile, x:x + tile]
+                out[..., y:y + tile, x:x + tile] += self._padded_probs(window)
+                count[..., y:y + tile, x:x + tile] += 1
+        return out / count
+
+    def predict_image(self, image: np.ndarray) -> np.ndarray:
+        """(H,W,3) uint8 RGB -> probabilities (C,H,W) float32."""
+        return self.predict_probs(to_input(image, self.mean, self.std))[0].numpy()
+
+    def predict_images(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Images of one size predicted as one batch -> a list of probabilities (C,H,W)."""
+        batch = torch.cat([to_input(im, self.mean, self.std) for im in images])
+        return list(self.predict_probs(batch).numpy())
+
+
+class TorchPredictor(Predictor):
+    def __init__(self, module, device: str = "auto", precision: str = "auto", **kwargs) -> None:
+        hp = module.hparams
+        super().__init__(module.class_names, module.palette, hp.mean, hp.std, **kwargs)
+        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                                   "cpu" if device == "auto" else device)
+        self.module = module.to(self.device).eval()
+        self.module.model.to(memory_format=torch.channels_last)
+        if precision == "auto":
+            fast = (torch.cuda.is_bf16_supported() if self.device.type == "cuda" else cpu_has_fast_bf16())
+            precision = "bf16" if fast else "32"
+        self.precision = precision
+        log.info("predicting on %s, precision %s", self.device, precision)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "auto", precision: str = "auto", **kwargs):
+        from seglight.checkpoint import load_module
+        return cls(load_module(path), device=device, precision=precision, **kwargs)
+
+    @torch.inference_mode()
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device).contiguous(memory_format=torch.channels_last)
+        autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision == "bf16"
+                    else contextlib.nullcontext())
+        with autocast:
+            logits = self.module.model(x)
+        return logits.float().cpu()
+
+
+class OnnxPredictor(Predictor):
+    """An exported model run with onnxruntime; classes, palette and normalisation from its metadata."""
+
+    def __init__(self, path: str | Path, **kwargs) -> None:
+        import onnxruntime as ort
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if "seglight" not in meta:
+            raise ValueError(f"{path}: no seglight metadata; export it with python -m seglight.export")
+        info = json.loads(meta["seglight"])
+        palette = Palette(info["class_names"], [tuple(c) for c in info["colors"]], ignore_index=info["ignore_index"])
+        super().__init__(info["class_names"], palette, info["mean"], info["std"], **kwargs)
+        self.input_name = self.session.get_inputs()[0].name
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.session.run(None, {self.input_name: x.numpy().astype(np.float32)})[0]
+        return torch.from_numpy(out)

@@ -32,12 +32,13 @@ def build_metrics(num_classes: int, ignore_index: int = 255) -> MetricCollection
 
 
 def flatten(values: Mapping[str, torch.Tensor], stage: str, class_names: Sequence[str]) -> dict[str, float]:
-    """Computed collection -> {"val/mIoU": .., "val/iou/<class>": .., ...} as floats."""
+    """Computed collection -> {"val/mIoU": .., "val/iou/<class>": .., ...} as floats (no prefix if stage is "")."""
+    prefix = f"{stage}/" if stage else ""
     out: dict[str, float] = {}
     for key, value in values.items():
         if value.ndim == 0:
-            out[f"{stage}/{key}"] = float(value)
+            out[f"{prefix}{key}"] = float(value)
         else:
             for name, v in zip(class_names, value.tolist()):
-                out[f"{stage}/{key}/{name}"] = float(v)
+                out[f"{prefix}{key}/{name}"] = float(v)
     return out

@@ -150,6 +150,20 @@ class SegDataModule(pl.LightningDataModule):
         if stage in (None, "test") and "test" not in self.datasets and self._has_split("test"):
             self.datasets["test"] = self._dataset("test", tf_eval)
 
+    def raw_dataset(self, split: str) -> SegmentationDataset:
+        """The split's pairs without transforms (``read_pair`` gives the image and mask as stored)."""
+        if split == "train":
+            return self._dataset("train", None, self.train_pairs())
+        if split == "val" and not self._has_split("val"):
+            pairs = pair_files(*self.dirs["train"])
+            val_idx, _ = self._holdout(len(pairs))
+            return self._dataset("train", None, [pairs[i] for i in val_idx])
+        if split not in ("val", "test"):
+            raise ValueError(f"unknown split {split!r}; choose train, val or test")
+        if not self._has_split(split):
+            raise DataError(f"{split} split not found: {self.dirs[split]}")
+        return self._dataset(split, None)
+
     def eval_transform(self):
         return eval_transform(self.divisor, self.ignore_index, self.mean, self.std)
 

@@ -1,0 +1,155 @@
+"""predict / evaluate / export on a checkpoint trained for a few steps on tiny shapes."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import open_dict
+from PIL import Image
+from torchmetrics.classification import MulticlassJaccardIndex
+
+from seglight.data.dataset import SegmentationDataset
+from seglight.evaluation import evaluate
+from seglight.inference import Predictor
+from seglight.prediction import predict_files
+from seglight.training import train
+
+from conftest import TINY, compose_config
+
+SIZES = [(333, 517), (1000, 1400), (64, 90)]  # (H, W)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("trained")
+    cfg = compose_config([*TINY, f"data.root={root / 'data'}", "trainer.limit_train_batches=4"])
+    with open_dict(cfg):
+        cfg.run_dir = str(root / "run")
+    return Path(train(cfg)["best_ckpt"])
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("inputs")
+    rng = np.random.default_rng(0)
+    for h, w in SIZES:
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(folder / f"img_{h}x{w}.png")
+    Image.fromarray(rng.integers(0, 256, (40, 50), dtype=np.uint8)).save(folder / "grey.jpg")  # converted to RGB
+    return folder
+
+
+def _run(module: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def test_predict_writes_three_pngs_at_input_size(ckpt, images, tmp_path):
+    out = tmp_path / "pred"
+    res = _run("seglight.predict", f"ckpt={ckpt}", f"input={images}", f"output={out}", "tile_size=512")
+    assert res.returncode == 0, res.stderr[-3000:]
+    predictor = Predictor.load(ckpt)
+    colours = set(predictor.palette.colors)
+    for h, w in SIZES + [(40, 50)]:
+        stem = f"img_{h}x{w}" if (h, w) != (40, 50) else "grey"
+        index = np.asarray(Image.open(out / f"{stem}.png"))
+        color = np.asarray(Image.open(out / f"{stem}_color.png"))
+        over = np.asarray(Image.open(out / f"{stem}_overlay.png"))
+        assert index.shape == (h, w) and index.dtype == np.uint8 and index.max() < 4
+        assert color.shape == over.shape == (h, w, 3)
+        assert {tuple(c) for c in np.unique(color.reshape(-1, 3), axis=0)} <= colours
+        np.testing.assert_array_equal(predictor.palette.to_index(color), index)
+
+
+def test_sliding_window_probabilities_cover_the_image(ckpt):
+    predictor = Predictor.load(ckpt, tile_size=256, tile_overlap=0.25)
+    probs = predictor.predict_image(np.random.default_rng(1).integers(0, 256, (300, 700, 3), dtype=np.uint8))
+    assert probs.shape == (4, 300, 700)
+    np.testing.assert_allclose(probs.sum(axis=0), 1.0, atol=1e-4)
+
+
+def test_flip_tta_averages_probabilities(ckpt):
+    image = np.random.default_rng(2).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    plain, tta = Predictor.load(ckpt), Predictor.load(ckpt, tta=True)
+    flipped = plain.predict_image(image[:, ::-1].copy())[..., ::-1]
+    np.testing.assert_allclose(tta.predict_image(image), (plain.predict_image(image) + flipped) / 2, atol=1e-5)
+
+
+def test_predict_skips_finished_outputs_and_saves_probs(ckpt, images, tmp_path):
+    predictor = Predictor.load(ckpt)
+    first = predict_files(predictor, str(images / "img_64x90.png"), tmp_path, save_probs=True)
+    assert first == {"inputs": 1, "predicted": 1, "skipped": 0}
+    probs = np.load(tmp_path / "img_64x90_probs.npz")["probs"]
+    assert probs.shape == (4, 64, 90)
+    assert predict_files(predictor, str(images / "img_64x90.png"), tmp_path, save_probs=True)["skipped"] == 1
+    assert predict_files(predictor, str(images / "img_64x90.png"), tmp_path, overwrite=True)["predicted"] == 1
+    assert not list(tmp_path.glob(".*tmp*"))  # no temporary files left behind
+
+
+def test_export_onnx_checks_itself_and_agrees_with_checkpoint(ckpt, images, tmp_path):
+    res = _run("seglight.export", f"ckpt={ckpt}", "format=onnx", f"output={tmp_path}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    agreements = [float(line.split("argmax agreement ")[1].split("%")[0]) for line in res.stdout.splitlines()
+                  if "argmax agreement" in line]
+    assert len(agreements) == 2 and min(agreements) >= 99.9  # model.onnx and smp/
+    onnx_pred = predict_files(Predictor.load(tmp_path / "model.onnx"), str(images), tmp_path / "onnx")
+    torch_pred = predict_files(Predictor.load(ckpt), str(images), tmp_path / "torch")
+    assert onnx_pred["predicted"] == torch_pred["predicted"] == 4
+    same = total = 0
+    for f in (tmp_path / "torch").glob("*_color.png"):
+        a = np.asarray(Image.open(f))
+        b = np.asarray(Image.open(tmp_path / "onnx" / f.name))
+        same, total = same + (a == b).all(-1).sum(), total + a.shape[0] * a.shape[1]
+    assert same / total >= 0.995
+
+
+def test_export_torchscript_and_smp_folder(ckpt, tmp_path):
+    import segmentation_models_pytorch as smp
+    res = _run("seglight.export", f"ckpt={ckpt}", "format=torchscript", f"output={tmp_path}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    extra = {"seglight.json": ""}
+    scripted = torch.jit.load(str(tmp_path / "model.torchscript.pt"), _extra_files=extra)
+    assert json.loads(extra["seglight.json"])["class_names"] == ["background", "circle", "square", "triangle"]
+    model = smp.from_pretrained(str(tmp_path / "smp")).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), scripted(x), atol=1e-4, rtol=1e-4)
+
+
+def test_evaluate_matches_torchmetrics_and_ignores_void(ckpt, tmp_path):
+    rng = np.random.default_rng(3)
+    (tmp_path / "img").mkdir()
+    (tmp_path / "ann").mkdir()
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)).save(tmp_path / "img" / f"{i}.png")
+        mask = rng.integers(0, 4, (70, 90)).astype(np.uint8)
+        mask[:10] = 255  # void rows
+        Image.fromarray(mask).save(tmp_path / "ann" / f"{i}.png")
+    predictor = Predictor.load(ckpt)
+    ds = SegmentationDataset(tmp_path / "img", tmp_path / "ann", 4)
+    result = evaluate(predictor, ds, tmp_path / "eval")
+    ref = MulticlassJaccardIndex(4, average="macro")  # no ignore_index: void pixels removed by hand
+    for i in range(3):
+        image, mask = ds.read_pair(i)
+        pred = predictor.predict_image(image).argmax(0)
+        keep = mask != 255
+        ref.update(torch.from_numpy(pred[keep]), torch.from_numpy(mask[keep].astype(np.int64)))
+    assert result["mIoU"] == pytest.approx(float(ref.compute()), abs=1e-6)
+    saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert {"mIoU", "dice", "acc", "iou/background", "iou/triangle"} <= set(saved)
+    rows = (tmp_path / "eval" / "per_class.csv").read_text().splitlines()
+    assert rows[0] == "class,IoU,Dice,pixel_share" and len(rows) == 5
+    assert sum(float(r.split(",")[3]) for r in rows[1:]) == pytest.approx(1.0, abs=1e-4)
+    assert (tmp_path / "eval" / "confusion.png").stat().st_size > 5000
+
+
+def test_evaluate_cli(ckpt, tmp_path):
+    res = _run("seglight.evaluate", f"ckpt={ckpt}", f"data.root={tmp_path / 'data'}", "data.num_train=4",
+               "data.num_val=3", "data.image_size=64", f"output={tmp_path / 'eval'}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "mIoU" in json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert "evaluation (3 images)" in res.stdout
