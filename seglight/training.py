@@ -95,7 +95,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     best = next((c.best_model_path for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)
                  and c.monitor == MONITOR and c.best_model_path), "")
     metrics: dict[str, Any] = dict(trainer.validate(module, datamodule=dm, ckpt_path=best or None, verbose=False)[0])
-    if cfg.get("test_after_fit", True) and dm.has_test():
+    if cfg.get("test_after_fit", True) and dm.has_split("test"):
         metrics.update(trainer.test(module, datamodule=dm, ckpt_path=best or None, verbose=False)[0])
     metrics = {k: float(v) for k, v in metrics.items()}
     metrics["best_ckpt"] = best

@@ -108,7 +108,8 @@ class SegDataModule(pl.LightningDataModule):
         return SegmentationDataset(images, masks, self.num_classes, self.palette if self.is_color else None,
                                    transform, self.ignore_index, self.void_values, self.cache_masks, pairs)
 
-    def _has_split(self, split: str) -> bool:
+    def has_split(self, split: str) -> bool:
+        """Whether the split's folders are configured and exist; a missing required split is an error."""
         images, masks = self.dirs[split]
         if images is None or masks is None:
             return False
@@ -122,7 +123,7 @@ class SegDataModule(pl.LightningDataModule):
     def train_pairs(self) -> list[tuple[Path, Path]]:
         """The (image, mask) files used for training (after any val hold-out)."""
         pairs = pair_files(*self.dirs["train"])
-        if not self._has_split("val") and self.val_fraction > 0:
+        if not self.has_split("val") and self.val_fraction > 0:
             _, train_idx = self._holdout(len(pairs))
             pairs = [pairs[i] for i in train_idx]
         return pairs
@@ -138,7 +139,7 @@ class SegDataModule(pl.LightningDataModule):
         tf_eval = self.eval_transform()
         if stage in (None, "fit", "validate") and "val" not in self.datasets:
             pairs = pair_files(*self.dirs["train"])
-            if self._has_split("val"):
+            if self.has_split("val"):
                 self.datasets["train"] = self._dataset("train", tf_train, pairs)
                 self.datasets["val"] = self._dataset("val", tf_eval)
             else:
@@ -147,28 +148,25 @@ class SegDataModule(pl.LightningDataModule):
                 val_idx, train_idx = self._holdout(len(pairs))
                 self.datasets["train"] = self._dataset("train", tf_train, [pairs[i] for i in train_idx])
                 self.datasets["val"] = self._dataset("train", tf_eval, [pairs[i] for i in val_idx])
-        if stage in (None, "test") and "test" not in self.datasets and self._has_split("test"):
+        if stage in (None, "test") and "test" not in self.datasets and self.has_split("test"):
             self.datasets["test"] = self._dataset("test", tf_eval)
 
     def raw_dataset(self, split: str) -> SegmentationDataset:
         """The split's pairs without transforms (``read_pair`` gives the image and mask as stored)."""
         if split == "train":
             return self._dataset("train", None, self.train_pairs())
-        if split == "val" and not self._has_split("val"):
+        if split == "val" and not self.has_split("val"):
             pairs = pair_files(*self.dirs["train"])
             val_idx, _ = self._holdout(len(pairs))
             return self._dataset("train", None, [pairs[i] for i in val_idx])
         if split not in ("val", "test"):
             raise ValueError(f"unknown split {split!r}; choose train, val or test")
-        if not self._has_split(split):
+        if not self.has_split(split):
             raise DataError(f"{split} split not found: {self.dirs[split]}")
         return self._dataset(split, None)
 
     def eval_transform(self):
         return eval_transform(self.divisor, self.ignore_index, self.mean, self.std)
-
-    def has_test(self) -> bool:
-        return self._has_split("test")
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         if split not in self.datasets:

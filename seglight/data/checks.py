@@ -1,0 +1,65 @@
+"""Scanning a data set for faults before training: every problem found, each with the file it is in."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from seglight.data.io import DataError, list_images, read_image, read_mask
+from seglight.data.palette import Palette
+
+
+@dataclass
+class Fault:
+    file: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.problem}" if self.file not in self.problem else self.problem
+
+
+@dataclass
+class ScanReport:
+    split: str
+    pairs: int = 0
+    sizes: Counter = field(default_factory=Counter)  # (width, height) -> number of images
+    counts: np.ndarray | None = None                  # (C,) pixels per class, void excluded
+    faults: list[Fault] = field(default_factory=list)
+
+
+def scan_split(split: str, image_dir: str | Path, mask_dir: str | Path, num_classes: int,
+               palette: Palette | None, ignore_index: int = 255, void_values: tuple[int, ...] = ()) -> ScanReport:
+    """Reads every pair of one split and collects faults instead of stopping at the first."""
+    report = ScanReport(split, counts=np.zeros(num_classes, dtype=np.int64))
+    listed = {}
+    for kind, folder in (("image", image_dir), ("mask", mask_dir)):
+        try:
+            listed[kind] = list_images(folder)
+        except DataError as e:
+            report.faults.append(Fault(str(folder), str(e)))
+    if len(listed) < 2:
+        return report
+    images, masks = listed["image"], listed["mask"]
+    for stem in sorted(set(images) - set(masks)):
+        report.faults.append(Fault(str(images[stem]), f"image without a mask (no {stem}.* in {mask_dir})"))
+    for stem in sorted(set(masks) - set(images)):
+        report.faults.append(Fault(str(masks[stem]), f"mask without an image (no {stem}.* in {image_dir})"))
+    for stem in tqdm(sorted(set(images) & set(masks)), desc=f"checking {split}", unit="pair", leave=False):
+        report.pairs += 1
+        try:
+            image = read_image(images[stem])
+            mask = read_mask(masks[stem], num_classes, palette, ignore_index, void_values)
+        except (DataError, ValueError) as e:
+            report.faults.append(Fault(str(masks[stem]), str(e)))
+            continue
+        if image.shape[:2] != mask.shape:
+            report.faults.append(Fault(str(images[stem]), f"image {images[stem]} is {image.shape[1]}x{image.shape[0]} "
+                                       f"but mask {masks[stem]} is {mask.shape[1]}x{mask.shape[0]} (width x height)"))
+            continue
+        report.sizes[(image.shape[1], image.shape[0])] += 1
+        report.counts += np.bincount(mask[mask != ignore_index].ravel(), minlength=num_classes)[:num_classes]
+    return report
