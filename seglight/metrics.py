@@ -28,7 +28,8 @@ def build_metrics(num_classes: int, ignore_index: int = 255) -> MetricCollection
         IOU: MulticlassJaccardIndex(average="none", **kw),
         DICE: MulticlassF1Score(average="macro", **kw),
         ACC: MulticlassAccuracy(average="micro", **kw),
-    })
+    }, compute_groups=False)  # with compute groups, members sharing a state computed from unsynced copies under
+    #                           DDP (mIoU differed from 1 process; tests/test_reliability.py)
 
 
 def flatten(values: Mapping[str, torch.Tensor], stage: str, class_names: Sequence[str]) -> dict[str, float]:

@@ -10,13 +10,15 @@ import hashlib
 import json
 import logging
 import os
+import random
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Subset
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from seglight.data.dataset import SegmentationDataset
@@ -26,6 +28,22 @@ from seglight.data.synthetic import SHAPES_PALETTE, write_shapes
 from seglight.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
 
 log = logging.getLogger(__name__)
+
+
+def seed_worker(worker_id: int) -> None:
+    """DataLoader worker init: give each worker's augmentation generator its own seed.
+
+    Every worker starts with a copy of the same albumentations generator, so without this the
+    workers would apply identical augmentation sequences. torch.initial_seed() differs per worker
+    and is reproducible after seed_everything.
+    """
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+    info = torch.utils.data.get_worker_info()
+    transform = getattr(info.dataset, "transform", None) if info is not None else None
+    if hasattr(transform, "set_random_seed"):
+        transform.set_random_seed(seed)
 
 
 def auto_workers() -> int:
@@ -135,7 +153,7 @@ class SegDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         tf_train = train_transform(self.crop_size, self.scale, self.hflip, self.color_jitter, self.ignore_index,
-                                   self.mean, self.std)
+                                   self.mean, self.std, seed=self.seed)
         tf_eval = self.eval_transform()
         if stage in (None, "fit", "validate") and "val" not in self.datasets:
             pairs = pair_files(*self.dirs["train"])
@@ -171,10 +189,16 @@ class SegDataModule(pl.LightningDataModule):
     def _loader(self, split: str, train: bool) -> DataLoader:
         if split not in self.datasets:
             raise RuntimeError(f"no {split} data (call setup first, or the split is missing)")
-        return DataLoader(self.datasets[split], batch_size=self.batch_size if train else self.eval_batch_size,
-                          shuffle=train, drop_last=train and len(self.datasets[split]) > self.batch_size,
+        dataset = self.datasets[split]
+        sampler = None
+        if not train and torch.distributed.is_available() and torch.distributed.is_initialized():
+            # each sample on exactly one rank: the default DistributedSampler pads uneven sets by repeating
+            # samples, which would count them twice in val/test metrics
+            sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
+        return DataLoader(dataset, batch_size=self.batch_size if train else self.eval_batch_size,
+                          shuffle=train, sampler=sampler, drop_last=train and len(dataset) > self.batch_size,
                           num_workers=self.num_workers, pin_memory=self.pin_memory,
-                          persistent_workers=self.num_workers > 0)
+                          persistent_workers=self.num_workers > 0, worker_init_fn=seed_worker)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", True)

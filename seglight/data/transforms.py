@@ -12,10 +12,12 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def train_transform(crop_size: int | tuple[int, int], scale: tuple[float, float] = (0.5, 2.0),
                     hflip: float = 0.5, color_jitter: float = 0.5, ignore_index: int = 255,
-                    mean=IMAGENET_MEAN, std=IMAGENET_STD) -> A.Compose:
+                    mean=IMAGENET_MEAN, std=IMAGENET_STD, seed: int | None = None) -> A.Compose:
     """Random scale, crop (padding with ignore_index where the image is smaller), flip, colour jitter.
 
-    Output: image (3,h,w) float normalised, mask (h,w) uint8, with (h,w) = crop_size.
+    Output: image (3,h,w) float normalised, mask (h,w) uint8, with (h,w) = crop_size. albumentations 2
+    draws from its own generator: ``seed`` makes it reproducible (DataLoader workers reseed it, see
+    seglight.data.datamodule.seed_worker).
     """
     h, w = (crop_size, crop_size) if isinstance(crop_size, int) else tuple(crop_size)
     steps = []
@@ -30,7 +32,7 @@ def train_transform(crop_size: int | tuple[int, int], scale: tuple[float, float]
     if color_jitter > 0:
         steps.append(A.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.03, p=color_jitter))
     steps += [A.Normalize(mean=mean, std=std), ToTensorV2()]
-    return A.Compose(steps)
+    return A.Compose(steps, seed=seed)
 
 
 def eval_transform(divisor: int = 32, ignore_index: int = 255, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> A.Compose:
