@@ -31,19 +31,17 @@ fig = curves_figure(run_dir / "csv" / "metrics.csv")"""),
            "needed to predict. Columns: image, ground truth, prediction, overlay."),
     ("code", """import matplotlib.pyplot as plt
 import numpy as np
-from seglight.data.datamodule import ShapesDataModule
-from seglight.inference import predict_mask
-from seglight.models.module import SegmentationModule
+from hydra.utils import instantiate
+from seglight.inference import Predictor
 from seglight.visualize import panel
 
-model = SegmentationModule.load_from_checkpoint(metrics["best_ckpt"], map_location="cpu")
-dm = ShapesDataModule(**{k: v for k, v in cfg.data.items() if k != "_target_"})
-dm.setup("fit")
-val = dm.datasets["val"]
+predictor = Predictor.load(metrics["best_ckpt"], device="cpu")
+val = instantiate(cfg.data).raw_dataset("val")
 rows = []
 for i in range(4):
     image, mask = val.read_pair(i)
-    rows.append(panel(image, mask, predict_mask(model, image), model.palette))
+    pred = predictor.predict_image(image).argmax(axis=0)  # softmax probabilities (C,H,W) -> index mask (H,W)
+    rows.append(panel(image, mask, pred, predictor.palette))
 plt.figure(figsize=(10, 10))
 plt.imshow(np.concatenate(rows, axis=0))
 plt.axis("off")
@@ -51,7 +49,7 @@ plt.title("image | ground truth | prediction | overlay")
 plt.show()"""),
     ("md", "## Per-class IoU"),
     ("code", """from seglight.report import print_class_table
-print_class_table(metrics, "val", model.class_names)"""),
+print_class_table(metrics, "val", predictor.class_names)"""),
 ]
 
 
