@@ -1,15 +1,40 @@
-"""Loading seglight checkpoints safely: ``torch.load(weights_only=True)``, so a checkpoint crafted to run
-code when unpickled is refused instead of executed."""
+"""Checkpoint files: written atomically, loaded safely.
+
+Saving: ``AtomicCheckpointIO`` writes a temporary file beside the target, fsyncs it and renames it over
+the target, so a kill at any moment leaves either the old or the new checkpoint, never a torn one
+(Lightning's own save moves a file from the system temp dir, which is a copy across filesystems).
+Loading: ``torch.load(weights_only=True)``, so a checkpoint crafted to run code when unpickled is
+refused instead of executed.
+"""
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from seglight.models.module import SegmentationModule
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning CheckpointIO: temp file in the same folder, fsync, os.replace."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 class UnsafeCheckpointError(RuntimeError):

@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 
+from seglight.checkpoint import AtomicCheckpointIO
 from seglight.data.datamodule import SegDataModule
 from seglight.hardware import resolve_precision
 from seglight.metrics import MONITOR
@@ -49,8 +50,8 @@ def build_module(cfg: DictConfig, dm: SegDataModule) -> pl.LightningModule:
 
 def build_trainer(cfg: DictConfig, **kwargs) -> pl.Trainer:
     """Trainer from cfg.trainer with cfg.callbacks and cfg.logger, adapted to this machine:
-    precision 'auto' resolved, SyncBatchNorm only with CUDA (it has no CPU kernels), and no
-    LearningRateMonitor without a logger (Lightning refuses that combination)."""
+    precision 'auto' resolved, SyncBatchNorm only with CUDA (it has no CPU kernels), no
+    LearningRateMonitor without a logger (Lightning refuses that combination), atomic checkpoint writes."""
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     if not loggers:
@@ -60,7 +61,7 @@ def build_trainer(cfg: DictConfig, **kwargs) -> pl.Trainer:
     if cfg.trainer.sync_batchnorm and not sync_bn:
         log.info("sync_batchnorm off: SyncBatchNorm needs CUDA")
     return instantiate(cfg.trainer, precision=precision, sync_batchnorm=sync_bn, callbacks=callbacks,
-                       logger=loggers or False, **kwargs)
+                       logger=loggers or False, plugins=[AtomicCheckpointIO()], **kwargs)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:

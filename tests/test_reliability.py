@@ -109,3 +109,22 @@ def test_ddp_two_processes_give_the_same_val_metrics_as_one(train_cfg):
         results[devices] = trainer.validate(module, datamodule=dm, verbose=False)[0]
     for key in ("val/mIoU", "val/dice", "val/acc", "val/iou/background"):
         assert results[2][key] == pytest.approx(results[1][key], abs=1e-6), key
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    """A save that dies half-way leaves the previous checkpoint whole and no temporary file."""
+    from seglight.checkpoint import AtomicCheckpointIO
+    io = AtomicCheckpointIO()
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    io.save_checkpoint({"epoch": 1, "w": torch.ones(1000)}, path)
+
+    def dies_half_way(obj, f):
+        f.write(b"\x80\x02 partial bytes of a checkpoint")
+        raise KeyboardInterrupt("killed while saving")
+
+    monkeypatch.setattr(torch, "save", dies_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_checkpoint({"epoch": 2, "w": torch.zeros(1000)}, path)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True)["epoch"] == 1
+    assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]

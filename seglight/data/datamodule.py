@@ -121,9 +121,8 @@ class SegDataModule(pl.LightningDataModule):
         return list(self.palette.names)
 
     # ---- datasets ------------------------------------------------------------------------
-    def _dataset(self, split: str, transform, pairs=None) -> SegmentationDataset:
-        images, masks = self.dirs[split]
-        return SegmentationDataset(images, masks, self.num_classes, self.palette if self.is_color else None,
+    def _dataset(self, pairs: list[tuple[Path, Path]], transform) -> SegmentationDataset:
+        return SegmentationDataset(None, None, self.num_classes, self.palette if self.is_color else None,
                                    transform, self.ignore_index, self.void_values, self.cache_masks, pairs)
 
     def has_split(self, split: str) -> bool:
@@ -133,18 +132,31 @@ class SegDataModule(pl.LightningDataModule):
             return False
         present = Path(images).is_dir() and Path(masks).is_dir()
         if not present:
-            if split == "test" and self.require_test or split == "train":
+            if split == "train" or (split == "test" and self.require_test):
                 raise DataError(f"{split} split not found: {images} / {masks}")
             log.warning("%s split not found (%s, %s): skipped", split, images, masks)
         return present
 
+    def split_pairs(self, split: str) -> list[tuple[Path, Path]]:
+        """The (image, mask) files of a split. Without val folders, val is a seeded ``val_fraction`` of the
+        training pairs and train is the rest."""
+        if split not in self.dirs:
+            raise ValueError(f"unknown split {split!r}; choose train, val or test")
+        if split in ("train", "val") and not self.has_split("val"):
+            pairs = pair_files(*self.dirs["train"])
+            if self.val_fraction <= 0:
+                if split == "val":
+                    raise ValueError("no val split: give data.val_images/val_masks or data.val_fraction > 0")
+                return pairs
+            val_idx, train_idx = self._holdout(len(pairs))
+            return [pairs[i] for i in (val_idx if split == "val" else train_idx)]
+        if split != "train" and not self.has_split(split):
+            raise DataError(f"{split} split not found: {self.dirs[split]}")
+        return pair_files(*self.dirs[split])
+
     def train_pairs(self) -> list[tuple[Path, Path]]:
         """The (image, mask) files used for training (after any val hold-out)."""
-        pairs = pair_files(*self.dirs["train"])
-        if not self.has_split("val") and self.val_fraction > 0:
-            _, train_idx = self._holdout(len(pairs))
-            pairs = [pairs[i] for i in train_idx]
-        return pairs
+        return self.split_pairs("train")
 
     def _holdout(self, n: int) -> tuple[list[int], list[int]]:
         order = np.random.default_rng(self.seed).permutation(n)
@@ -152,36 +164,17 @@ class SegDataModule(pl.LightningDataModule):
         return sorted(order[:k].tolist()), sorted(order[k:].tolist())
 
     def setup(self, stage: str | None = None) -> None:
-        tf_train = train_transform(self.crop_size, self.scale, self.hflip, self.color_jitter, self.ignore_index,
-                                   self.mean, self.std, seed=self.seed)
-        tf_eval = self.eval_transform()
         if stage in (None, "fit", "validate") and "val" not in self.datasets:
-            pairs = pair_files(*self.dirs["train"])
-            if self.has_split("val"):
-                self.datasets["train"] = self._dataset("train", tf_train, pairs)
-                self.datasets["val"] = self._dataset("val", tf_eval)
-            else:
-                if self.val_fraction <= 0:
-                    raise ValueError("no val split: give data.val_images/val_masks or data.val_fraction > 0")
-                val_idx, train_idx = self._holdout(len(pairs))
-                self.datasets["train"] = self._dataset("train", tf_train, [pairs[i] for i in train_idx])
-                self.datasets["val"] = self._dataset("train", tf_eval, [pairs[i] for i in val_idx])
+            self.datasets["train"] = self._dataset(self.split_pairs("train"), train_transform(
+                self.crop_size, self.scale, self.hflip, self.color_jitter, self.ignore_index, self.mean, self.std,
+                seed=self.seed))
+            self.datasets["val"] = self._dataset(self.split_pairs("val"), self.eval_transform())
         if stage in (None, "test") and "test" not in self.datasets and self.has_split("test"):
-            self.datasets["test"] = self._dataset("test", tf_eval)
+            self.datasets["test"] = self._dataset(self.split_pairs("test"), self.eval_transform())
 
     def raw_dataset(self, split: str) -> SegmentationDataset:
         """The split's pairs without transforms (``read_pair`` gives the image and mask as stored)."""
-        if split == "train":
-            return self._dataset("train", None, self.train_pairs())
-        if split == "val" and not self.has_split("val"):
-            pairs = pair_files(*self.dirs["train"])
-            val_idx, _ = self._holdout(len(pairs))
-            return self._dataset("train", None, [pairs[i] for i in val_idx])
-        if split not in ("val", "test"):
-            raise ValueError(f"unknown split {split!r}; choose train, val or test")
-        if not self.has_split(split):
-            raise DataError(f"{split} split not found: {self.dirs[split]}")
-        return self._dataset(split, None)
+        return self._dataset(self.split_pairs(split), None)
 
     def eval_transform(self):
         return eval_transform(self.divisor, self.ignore_index, self.mean, self.std)
@@ -218,7 +211,7 @@ class SegDataModule(pl.LightningDataModule):
         cache = (self.cache_dir or Path(self.dirs["train"][1]).parent / ".seglight_cache") / f"counts-{key}.json"
         if cache.exists():
             return np.array(json.loads(cache.read_text()), dtype=np.int64)
-        ds = self._dataset("train", None, pairs)
+        ds = self._dataset(pairs, None)
         counts = np.zeros(self.num_classes, dtype=np.int64)
         for i in tqdm(range(len(ds)), desc="counting class pixels", leave=False):
             m = ds.read_mask(i)

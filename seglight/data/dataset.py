@@ -25,9 +25,10 @@ class SegmentationDataset(Dataset):
         transform: albumentations Compose called as ``transform(image=, mask=)``; must end in ToTensorV2.
         void_values: index-mask values that mean "ignore" (CamVid's 11), mapped to ignore_index.
         cache_masks: keep decoded index masks in memory (worth it for colour masks read every epoch).
+        pairs: the (image, mask) files, already paired (the folders are then not read).
     """
 
-    def __init__(self, image_dir: str | Path, mask_dir: str | Path, num_classes: int,
+    def __init__(self, image_dir: str | Path | None, mask_dir: str | Path | None, num_classes: int,
                  palette: Palette | None = None, transform: Callable | None = None,
                  ignore_index: int = 255, void_values: tuple[int, ...] = (), cache_masks: bool = False,
                  pairs: list[tuple[Path, Path]] | None = None) -> None:

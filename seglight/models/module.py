@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from seglight.data.palette import Palette
+from seglight.data.palette import Palette, default_colors
 from seglight.losses import build_loss
 from seglight.metrics import LOSS, build_metrics, flatten
 from seglight.models.factory import create_model
@@ -55,12 +55,9 @@ class SegmentationModule(pl.LightningModule):
     # ---- model ---------------------------------------------------------------------------
     @property
     def palette(self) -> Palette:
-        hp = self.hparams
-        colors = hp.colors if hp.colors is not None else None
-        if colors is None:
-            from seglight.data.palette import default_colors
-            colors = default_colors(self.num_classes)
-        return Palette(self.class_names, [tuple(c) for c in colors], ignore_index=hp.ignore_index)
+        """The classes' colours from the checkpoint (default colours if none were stored)."""
+        colors = self.hparams.colors if self.hparams.colors is not None else default_colors(self.num_classes)
+        return Palette(self.class_names, [tuple(c) for c in colors], ignore_index=self.hparams.ignore_index)
 
     def forward(self, image: Tensor) -> Tensor:
         """image (B,in_channels,H,W), H and W multiples of 32 -> logits (B,C,H,W)."""
