@@ -17,27 +17,35 @@ if not OmegaConf.has_resolver("seglight_root"):
     OmegaConf.register_new_resolver("seglight_root", lambda sub="": str(ROOT / sub))  # ${seglight_root:conf}
 
 
-def explain_config_error(err: BaseException, config_name: str) -> str | None:
-    """For an override of a key that does not exist, the message with the valid keys at that level."""
+def explain_config_error(err: BaseException, config_name: str, overrides: list[str] | None = None) -> str | None:
+    """For an override of a key that does not exist, the message with the valid keys at that level.
+
+    The keys are read from the config composed with the user's other overrides (``loss=focal`` changes
+    what ``loss.*`` holds), or from the defaults where those do not compose (sweeps).
+    """
     text = str(err)
     m = re.search(r"Could not override '([^']+)'", text) or re.search(r"Key '([^']+)' is not in struct", text)
     if not m:
         return None
     full_key = m.group(1)
     cause = err.__cause__ or err.__context__
-    parent_key = ""
     if cause is not None and getattr(cause, "full_key", None):
         full_key = str(cause.full_key)
     parent_key, _, leaf = full_key.rpartition(".")
-    try:
-        from hydra import compose, initialize_config_dir
-        from hydra.core.global_hydra import GlobalHydra
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-            cfg = compose(config_name)
-        node = OmegaConf.select(cfg, parent_key) if parent_key else cfg
-    except Exception:  # noqa: BLE001  (best effort: fall back to Hydra's own message)
-        return None
+    others = [o for o in overrides or [] if "=" in o and not o.startswith(("-", "hydra")) and
+              o.split("=", 1)[0].lstrip("+~") != full_key]
+    node = None
+    for attempt in (others, []):
+        try:
+            from hydra import compose, initialize_config_dir
+            from hydra.core.global_hydra import GlobalHydra
+            GlobalHydra.instance().clear()
+            with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+                cfg = compose(config_name, overrides=attempt)
+            node = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+            break
+        except Exception:  # noqa: BLE001  (best effort: next attempt, then Hydra's own message)
+            continue
     if not isinstance(node, DictConfig):
         return None
     valid = sorted(str(k) for k in node.keys())
@@ -56,5 +64,6 @@ def run_hydra(main: Callable[[], object], config_name: str) -> None:
         main()
     except (ConfigCompositionException, MissingConfigException) as e:
         cause = f"\n{type(e.__cause__).__name__}: {e.__cause__}" if e.__cause__ else ""
-        print(explain_config_error(e, config_name) or f"{type(e).__name__}: {e}{cause}", file=sys.stderr)
+        message = explain_config_error(e, config_name, sys.argv[1:])
+        print(message or f"{type(e).__name__}: {e}{cause}", file=sys.stderr)
         sys.exit(2)

@@ -107,6 +107,12 @@ def test_typo_in_override_names_valid_keys(tmp_path):
     assert "limit_train_batches" in out.stderr  # lists the valid keys
 
 
+def test_typo_lists_the_keys_of_the_chosen_option(tmp_path):
+    out = _run_cli(["loss=focal", "loss.gama=3"], tmp_path, timeout=120)
+    assert out.returncode == 2
+    assert "Did you mean loss.gamma?" in out.stderr and "alpha" in out.stderr
+
+
 def test_typo_in_group_option_lists_options(tmp_path):
     out = _run_cli(["loss=dcie"], tmp_path, timeout=120)
     assert out.returncode != 0
