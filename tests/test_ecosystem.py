@@ -110,3 +110,22 @@ def test_optuna_sweep_maximises_the_returned_miou(tmp_path, data_cache):
     assert len(rows) == 2
     assert result["best_value"] == pytest.approx(float(rows[0]["val/mIoU"]))
     assert set(result["best_params"]) == {"optimizer.lr", "loss", "encoder"}
+
+
+def test_sweep_jobs_share_a_wandb_group(tmp_path):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    import seglight
+    from seglight.loggers import sweep_group
+    groups = {}
+    for mode in ("MULTIRUN", "RUN"):
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(str(seglight.CONF_DIR), version_base="1.3"):
+            cfg = compose("train", overrides=[f"hydra.mode={mode}", f"hydra.sweep.dir={tmp_path}/2026-11-25/10-00-00"],
+                          return_hydra_config=True)
+        GlobalHydra.instance().clear()
+        HydraConfig.instance().set_config(cfg)
+        groups[mode] = sweep_group()
+    HydraConfig.instance().cfg = None
+    assert groups == {"MULTIRUN": "2026-11-25/10-00-00", "RUN": None}
