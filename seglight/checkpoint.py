@@ -9,7 +9,6 @@ refused instead of executed.
 
 from __future__ import annotations
 
-import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
+from seglight.files import atomic_write
 from seglight.models.module import SegmentationModule
 
 
@@ -24,17 +24,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning CheckpointIO: temp file in the same folder, fsync, os.replace."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
-            with open(tmp, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        atomic_write(path, lambda f: torch.save(checkpoint, f), fsync=True)
 
 
 class UnsafeCheckpointError(RuntimeError):

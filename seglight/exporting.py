@@ -7,17 +7,13 @@ difference of the logits and the argmax agreement.
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from seglight.models.module import SegmentationModule
-
-log = logging.getLogger(__name__)
-
 
 def metadata(module: SegmentationModule) -> dict[str, Any]:
     """What a deployed model needs besides its weights: classes, colours, normalisation, architecture."""
@@ -46,8 +42,10 @@ def compare(reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
 
 
 @torch.inference_mode()
-def _reference(module: SegmentationModule, x: torch.Tensor) -> np.ndarray:
-    return module.model(x).float().numpy()
+def _self_check(module: SegmentationModule, run: Callable[[torch.Tensor], np.ndarray]) -> dict[str, float]:
+    """``run`` (the exported model) against torch on an input of another shape than the trace (dynamic axes)."""
+    check = sample_input(module, batch=1, size=(224, 352), seed=1)
+    return compare(module.model(check).float().numpy(), run(check))
 
 
 def export_onnx(module: SegmentationModule, path: Path, opset: int = 17) -> dict[str, float]:
@@ -64,8 +62,7 @@ def export_onnx(module: SegmentationModule, path: Path, opset: int = 17) -> dict
     entry.key, entry.value = "seglight", json.dumps(metadata(module))
     onnx.save(proto, str(path))
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    check = sample_input(module, batch=1, size=(224, 352), seed=1)  # another shape than the trace: dynamic axes
-    return compare(_reference(module, check), session.run(None, {"image": check.numpy()})[0])
+    return _self_check(module, lambda x: session.run(None, {"image": x.numpy()})[0])
 
 
 def export_torchscript(module: SegmentationModule, path: Path) -> dict[str, float]:
@@ -74,9 +71,7 @@ def export_torchscript(module: SegmentationModule, path: Path) -> dict[str, floa
         traced = torch.jit.trace(model, sample_input(module), check_trace=False)
     torch.jit.save(traced, str(path), _extra_files={"seglight.json": json.dumps(metadata(module))})
     loaded = torch.jit.load(str(path))
-    check = sample_input(module, batch=1, size=(224, 352), seed=1)
-    with torch.no_grad():
-        return compare(_reference(module, check), loaded(check).numpy())
+    return _self_check(module, lambda x: loaded(x).numpy())
 
 
 def export_smp(module: SegmentationModule, folder: Path) -> dict[str, float]:
@@ -85,6 +80,4 @@ def export_smp(module: SegmentationModule, folder: Path) -> dict[str, float]:
     module.model.save_pretrained(str(folder))
     (folder / "seglight.json").write_text(json.dumps(metadata(module), indent=2))
     loaded = smp.from_pretrained(str(folder)).eval()
-    check = sample_input(module, batch=1, size=(224, 352), seed=1)
-    with torch.inference_mode():
-        return compare(_reference(module, check), loaded(check).numpy())
+    return _self_check(module, lambda x: loaded(x).numpy())

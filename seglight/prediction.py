@@ -7,7 +7,6 @@ so an interrupted run over a folder resumes where it stopped.
 from __future__ import annotations
 
 import glob
-import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Iterable
@@ -17,6 +16,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from seglight.data.io import IMAGE_EXTENSIONS, DataError, read_image
+from seglight.files import atomic_write
 from seglight.inference import Predictor
 from seglight.visualize import overlay
 
@@ -43,24 +43,15 @@ def output_paths(output: Path, stem: str, save_probs: bool) -> dict[str, Path]:
     return paths
 
 
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_outputs(paths: dict[str, Path], image: np.ndarray, probs: np.ndarray, predictor: Predictor) -> np.ndarray:
     """Writes the index, colour and overlay PNGs (and probabilities) for one image; returns the index mask."""
     index = probs.argmax(axis=0).astype(np.uint8)                      # (H,W)
-    _atomic(paths["index"], lambda p: Image.fromarray(index).save(p, format="PNG"))
-    _atomic(paths["color"], lambda p: Image.fromarray(predictor.palette.to_color(index)).save(p, format="PNG"))
-    _atomic(paths["overlay"], lambda p: Image.fromarray(overlay(image, index, predictor.palette)).save(p, format="PNG"))
+    atomic_write(paths["index"], lambda f: Image.fromarray(index).save(f, format="PNG"))
+    atomic_write(paths["color"], lambda f: Image.fromarray(predictor.palette.to_color(index)).save(f, format="PNG"))
+    atomic_write(paths["overlay"], lambda f: Image.fromarray(overlay(image, index, predictor.palette)).save(f, format="PNG"))
     if "probs" in paths:
-        _atomic(paths["probs"], lambda p: np.savez_compressed(p, probs=probs.astype(np.float16),
-                                                              class_names=np.array(predictor.class_names)))
+        atomic_write(paths["probs"], lambda f: np.savez_compressed(f, probs=probs.astype(np.float16),
+                                                                   class_names=np.array(predictor.class_names)))
     return index
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
 from rich.console import Console
 from rich.table import Table
+
+from seglight.files import atomic_write
 
 
 def class_table(metrics: Mapping[str, float], stage: str, class_names: Sequence[str], title: str = "") -> Table:
@@ -30,9 +31,5 @@ def print_class_table(metrics: Mapping[str, float], stage: str, class_names: Seq
 
 
 def write_json(path: str | Path, data: Mapping) -> None:
-    """Writes JSON atomically (temporary file + rename): a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(dict(data), indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    """Writes JSON atomically: a crash never leaves half a file."""
+    atomic_write(path, lambda f: f.write(json.dumps(dict(data), indent=2, sort_keys=True).encode()))

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from seglight.data.io import DataError, list_images, read_image, read_mask
+from seglight.data.dataset import SegmentationDataset
+from seglight.data.io import DataError, list_images
 from seglight.data.palette import Palette
 
 
@@ -48,17 +49,14 @@ def scan_split(split: str, image_dir: str | Path, mask_dir: str | Path, num_clas
         report.faults.append(Fault(str(images[stem]), f"image without a mask (no {stem}.* in {mask_dir})"))
     for stem in sorted(set(masks) - set(images)):
         report.faults.append(Fault(str(masks[stem]), f"mask without an image (no {stem}.* in {image_dir})"))
-    for stem in tqdm(sorted(set(images) & set(masks)), desc=f"checking {split}", unit="pair", leave=False):
+    pairs = [(images[stem], masks[stem]) for stem in sorted(set(images) & set(masks))]
+    dataset = SegmentationDataset(None, None, num_classes, palette, None, ignore_index, void_values, pairs=pairs)
+    for i in tqdm(range(len(dataset)), desc=f"checking {split}", unit="pair", leave=False):
         report.pairs += 1
         try:
-            image = read_image(images[stem])
-            mask = read_mask(masks[stem], num_classes, palette, ignore_index, void_values)
+            image, mask = dataset.read_pair(i)  # the reads and size check that training does
         except (DataError, ValueError) as e:
-            report.faults.append(Fault(str(masks[stem]), str(e)))
-            continue
-        if image.shape[:2] != mask.shape:
-            report.faults.append(Fault(str(images[stem]), f"image {images[stem]} is {image.shape[1]}x{image.shape[0]} "
-                                       f"but mask {masks[stem]} is {mask.shape[1]}x{mask.shape[0]} (width x height)"))
+            report.faults.append(Fault(str(pairs[i][1]), str(e)))
             continue
         report.sizes[(image.shape[1], image.shape[0])] += 1
         report.counts += np.bincount(mask[mask != ignore_index].ravel(), minlength=num_classes)[:num_classes]

@@ -154,10 +154,6 @@ class SegDataModule(pl.LightningDataModule):
             raise DataError(f"{split} split not found: {self.dirs[split]}")
         return pair_files(*self.dirs[split])
 
-    def train_pairs(self) -> list[tuple[Path, Path]]:
-        """The (image, mask) files used for training (after any val hold-out)."""
-        return self.split_pairs("train")
-
     def _holdout(self, n: int) -> tuple[list[int], list[int]]:
         order = np.random.default_rng(self.seed).permutation(n)
         k = max(1, int(round(n * self.val_fraction)))
@@ -205,7 +201,7 @@ class SegDataModule(pl.LightningDataModule):
     # ---- class statistics ----------------------------------------------------------------
     def pixel_counts(self) -> np.ndarray:
         """(C,) int64 pixel count per class over the training masks (void excluded), cached on disk."""
-        pairs = self.train_pairs()
+        pairs = self.split_pairs("train")
         key = hashlib.sha1(json.dumps([[str(m), m.stat().st_mtime_ns] for _, m in pairs] +
                                       [self.num_classes, list(self.void_values)]).encode()).hexdigest()[:16]
         cache = (self.cache_dir or Path(self.dirs["train"][1]).parent / ".seglight_cache") / f"counts-{key}.json"

@@ -58,8 +58,8 @@ class SegmentationDataset(Dataset):
         image_path, mask_path = self.pairs[i]
         image, mask = read_image(image_path), self.read_mask(i)
         if image.shape[:2] != mask.shape:
-            raise DataError(f"image and mask sizes differ: {image_path} is {image.shape[1]}x{image.shape[0]}, "
-                            f"{mask_path} is {mask.shape[1]}x{mask.shape[0]} (width x height)")
+            raise DataError(f"image {image_path} is {image.shape[1]}x{image.shape[0]} but mask {mask_path} is "
+                            f"{mask.shape[1]}x{mask.shape[0]} (width x height)")
         return image, mask
 
     def __getitem__(self, i: int) -> Sample:
