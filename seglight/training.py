@@ -20,6 +20,7 @@ from seglight.report import print_class_table, write_json
 
 log = logging.getLogger(__name__)
 
+AUTO_WEIGHTS = {"auto": 1.0, "auto_sqrt": 0.5}  # loss.class_weights=<name>: power of the median-frequency weights
 GROUP_NAME_KEYS = {"loss": ("name", "class_weights"), "optimizer": ("name", "lr", "weight_decay"),
                    "scheduler": ("name", "warmup_steps")}
 
@@ -32,9 +33,12 @@ def _extra(node: DictConfig, group: str) -> dict[str, Any]:
 def build_module(cfg: DictConfig, dm: SegDataModule) -> pl.LightningModule:
     """The SegmentationModule from cfg.model + loss/optimizer/scheduler groups + what the data says."""
     weights = cfg.loss.class_weights
-    if weights == "auto":
-        weights = dm.class_weights()
-        log.info("class weights (median frequency): %s", dict(zip(dm.class_names, weights)))
+    if isinstance(weights, str):
+        if weights not in AUTO_WEIGHTS:
+            raise ValueError(f"loss.class_weights={weights!r}: use {' or '.join(AUTO_WEIGHTS)}, null or a list")
+        log.info("class weights (%s: median frequency to the power %s)", weights, AUTO_WEIGHTS[weights])
+        weights = dm.class_weights(power=AUTO_WEIGHTS[weights])
+        log.info("class weights: %s", dict(zip(dm.class_names, weights)))
     return instantiate(
         cfg.model, _convert_="all",
         class_names=dm.class_names, colors=[list(c) for c in dm.palette.colors], ignore_index=dm.ignore_index,

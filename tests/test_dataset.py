@@ -107,4 +107,18 @@ def test_median_frequency_class_weights(tmp_path):
     counts = dm.pixel_counts()
     freq = counts / counts.sum()
     np.testing.assert_allclose(dm.class_weights(), np.median(freq) / freq, rtol=1e-5)
+    np.testing.assert_allclose(dm.class_weights(power=0.5), np.sqrt(np.median(freq) / freq), rtol=1e-5)
     assert counts.sum() == 4 * 48 * 64
+
+
+def test_cached_masks_are_decoded_once_and_identical(tmp_path, monkeypatch):
+    images, masks = make_pairs(tmp_path, n=3, size=(40, 60))
+    plain = SegmentationDataset(images, masks, TOY.num_classes, palette=TOY)
+    cached = SegmentationDataset(images, masks, TOY.num_classes, palette=TOY, cache_masks=True)
+    calls = []
+    real_to_index = TOY.to_index
+    monkeypatch.setattr(TOY, "to_index", lambda *a, **k: calls.append(1) or real_to_index(*a, **k))
+    for _ in range(3):  # three "epochs"
+        for i in range(3):
+            torch.testing.assert_close(cached[i]["mask"], plain[i]["mask"])
+    assert len(calls) == 3 * 3 + 3  # the plain set decodes every time, the cached one once per mask

@@ -70,14 +70,21 @@ def test_other_archs_fast_dev_run(train_cfg, model):
     assert 0.0 <= metrics[MONITOR] <= 1.0
 
 
-def test_class_weights_auto_reach_the_loss(train_cfg):
-    cfg = train_cfg("loss=dice_ce", "loss.class_weights=auto")
+@pytest.mark.parametrize("name, power", [("auto", 1.0), ("auto_sqrt", 0.5)])
+def test_class_weights_auto_reach_the_loss(train_cfg, name, power):
+    cfg = train_cfg("loss=dice_ce", f"loss.class_weights={name}")
     dm = instantiate(cfg.data, _convert_="all")
     module = build_module(cfg, dm)
-    expected = torch.tensor(dm.class_weights())
+    expected = torch.tensor(dm.class_weights(power=power))
     assert expected[0] < expected[1:].min()  # background, the most frequent class, weighs least
     torch.testing.assert_close(module.loss_fn.terms["ce"].weight, expected)
     torch.testing.assert_close(module.loss_fn.terms["dice"].weight, expected)
+
+
+def test_unknown_class_weights_name_is_refused(train_cfg):
+    cfg = train_cfg("loss.class_weights=median")
+    with pytest.raises(ValueError, match="auto or auto_sqrt"):
+        build_module(cfg, instantiate(cfg.data, _convert_="all"))
 
 
 def _run_cli(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
