@@ -17,6 +17,20 @@ if not OmegaConf.has_resolver("seglight_root"):
     OmegaConf.register_new_resolver("seglight_root", lambda sub="": str(ROOT / sub))  # ${seglight_root:conf}
 
 
+def compose_config(overrides: list[str], config_name: str = "train", return_hydra_config: bool = False) -> DictConfig:
+    """The config ``python -m seglight.<config_name> *overrides`` would run with, composed in-process
+    (for tests, notebooks and benchmarks). ``${hydra:...}`` values are not set: override ``run_dir``
+    (or ask for the ``hydra`` node with ``return_hydra_config=True``)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            return compose(config_name, overrides=overrides, return_hydra_config=return_hydra_config)
+    finally:
+        GlobalHydra.instance().clear()
+
+
 def explain_config_error(err: BaseException, config_name: str, overrides: list[str] | None = None) -> str | None:
     """For an override of a key that does not exist, the message with the valid keys at that level.
 

@@ -7,11 +7,9 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
-import seglight
+from seglight.config import compose_config  # noqa: F401  (tests import it from here)
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -19,15 +17,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 TINY = ["data.num_train=8", "data.num_val=4", "data.image_size=64", "data.crop_size=64", "data.batch_size=4",
         "data.eval_batch_size=4", "data.num_workers=0", "trainer=debug", "logger=csv"]
-
-
-def compose_config(overrides: list[str], config_name: str = "train") -> DictConfig:
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(str(seglight.CONF_DIR), version_base="1.3"):
-            return compose(config_name, overrides=overrides)
-    finally:
-        GlobalHydra.instance().clear()
 
 
 @pytest.fixture(scope="session")

@@ -72,21 +72,15 @@ def test_tensorboard_gets_images_and_csv_gets_curves(train_cfg):
 
 
 def test_cluster_and_optuna_presets_compose():
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    import seglight
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(seglight.CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4",
-                                          "trainer.num_nodes=2"], return_hydra_config=True)
-        assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
-        assert cfg.hydra.launcher.nodes == 2 and cfg.hydra.launcher.tasks_per_node == 4
-        assert cfg.trainer.strategy == "ddp" and cfg.trainer.num_nodes == 2
-        cfg = compose("train", overrides=["hparams_search=optuna_miou"], return_hydra_config=True)
-        assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper")
-        assert cfg.hydra.sweeper.direction == "maximize"
-        assert set(cfg.hydra.sweeper.params) == {"optimizer.lr", "loss", "encoder"}
-    GlobalHydra.instance().clear()
+    cfg = compose_config(["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2"],
+                         return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+    assert cfg.hydra.launcher.nodes == 2 and cfg.hydra.launcher.tasks_per_node == 4
+    assert cfg.trainer.strategy == "ddp" and cfg.trainer.num_nodes == 2
+    cfg = compose_config(["hparams_search=optuna_miou"], return_hydra_config=True)
+    assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper")
+    assert cfg.hydra.sweeper.direction == "maximize"
+    assert set(cfg.hydra.sweeper.params) == {"optimizer.lr", "loss", "encoder"}
 
 
 def test_experiment_presets_come_from_experiments_folder():
@@ -113,18 +107,12 @@ def test_optuna_sweep_maximises_the_returned_miou(tmp_path, data_cache):
 
 
 def test_sweep_jobs_share_a_wandb_group(tmp_path):
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
-    import seglight
     from seglight.loggers import sweep_group
     groups = {}
     for mode in ("MULTIRUN", "RUN"):
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(str(seglight.CONF_DIR), version_base="1.3"):
-            cfg = compose("train", overrides=[f"hydra.mode={mode}", f"hydra.sweep.dir={tmp_path}/2026-11-25/10-00-00"],
-                          return_hydra_config=True)
-        GlobalHydra.instance().clear()
+        cfg = compose_config([f"hydra.mode={mode}", f"hydra.sweep.dir={tmp_path}/2026-11-25/10-00-00"],
+                             return_hydra_config=True)
         HydraConfig.instance().set_config(cfg)
         groups[mode] = sweep_group()
     HydraConfig.instance().cfg = None
