@@ -12,17 +12,22 @@ log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=1)
-def cpu_has_fast_bf16() -> bool:
-    """True where the CPU has native bf16 instructions (avx512_bf16 or AMX); without them bf16 autocast is
-    emulated and was measured ~30x slower than fp32 on an AVX2-only EPYC (see experiments/bench)."""
-    flags: set[str] = set()
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
+                return frozenset(line.split(":", 1)[1].split())
     except OSError:
         pass
+    return frozenset()
+
+
+@lru_cache(maxsize=1)
+def cpu_has_fast_bf16() -> bool:
+    """True where the CPU has native bf16 instructions (avx512_bf16 or AMX); without them bf16 autocast is
+    emulated and was measured ~30x slower than fp32 on an AVX2-only EPYC (see experiments/bench)."""
+    flags = cpu_flags()
     from_torch = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
     from_torch = from_torch or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
     return bool(from_torch or {"avx512_bf16", "amx_bf16"} & flags)

@@ -23,10 +23,25 @@ from seglight.hardware import cpu_has_fast_bf16
 log = logging.getLogger(__name__)
 
 
+def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """(...,3,H,W) float in [0,1] -> normalised like the training data."""
+    return (x - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
+
+
 def to_input(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """(H,W,3) uint8 -> (1,3,H,W) float normalised."""
     x = torch.tensor(image).permute(2, 0, 1).float().div_(255)  # copies: PIL arrays are read-only
-    return ((x - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]).unsqueeze(0)
+    return normalize(x, mean, std).unsqueeze(0)
+
+
+def pad_to_multiple(x: torch.Tensor, divisor: int = 32) -> torch.Tensor:
+    """(B,3,H,W) -> (B,3,H',W') with H', W' the next multiples of ``divisor``, padded at the bottom and right
+    (reflected where the image is large enough); crop the output back with ``[..., :H, :W]``."""
+    h, w = x.shape[-2:]
+    pad_h, pad_w = (-h) % divisor, (-w) % divisor
+    if pad_h or pad_w:
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if min(h, w) > max(pad_h, pad_w) else "constant")
+    return x
 
 
 def _starts(size: int, tile: int, stride: int) -> list[int]:
@@ -69,9 +84,7 @@ class Predictor:
     # ---- shared pipeline -----------------------------------------------------------------
     def _padded_probs(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        pad_h, pad_w = (-h) % self.divisor, (-w) % self.divisor
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if min(h, w) > max(pad_h, pad_w) else "constant")
+        x = pad_to_multiple(x, self.divisor)
         probs = self._logits(x).softmax(dim=1)
         if self.tta:
             probs = (probs + self._logits(x.flip(-1)).softmax(dim=1).flip(-1)) / 2
@@ -149,5 +162,5 @@ class OnnxPredictor(Predictor):
         self.input_name = self.session.get_inputs()[0].name
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.session.run(None, {self.input_name: x.numpy().astype(np.float32)})[0]
+        out = self.session.run(None, {self.input_name: np.ascontiguousarray(x.numpy(), dtype=np.float32)})[0]
         return torch.from_numpy(out)

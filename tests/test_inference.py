@@ -153,3 +153,26 @@ def test_evaluate_cli(ckpt, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     assert "mIoU" in json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert "evaluation (3 images)" in res.stdout
+
+
+def test_export_int8_is_quantised_and_predicts_like_the_checkpoint(ckpt, images, tmp_path):
+    import onnx
+    missing = _run("seglight.export", f"ckpt={ckpt}", "format=onnx_int8", f"output={tmp_path}", "smp_folder=false")
+    assert missing.returncode != 0 and "needs calibration=DIR" in missing.stderr
+    small = tmp_path / "calib"
+    small.mkdir()
+    for f in images.glob("img_*.png"):  # calibrate on the two smaller inputs
+        if "1000x1400" not in f.name:
+            (small / f.name).write_bytes(f.read_bytes())
+    res = _run("seglight.export", f"ckpt={ckpt}", "format=onnx_int8", f"calibration={small}", f"output={tmp_path}",
+               "smp_folder=false", "min_agreement_int8=0.9")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "model.int8.onnx: max |logit diff|" in res.stdout
+    proto = onnx.load(str(tmp_path / "model.int8.onnx"))
+    int8_weights = [t for t in proto.graph.initializer if t.data_type == onnx.TensorProto.INT8 and len(t.dims) == 4]
+    assert len(int8_weights) >= 20  # the conv weights are stored as int8
+    int8 = Predictor.load(tmp_path / "model.int8.onnx")
+    assert int8.class_names == Predictor.load(ckpt).class_names  # metadata kept through quantisation
+    image = np.asarray(Image.open(small / "img_333x517.png"))
+    agree = (int8.predict_image(image).argmax(0) == Predictor.load(ckpt).predict_image(image).argmax(0)).mean()
+    assert agree >= 0.9
