@@ -60,7 +60,7 @@ def test_non_finite_loss_stops_with_step_and_keeps_last_good_checkpoint(train_cf
     LOSSES["nan_after_4"] = lambda num_classes, ignore_index, weight=None, **kwargs: NanAfter()
     try:
         cfg = train_cfg("loss.name=nan_after_4", "trainer.max_epochs=4", "trainer.limit_val_batches=1")
-        with pytest.raises(FloatingPointError, match=r"non-finite training loss \(nan\) at global step 4 \(epoch 2"):
+        with pytest.raises(FloatingPointError, match=r"non-finite training loss at global step 4 \(epoch 2"):
             train(cfg)
         last = Path(cfg.run_dir) / "checkpoints" / "last.ckpt"
         assert load_checkpoint(last)["global_step"] == 4  # epochs 0 and 1 (2 steps each) finished and were saved

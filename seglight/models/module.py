@@ -83,12 +83,25 @@ class SegmentationModule(pl.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss = self._shared_step(batch, "train")
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"non-finite training loss ({float(loss)}) at global step {self.global_step} "
-                f"(epoch {self.current_epoch}, batch {batch_idx}); stopping. The last checkpoint is kept: "
-                "lower the learning rate, check the data (python -m seglight.check_data) or use trainer.precision=32")
+        self._check_finite(loss, batch_idx)
         return loss
+
+    def _check_finite(self, loss: Tensor, batch_idx: int) -> None:
+        """Stops training on a non-finite loss. On CPU it looks at every step (reading a CPU tensor costs
+        nothing). On an accelerator reading the loss would sync the host every step, so a flag is kept on
+        the device and read every ``log_every_n_steps`` steps, when Lightning reads logged values anyway."""
+        bad = ~torch.isfinite(loss.detach())
+        if loss.device.type != "cpu":
+            self._nonfinite = bad if getattr(self, "_nonfinite", None) is None else self._nonfinite | bad
+            if (self.global_step + 1) % max(1, self.trainer.log_every_n_steps):
+                return
+            bad, self._nonfinite = self._nonfinite, None
+        if bad:
+            raise FloatingPointError(
+                f"non-finite training loss at global step {self.global_step} (epoch {self.current_epoch}, "
+                f"batch {batch_idx}; on an accelerator it may have started up to log_every_n_steps earlier); "
+                "stopping. The last checkpoint is kept: lower the learning rate, check the data "
+                "(python -m seglight.check_data) or use trainer.precision=32")
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._shared_step(batch, "val")
