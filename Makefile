@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: install train test test-full notebook clean
+.PHONY: install train test test-full bench bench-quick notebook clean
 
 install: $(VENV)/.installed
 
@@ -22,6 +22,12 @@ test: install
 
 test-full: install
 	$(PY) -m pytest -q -m "slow or not slow" $(ARGS)
+
+bench: install  ## full benchmark (~15 min on 2 cores); the JSON goes to experiments/bench/results/run.json
+	$(PY) experiments/bench/run.py --out experiments/bench/results/run.json $(ARGS)
+
+bench-quick: install
+	$(PY) experiments/bench/run.py --quick --out experiments/bench/results/run_quick.json $(ARGS)
 
 clean:
 	rm -rf outputs multirun .pytest_cache

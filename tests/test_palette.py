@@ -1,3 +1,5 @@
+import time
+
 import numpy as np
 import pytest
 
@@ -23,6 +25,25 @@ def test_lookup_matches_reference_loop():
     rgb = PAL.to_color(index)
     np.testing.assert_array_equal(PAL.to_index(rgb), reference_to_index(rgb, PAL))
     np.testing.assert_array_equal(PAL.to_index(rgb), index)
+
+
+def test_lookup_is_much_faster_than_the_loop_measured_in_one_run():
+    """Speed as a ratio in one run (the benchmark records the figure: experiments/bench/run.py, >= 50x)."""
+    rng = np.random.default_rng(0)
+    palette = Palette([f"c{i}" for i in range(32)], [tuple(int(v) for v in c) for c in rng.choice(256, (32, 3))])
+    rgb = palette.to_color(np.kron(rng.integers(0, 32, (45, 60)), np.ones((8, 8), dtype=np.int64)))  # 360x480
+    palette.to_index(rgb)  # builds the table
+
+    def best_of(fn, n):
+        times = []
+        for _ in range(n):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return min(times)
+
+    ratio = best_of(lambda: reference_to_index(rgb, palette), 3) / best_of(lambda: palette.to_index(rgb), 10)
+    assert ratio > 20, f"palette lookup only {ratio:.1f}x faster than the per-colour loop"
 
 
 def test_round_trip_index_color_index():

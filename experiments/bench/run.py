@@ -1,0 +1,262 @@
+"""seglight's speed side by side with the plain PyTorch way, measured in one process on this machine.
+
+Sections (each prints a table; the last line of output is one JSON object with every figure):
+
+- parity: ``python -m seglight.train`` on the shapes data twice, with seglight's defaults and in plain
+  fp32 (``trainer.precision=32-true model.channels_last=false``): val mIoU of both, wall time, and the
+  peak resident memory of the default run (``peak_rss_mb``, from ``wait4``: the largest process).
+- predict: ``predict_speed.measure`` with the default run's best.ckpt at 352x480: ``predict_speedup`` is the
+  fastest seglight backend that keeps >= 99.5 % of pixels (``predict_backend``); each backend has its own keys.
+- lut: palette lookup vs a per-colour ``np.all(mask == colour, -1)`` loop, 32 colours, 720x960.
+- train: images/s of (a) the textbook fp32 loop, (b) the same loop with seglight's precision and memory
+  format, (c) seglight's Trainer with the default trainer config; all on one model, DataModule and batch
+  (CamVid-size images, 256x256 crops, batch 8), timed after warm-up steps, medians over repeats taken in
+  turn (a, b, c, a, b, c, ...). ``train_speedup`` = c / a, ``lightning_overhead`` = 1 - c / b.
+- loader: the train DataLoader alone (same workers and augmentations) / the Trainer's step rate
+  (``loader_headroom``).
+
+    python experiments/bench/run.py [--quick] [--out FILE]
+
+``--quick`` (about 5 minutes on 2 cores) trains 3 epochs instead of 10 and takes fewer steps and repeats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+sys.path.insert(0, str(Path(__file__).parent))
+from predict_speed import measure as measure_predict  # noqa: E402
+
+from seglight.config import ROOT, compose_config  # noqa: E402
+from seglight.data.palette import Palette  # noqa: E402
+from seglight.hardware import cpu_has_fast_bf16, resolve_precision  # noqa: E402
+from seglight.training import build_module, build_trainer  # noqa: E402
+
+CAMVID = ROOT.parent / "shared" / "camvid"
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def median_time(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+# ---- parity: default vs fp32 training on the shapes data, through the real entry point ----------------
+def train_run(run_dir: Path, overrides: list[str]) -> dict[str, float]:
+    """Runs ``python -m seglight.train`` in a child process; its val mIoU, wall time and peak RSS."""
+    cmd = [sys.executable, "-m", "seglight.train", "logger=csv", "trainer.enable_progress_bar=false",
+           f"hydra.run.dir={run_dir}", *overrides]
+    print("$", " ".join(cmd[1:]), flush=True)
+    t = time.perf_counter()
+    with open(run_dir.parent / f"{run_dir.name}.log", "w") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise RuntimeError(f"training failed ({proc.returncode}); see {log.name}")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return {"miou": metrics["val/mIoU"], "wall_s": time.perf_counter() - t, "peak_rss_mb": usage.ru_maxrss / 1024,
+            "best_ckpt": metrics["best_ckpt"]}
+
+
+def parity(work: Path, quick: bool) -> tuple[dict[str, float], str]:
+    common = ["trainer.max_epochs=3"] if quick else []
+    fast = train_run(work / "defaults", common)
+    fp32 = train_run(work / "fp32", [*common, "trainer.precision=32-true", "model.channels_last=false"])
+    print(f"{'shapes training':32s} {'val mIoU':>9s} {'wall s':>8s} {'peak RSS MB':>12s}")
+    for name, r in (("seglight defaults", fast), ("plain fp32", fp32)):
+        print(f"{name:32s} {r['miou']:9.4f} {r['wall_s']:8.1f} {r['peak_rss_mb']:12.0f}")
+    return {"miou_defaults": fast["miou"], "miou_fp32": fp32["miou"], "miou_delta": fast["miou"] - fp32["miou"],
+            "train_wall_s_defaults": fast["wall_s"], "train_wall_s_fp32": fp32["wall_s"],
+            "peak_rss_mb": fast["peak_rss_mb"]}, fast["best_ckpt"]
+
+
+# ---- lut: colour mask -> index mask ---------------------------------------------------------------
+def per_colour_loop(mask: np.ndarray, colors: list[tuple[int, int, int]]) -> np.ndarray:
+    out = np.zeros(mask.shape[:2], np.uint8)
+    for i, c in enumerate(colors):
+        out[np.all(mask == c, -1)] = i
+    return out
+
+
+def lut_bench(repeats: int) -> dict[str, float]:
+    rng = np.random.default_rng(0)
+    colors = [tuple(int(v) for v in c) for c in rng.choice(256, (32, 3))]
+    palette = Palette([f"c{i}" for i in range(32)], colors)
+    index = np.kron(rng.integers(0, 32, (720 // 8, 960 // 8)), np.ones((8, 8), dtype=np.int64))
+    mask = np.array(colors, np.uint8)[index]                         # (720,960,3)
+    assert (palette.to_index(mask) == per_colour_loop(mask, colors)).all()  # same answer (also builds the LUT)
+    t_lut = median_time(lambda: palette.to_index(mask), repeats * 5)
+    t_loop = median_time(lambda: per_colour_loop(mask, colors), repeats)
+    print(f"palette lookup {t_lut * 1e3:.1f} ms, per-colour loop {t_loop * 1e3:.1f} ms (720x960, 32 colours)")
+    return {"lut_ms": t_lut * 1e3, "loop_ms": t_loop * 1e3, "lut_speedup": t_loop / t_lut}
+
+
+# ---- train: plain loops and the Trainer on one model, DataModule and batch ---------------------------
+def train_config(work: Path) -> DictConfig:
+    """The default config on CamVid-size data: real CamVid when ../shared/camvid exists, else shapes of
+    416x416 (the same pixel count as CamVid's 360x480); 256x256 crops, batch 8 as in experiment=camvid."""
+    data = (["data=camvid", f"data.root={CAMVID}"] if (CAMVID / "train").is_dir()
+            else ["data.image_size=416", "data.num_train=96", "data.num_val=8", f"data.root={work / 'data'}"])
+    return compose_config([*data, "data.crop_size=256", "data.batch_size=8", "logger=csv",
+                           f"run_dir={work / 'trainer'}", "trainer.enable_progress_bar=false",
+                           "trainer.num_sanity_val_steps=0", "trainer.limit_val_batches=0", "trainer.max_epochs=1"])
+
+
+def batches(loader) -> Iterator[dict[str, torch.Tensor]]:
+    while True:
+        yield from loader
+
+
+def plain_loop(cfg: DictConfig, dm, warmup: int, steps: int, fast: bool) -> float:
+    """Images/s of the textbook loop (fp32, contiguous), or with seglight's precision and channels_last."""
+    pl.seed_everything(cfg.seed, verbose=False)
+    model = build_module(cfg, dm).model.to(memory_format=torch.channels_last if fast else torch.contiguous_format)
+    model.train()
+    bf16 = fast and resolve_precision(cfg.trainer.precision, "cpu") == "bf16-mixed"
+    criterion = torch.nn.CrossEntropyLoss(ignore_index=dm.ignore_index)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay)
+    images, start = 0, 0.0
+    for i, batch in zip(range(warmup + steps), batches(dm.train_dataloader())):
+        if i == warmup:
+            start = time.perf_counter()  # same window as TrainTimer: from the start of step `warmup`
+        x, y = batch["image"], batch["mask"]
+        if fast:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        images += x.shape[0] if i >= warmup else 0
+    return images / (time.perf_counter() - start)
+
+
+class TrainTimer(pl.Callback):
+    """Images/s of training steps ``warmup``.. (from the start of that step to the end of the last)."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup, self.images, self.start, self.end = warmup, 0, 0.0, 0.0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if batch_idx == self.warmup:
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        if batch_idx >= self.warmup:
+            self.images += batch["image"].shape[0]
+            self.end = time.perf_counter()
+
+    @property
+    def rate(self) -> float:
+        return self.images / (self.end - self.start)
+
+
+def trainer_loop(cfg: DictConfig, dm, warmup: int, steps: int) -> float:
+    """Images/s of seglight's Trainer (default trainer and callbacks config) over the same steps."""
+    pl.seed_everything(cfg.seed, verbose=False)
+    module = build_module(cfg, dm)
+    timer = TrainTimer(warmup)
+    trainer = build_trainer(cfg, limit_train_batches=warmup + steps, enable_model_summary=False)
+    trainer.callbacks.append(timer)
+    trainer.fit(module, datamodule=dm)
+    return timer.rate
+
+
+def loader_rate(dm, warmup: int, batches_: int) -> float:
+    """Images/s of the train DataLoader alone (same workers, augmentations and batch)."""
+    images, start = 0, 0.0
+    for i, batch in zip(range(warmup + batches_), batches(dm.train_dataloader())):
+        if i == warmup:
+            start = time.perf_counter()
+        images += batch["image"].shape[0] if i >= warmup else 0
+    return images / (time.perf_counter() - start)
+
+
+def train_bench(work: Path, quick: bool) -> dict[str, float | str]:
+    cfg = train_config(work)
+    dm = instantiate(cfg.data, _convert_="all")
+    dm.prepare_data()
+    dm.setup("fit")
+    warmup, steps, repeats = (1, 4, 1) if quick else (2, 8, 3)
+    runs: dict[str, list[float]] = {"plain fp32": [], "plain, seglight precision + memory format": [],
+                                    "seglight Trainer (default config)": []}
+    for r in range(repeats):
+        for name, fn in zip(runs, (lambda: plain_loop(cfg, dm, warmup, steps, fast=False),
+                                   lambda: plain_loop(cfg, dm, warmup, steps, fast=True),
+                                   lambda: trainer_loop(cfg, dm, warmup, steps))):
+            runs[name].append(fn())
+            print(f"  repeat {r + 1}/{repeats} {name}: {runs[name][-1]:.2f} img/s", flush=True)
+    rate = {k: statistics.median(v) for k, v in runs.items()}
+    plain32, plain_fast, seg = rate.values()
+    loader = statistics.median(loader_rate(dm, 1, 4 if quick else 12) for _ in range(repeats))
+    precision = resolve_precision(cfg.trainer.precision, "cpu")
+    print(f"{'training (' + dm.__class__.__name__ + ', 256x256 crops, batch 8)':52s} {'img/s':>8s} {'vs fp32':>8s}")
+    for name, v in rate.items():
+        print(f"{name:52s} {v:8.2f} {v / plain32:8.2f}")
+    print(f"{'train DataLoader alone (' + str(dm.num_workers) + ' workers)':52s} {loader:8.2f}")
+    return {"train_data": dm.__class__.__name__, "train_precision": precision,
+            "train_img_s_plain_fp32": plain32, "train_img_s_plain_same_precision": plain_fast,
+            "train_img_s_seglight": seg, "train_speedup": seg / plain32, "lightning_overhead": 1 - seg / plain_fast,
+            "loader_img_s": loader, "loader_headroom": loader / seg, "num_workers": dm.num_workers}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer epochs, steps and repeats (~5 min on 2 cores)")
+    ap.add_argument("--out", type=Path, help="also write the JSON object here")
+    ap.add_argument("--keep", type=Path, help="keep the runs' folders here (default: a temporary folder)")
+    args = ap.parse_args()
+    os.environ.setdefault("WANDB_MODE", "offline")
+    result: dict[str, object] = {"cpu": cpu_name(), "cores": os.cpu_count(), "cpu_native_bf16": cpu_has_fast_bf16(),
+                                 "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+                                 "quick": args.quick}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        print("== parity: shapes training, seglight defaults vs plain fp32", flush=True)
+        figures, best_ckpt = parity(work, args.quick)
+        result.update(figures)
+        print("== predict at 352x480", flush=True)
+        predict = measure_predict(best_ckpt, images=8 if args.quick else 16, batch=4, repeats=1 if args.quick else 3)
+        result.update({k: v for k, v in predict.items() if k.startswith(("predict_", "pixel_agreement"))})
+        print("== palette lookup", flush=True)
+        result.update(lut_bench(1 if args.quick else 3))
+        print("== training throughput and loader headroom", flush=True)
+        result.update(train_bench(work, args.quick))
+    line = json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()})
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(line + "\n")
+    print(line)
+
+
+if __name__ == "__main__":
+    main()
