@@ -122,7 +122,7 @@ def lut_bench(repeats: int) -> dict[str, float]:
 # ---- train: plain loops and the Trainer on one model, DataModule and batch ---------------------------
 def train_config(work: Path) -> DictConfig:
     """The default config on CamVid-size data: real CamVid when ../shared/camvid exists, else shapes of
-    416x416 (the same pixel count as CamVid's 360x480); 256x256 crops, batch 8 as in experiment=camvid."""
+    416x416 (the same pixel count as CamVid's 360x480); 256x256 crops, batch 8."""
     data = (["data=camvid", f"data.root={CAMVID}"] if (CAMVID / "train").is_dir()
             else ["data.image_size=416", "data.num_train=96", "data.num_val=8", f"data.root={work / 'data'}"])
     return compose_config([*data, "data.crop_size=256", "data.batch_size=8", "logger=csv",
