@@ -10,7 +10,7 @@ import numpy as np
 from tqdm import tqdm
 
 from seglight.data.dataset import SegmentationDataset
-from seglight.data.io import DataError, list_images
+from seglight.data.io import DataError, list_images, match_by_stem
 from seglight.data.palette import Palette
 
 
@@ -44,12 +44,11 @@ def scan_split(split: str, image_dir: str | Path, mask_dir: str | Path, num_clas
             report.faults.append(Fault(str(folder), str(e)))
     if len(listed) < 2:
         return report
-    images, masks = listed["image"], listed["mask"]
-    for stem in sorted(set(images) - set(masks)):
-        report.faults.append(Fault(str(images[stem]), f"image without a mask (no {stem}.* in {mask_dir})"))
-    for stem in sorted(set(masks) - set(images)):
-        report.faults.append(Fault(str(masks[stem]), f"mask without an image (no {stem}.* in {image_dir})"))
-    pairs = [(images[stem], masks[stem]) for stem in sorted(set(images) & set(masks))]
+    pairs, only_images, only_masks = match_by_stem(listed["image"], listed["mask"])
+    for path in only_images:
+        report.faults.append(Fault(str(path), f"image without a mask (no {path.stem}.* in {mask_dir})"))
+    for path in only_masks:
+        report.faults.append(Fault(str(path), f"mask without an image (no {path.stem}.* in {image_dir})"))
     dataset = SegmentationDataset(None, None, num_classes, palette, None, ignore_index, void_values, pairs=pairs)
     for i in tqdm(range(len(dataset)), desc=f"checking {split}", unit="pair", leave=False):
         report.pairs += 1

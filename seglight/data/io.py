@@ -84,15 +84,21 @@ def list_images(folder: str | Path) -> dict[str, Path]:
     return by_stem
 
 
+def match_by_stem(images: dict[str, Path], masks: dict[str, Path]
+                  ) -> tuple[list[tuple[Path, Path]], list[Path], list[Path]]:
+    """(image, mask) pairs sharing a stem, images without a mask, masks without an image; each sorted by stem."""
+    pairs = [(images[s], masks[s]) for s in sorted(set(images) & set(masks))]
+    return (pairs, [images[s] for s in sorted(set(images) - set(masks))],
+            [masks[s] for s in sorted(set(masks) - set(images))])
+
+
 def pair_files(image_dir: str | Path, mask_dir: str | Path) -> list[tuple[Path, Path]]:
     """(image, mask) pairs matched by file stem, sorted; any unpaired file is an error."""
-    images, masks = list_images(image_dir), list_images(mask_dir)
-    only_images = sorted(set(images) - set(masks))
-    only_masks = sorted(set(masks) - set(images))
+    pairs, only_images, only_masks = match_by_stem(list_images(image_dir), list_images(mask_dir))
     if only_images or only_masks:
-        lines = [f"image without a mask: {images[s]}" for s in only_images[:10]]
-        lines += [f"mask without an image: {masks[s]}" for s in only_masks[:10]]
+        lines = [f"image without a mask: {p}" for p in only_images[:10]]
+        lines += [f"mask without an image: {p}" for p in only_masks[:10]]
         extra = len(only_images) + len(only_masks) - len(lines)
         raise DataError("unpaired files between {} and {}:\n  {}{}".format(
             image_dir, mask_dir, "\n  ".join(lines), f"\n  ... and {extra} more" if extra > 0 else ""))
-    return [(images[s], masks[s]) for s in sorted(images)]
+    return pairs
