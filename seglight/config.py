@@ -51,11 +51,7 @@ def explain_config_error(err: BaseException, config_name: str, overrides: list[s
     node = None
     for attempt in (others, []):
         try:
-            from hydra import compose, initialize_config_dir
-            from hydra.core.global_hydra import GlobalHydra
-            GlobalHydra.instance().clear()
-            with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-                cfg = compose(config_name, overrides=attempt)
+            cfg = compose_config(attempt, config_name)
             node = OmegaConf.select(cfg, parent_key) if parent_key else cfg
             break
         except Exception:  # noqa: BLE001  (best effort: next attempt, then Hydra's own message)

@@ -44,27 +44,48 @@ def compare(reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
 
 
 @torch.inference_mode()
-def _self_check(module: SegmentationModule, run: Callable[[torch.Tensor], np.ndarray]) -> dict[str, float]:
-    """``run`` (the exported model) against torch on an input of another shape than the trace (dynamic axes)."""
-    check = sample_input(module, batch=1, size=(224, 352), seed=1)
-    return compare(module.model(check).float().numpy(), run(check))
+def _self_check(module: SegmentationModule, run: Callable[[torch.Tensor], np.ndarray],
+                inputs: list[torch.Tensor] | None = None) -> dict[str, float]:
+    """``run`` (the exported model) against torch: the largest logit difference and the mean argmax agreement
+    over ``inputs`` (default: one input of another shape than the trace, which tests the dynamic axes)."""
+    inputs = inputs or [sample_input(module, batch=1, size=(224, 352), seed=1)]
+    results = [compare(module.model(x).float().numpy(), run(x)) for x in inputs]
+    return {"max_abs_diff": max(r["max_abs_diff"] for r in results),
+            "argmax_agreement": float(np.mean([r["argmax_agreement"] for r in results]))}
+
+
+def _onnx_runner(path: Path) -> Callable[[torch.Tensor], np.ndarray]:
+    import onnxruntime as ort
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return lambda x: session.run(None, {"image": x.numpy()})[0]
+
+
+def _write_onnx(module: SegmentationModule, path: Path, opset: int) -> None:
+    """The fp32 model as one .onnx file (legacy exporter, no external-data sidecar), dynamic batch and size."""
+    model = module.model.eval().to(memory_format=torch.contiguous_format)
+    torch.onnx.export(model, (sample_input(module),), str(path), input_names=["image"], output_names=["logits"],
+                      opset_version=opset, dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
+                                                         "logits": {0: "batch", 2: "height", 3: "width"}},
+                      dynamo=False)
+
+
+def _set_metadata(module: SegmentationModule, path: Path) -> None:
+    """Stores seglight's metadata (classes, colours, normalisation) in the .onnx file, replacing any earlier."""
+    import onnx
+    proto = onnx.load(str(path))
+    kept = [(e.key, e.value) for e in proto.metadata_props if e.key != "seglight"]
+    del proto.metadata_props[:]
+    for key, value in [*kept, ("seglight", json.dumps(metadata(module)))]:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(path))
 
 
 def export_onnx(module: SegmentationModule, path: Path, opset: int = 17) -> dict[str, float]:
-    """Writes one .onnx file (legacy exporter, no external-data sidecar) with seglight metadata."""
-    import onnx
-    import onnxruntime as ort
-    model = module.model.eval().to(memory_format=torch.contiguous_format)
-    x = sample_input(module)
-    torch.onnx.export(model, (x,), str(path), input_names=["image"], output_names=["logits"], opset_version=opset,
-                      dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
-                                    "logits": {0: "batch", 2: "height", 3: "width"}}, dynamo=False)
-    proto = onnx.load(str(path))
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = "seglight", json.dumps(metadata(module))
-    onnx.save(proto, str(path))
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return _self_check(module, lambda x: session.run(None, {"image": x.numpy()})[0])
+    """Writes one .onnx file with seglight metadata and checks it against torch."""
+    _write_onnx(module, path, opset)
+    _set_metadata(module, path)
+    return _self_check(module, _onnx_runner(path))
 
 
 def export_onnx_int8(module: SegmentationModule, path: Path, calibration: list[np.ndarray],
@@ -75,8 +96,6 @@ def export_onnx_int8(module: SegmentationModule, path: Path, calibration: list[n
     The check runs on the calibration images (int8 error is data dependent; random inputs would say little).
     Without VNNI (AVX2 only) weights use 7 bits (``reduce_range``) so that int8 products cannot saturate.
     """
-    import onnx
-    import onnxruntime as ort
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -95,22 +114,13 @@ def export_onnx_int8(module: SegmentationModule, path: Path, calibration: list[n
 
     with tempfile.TemporaryDirectory() as tmp:
         fp32, prepared = Path(tmp) / "fp32.onnx", Path(tmp) / "prepared.onnx"
-        export_onnx(module, fp32, opset)
+        _write_onnx(module, fp32, opset)
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
         vnni = any(f in cpu_flags() for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
         quantize_static(str(prepared), str(path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         reduce_range=not vnni, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-    proto = onnx.load(str(path))
-    if not any(e.key == "seglight" for e in proto.metadata_props):
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = "seglight", json.dumps(metadata(module))
-        onnx.save(proto, str(path))
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    with torch.inference_mode():
-        diffs = [compare(module.model(torch.from_numpy(x)).float().numpy(), session.run(None, {"image": x})[0])
-                 for x in inputs]
-    return {"max_abs_diff": max(d["max_abs_diff"] for d in diffs),
-            "argmax_agreement": float(np.mean([d["argmax_agreement"] for d in diffs]))}
+    _set_metadata(module, path)
+    return _self_check(module, _onnx_runner(path), [torch.from_numpy(x) for x in inputs])
 
 
 def export_torchscript(module: SegmentationModule, path: Path) -> dict[str, float]:

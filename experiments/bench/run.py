@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 import pytorch_lightning as pl
@@ -41,7 +41,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 sys.path.insert(0, str(Path(__file__).parent))
-from predict_speed import measure as measure_predict  # noqa: E402
+from predict_speed import measure as measure_predict, timed  # noqa: E402
 
 from seglight.config import ROOT, compose_config  # noqa: E402
 from seglight.data.palette import Palette  # noqa: E402
@@ -56,16 +56,6 @@ def cpu_name() -> str:
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
-
-
-def median_time(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 # ---- parity: default vs fp32 training on the shapes data, through the real entry point ----------------
@@ -113,8 +103,8 @@ def lut_bench(repeats: int) -> dict[str, float]:
     index = np.kron(rng.integers(0, 32, (720 // 8, 960 // 8)), np.ones((8, 8), dtype=np.int64))
     mask = np.array(colors, np.uint8)[index]                         # (720,960,3)
     assert (palette.to_index(mask) == per_colour_loop(mask, colors)).all()  # same answer (also builds the LUT)
-    t_lut = median_time(lambda: palette.to_index(mask), repeats * 5)
-    t_loop = median_time(lambda: per_colour_loop(mask, colors), repeats)
+    t_lut, _ = timed(lambda: palette.to_index(mask), repeats * 5)
+    t_loop, _ = timed(lambda: per_colour_loop(mask, colors), repeats)
     print(f"palette lookup {t_lut * 1e3:.1f} ms, per-colour loop {t_loop * 1e3:.1f} ms (720x960, 32 colours)")
     return {"lut_ms": t_lut * 1e3, "loop_ms": t_loop * 1e3, "lut_speedup": t_loop / t_lut}
 

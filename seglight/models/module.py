@@ -51,6 +51,7 @@ class SegmentationModule(pl.LightningModule):
         self.train_metrics, self.val_metrics, self.test_metrics = (metrics.clone() for _ in STAGES)
         self.val_confusion = MulticlassConfusionMatrix(self.num_classes, ignore_index=ignore_index, validate_args=False)
         self.last_val_confusion: Tensor | None = None  # (C,C) counts, rows = ground truth; for plots
+        self._nonfinite: Tensor | None = None  # on accelerators: a non-finite loss since the last check
 
     # ---- model ---------------------------------------------------------------------------
     @property
@@ -92,7 +93,7 @@ class SegmentationModule(pl.LightningModule):
         the device and read every ``log_every_n_steps`` steps, when Lightning reads logged values anyway."""
         bad = ~torch.isfinite(loss.detach())
         if loss.device.type != "cpu":
-            self._nonfinite = bad if getattr(self, "_nonfinite", None) is None else self._nonfinite | bad
+            self._nonfinite = bad if self._nonfinite is None else self._nonfinite | bad
             if (self.global_step + 1) % max(1, self.trainer.log_every_n_steps):
                 return
             bad, self._nonfinite = self._nonfinite, None
