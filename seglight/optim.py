@@ -32,8 +32,20 @@ def lr_factor(name: str, step: int, total_steps: int, warmup_steps: int = 0, pow
     return min_factor + (1 - min_factor) * decay
 
 
+class LRSchedule:
+    """``lr_factor`` as a picklable callable for LambdaLR. ``total_steps`` may be changed while training
+    (seglight.time_budget.TimeBudget fits it to the epochs that fit a time budget); LambdaLR saves it in
+    the scheduler's state, so a resumed run continues the same schedule."""
+
+    def __init__(self, name: str, total_steps: int, warmup_steps: int = 0, **kwargs) -> None:
+        lr_factor(name, 0, total_steps, warmup_steps, **kwargs)  # validates the name early
+        self.name, self.total_steps, self.warmup_steps, self.kwargs = name, total_steps, warmup_steps, kwargs
+
+    def __call__(self, step: int) -> float:
+        return lr_factor(self.name, step, self.total_steps, self.warmup_steps, **self.kwargs)
+
+
 def build_scheduler(name: str, optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0,
                     **kwargs) -> LambdaLR:
     """A per-step LambdaLR following ``lr_factor``."""
-    lr_factor(name, 0, total_steps, warmup_steps, **kwargs)  # validates the name early
-    return LambdaLR(optimizer, lambda step: lr_factor(name, step, total_steps, warmup_steps, **kwargs))
+    return LambdaLR(optimizer, LRSchedule(name, total_steps, warmup_steps, **kwargs))
