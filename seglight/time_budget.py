@@ -51,10 +51,11 @@ class TimeBudget(pl.Callback):
     stretched or shrunk to end at that epoch, and that epoch is always validated, so the run ends annealed,
     scored and checkpointed near the budget. ``Trainer.max_time`` stays the hard limit. Resumes continue
     from the elapsed time saved in the checkpoint; on several processes rank 0's plan is broadcast.
+    ``budget=None`` turns it off (the default config's way of offering it).
     """
 
-    def __init__(self, budget: str | float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.budget_s = parse_duration(budget)
+    def __init__(self, budget: str | float | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.budget_s = None if budget is None else parse_duration(budget)
         self.clock = clock
         self.elapsed_s = 0.0
         self.epoch_s: list[float] = []
@@ -71,6 +72,8 @@ class TimeBudget(pl.Callback):
 
     def on_train_epoch_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         self._epoch_start, self._val_this_epoch = self.clock(), 0.0
+        if self.budget_s is None:
+            return
         last = trainer.fit_loop.max_epochs is not None and trainer.current_epoch + 1 >= trainer.fit_loop.max_epochs
         trainer.check_val_every_n_epoch = 1 if last else self._val_every
 
@@ -87,6 +90,8 @@ class TimeBudget(pl.Callback):
         self.epoch_s.append(now - self._epoch_start - self._val_this_epoch)
         self.elapsed_s += now - self._mark
         self._mark = now
+        if self.budget_s is None:
+            return
         recent = self.epoch_s[1:][-5:] or self.epoch_s
         epoch_s = sum(recent) / len(recent)
         done = trainer.current_epoch + 1
