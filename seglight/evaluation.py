@@ -33,7 +33,7 @@ def evaluate(predictor: Predictor, dataset: SegmentationDataset, output: str | P
     confusion = MulticlassConfusionMatrix(len(names), ignore_index=ignore, validate_args=False)
     for i in tqdm(range(len(dataset)), desc="evaluate", unit="img"):
         image, mask = dataset.read_pair(i)
-        pred = torch.from_numpy(predictor.predict_image(image).argmax(axis=0))[None]  # (1,H,W)
+        pred = torch.from_numpy(predictor.predict_masks([image])[0].astype(np.int64))[None]  # (1,H,W)
         target = torch.from_numpy(mask.astype(np.int64))[None]                         # (1,H,W)
         for m in (metrics, dice, confusion):
             m.update(pred, target)

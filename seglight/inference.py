@@ -81,6 +81,10 @@ class Predictor:
         """x (B,3,H,W), H and W multiples of 32 -> logits (B,C,H,W) float32 on the CPU."""
         raise NotImplementedError
 
+    def _masks(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B,3,H,W), H and W multiples of 32 -> argmax over classes (B,H,W) uint8 on the CPU."""
+        return self._logits(x).argmax(dim=1).to(torch.uint8)
+
     # ---- shared pipeline -----------------------------------------------------------------
     def _padded_probs(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -114,6 +118,18 @@ class Predictor:
         """Images of one size predicted as one batch -> a list of probabilities (C,H,W)."""
         batch = torch.cat([to_input(im, self.mean, self.std) for im in images])
         return list(self.predict_probs(batch).numpy())
+
+    def predict_masks(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Images of one size predicted as one batch -> a list of index masks (H,W) uint8.
+
+        The argmax of the softmax probabilities. With one model call per image (no flip TTA, no tiles) it
+        is taken on the logits, which gives the same mask (softmax keeps the order of each pixel's scores)
+        without computing and copying (B,C,H,W) probabilities."""
+        batch = torch.cat([to_input(im, self.mean, self.std) for im in images])
+        h, w = batch.shape[-2:]
+        if self.tta or max(h, w) > self.tile_size:
+            return [p.argmax(0).astype(np.uint8) for p in self.predict_probs(batch).numpy()]
+        return list(self._masks(pad_to_multiple(batch, self.divisor))[:, :h, :w].numpy())
 
 
 class TorchPredictor(Predictor):

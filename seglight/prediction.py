@@ -43,16 +43,15 @@ def output_paths(output: Path, stem: str, save_probs: bool) -> dict[str, Path]:
     return paths
 
 
-def write_outputs(paths: dict[str, Path], image: np.ndarray, probs: np.ndarray, predictor: Predictor) -> np.ndarray:
-    """Writes the index, colour and overlay PNGs (and probabilities) for one image; returns the index mask."""
-    index = probs.argmax(axis=0).astype(np.uint8)                      # (H,W)
+def write_outputs(paths: dict[str, Path], image: np.ndarray, index: np.ndarray, predictor: Predictor,
+                  probs: np.ndarray | None = None) -> None:
+    """Writes the index (H,W) uint8, colour and overlay PNGs (and probabilities (C,H,W)) for one image."""
     atomic_write(paths["index"], lambda f: Image.fromarray(index).save(f, format="PNG"))
     atomic_write(paths["color"], lambda f: Image.fromarray(predictor.palette.to_color(index)).save(f, format="PNG"))
     atomic_write(paths["overlay"], lambda f: Image.fromarray(overlay(image, index, predictor.palette)).save(f, format="PNG"))
-    if "probs" in paths:
+    if probs is not None:
         atomic_write(paths["probs"], lambda f: np.savez_compressed(f, probs=probs.astype(np.float16),
                                                                    class_names=np.array(predictor.class_names)))
-    return index
 
 
 def _batches(files: list[Path], sizes: dict[Path, tuple[int, int]], batch_size: int) -> Iterable[list[Path]]:
@@ -78,7 +77,12 @@ def predict_files(predictor: Predictor, inputs: str, output: str | Path, batch_s
     with tqdm(total=len(todo), desc="predict", unit="img") as bar:
         for batch in _batches(todo, sizes, batch_size):
             images = [read_image(f) for f in batch]
-            for f, image, probs in zip(batch, images, predictor.predict_images(images)):
-                write_outputs(output_paths(output, f.stem, save_probs), image, probs, predictor)
+            if save_probs:
+                probs = predictor.predict_images(images)
+                masks = [p.argmax(axis=0).astype(np.uint8) for p in probs]
+            else:
+                probs, masks = [None] * len(images), predictor.predict_masks(images)
+            for f, image, mask, p in zip(batch, images, masks, probs):
+                write_outputs(output_paths(output, f.stem, save_probs), image, mask, predictor, p)
                 bar.update()
     return {"inputs": len(files), "predicted": len(todo), "skipped": len(files) - len(todo)}

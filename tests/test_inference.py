@@ -79,6 +79,18 @@ def test_flip_tta_averages_probabilities(ckpt):
     np.testing.assert_allclose(tta.predict_image(image), (plain.predict_image(image) + flipped) / 2, atol=1e-5)
 
 
+@pytest.mark.parametrize("kwargs", [{}, {"tta": True}, {"tile_size": 64}])
+def test_masks_are_the_argmax_of_the_probabilities(ckpt, kwargs):
+    # without TTA or tiles predict_masks skips the softmax; with them it averages probabilities first
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, (70, 100, 3), dtype=np.uint8) for _ in range(2)]
+    predictor = Predictor.load(ckpt, **kwargs)
+    masks = predictor.predict_masks(images)
+    for mask, probs in zip(masks, predictor.predict_images(images)):
+        assert mask.shape == (70, 100) and mask.dtype == np.uint8
+        assert (mask == probs.argmax(axis=0)).mean() >= 0.9999  # float ties aside, the same pixels
+
+
 def test_predict_skips_finished_outputs_and_saves_probs(ckpt, images, tmp_path):
     predictor = Predictor.load(ckpt)
     first = predict_files(predictor, str(images / "img_64x90.png"), tmp_path, save_probs=True)

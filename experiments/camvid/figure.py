@@ -30,7 +30,7 @@ def main() -> None:
     rows = []
     for i in np.linspace(0, len(val) - 1, args.n).astype(int):
         image, mask = val.read_pair(int(i))
-        rows.append(panel(image, mask, predictor.predict_image(image).argmax(0), predictor.palette))
+        rows.append(panel(image, mask, predictor.predict_masks([image])[0], predictor.palette))
     grid = np.concatenate(rows, axis=0)
     Image.fromarray(grid).resize((grid.shape[1] // 2, grid.shape[0] // 2), Image.BILINEAR).save(args.out)
     print(f"wrote {args.out}")
