@@ -7,12 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchmetrics.classification import MulticlassConfusionMatrix, MulticlassF1Score
 from tqdm import tqdm
 
 from seglight.data.dataset import SegmentationDataset
 from seglight.inference import Predictor
-from seglight.metrics import build_metrics, flatten
+from seglight.metrics import build_metrics, class_scores, flatten
 from seglight.report import print_class_table, write_json
 from seglight.visualize import confusion_figure, save_figure
 
@@ -29,18 +28,15 @@ def evaluate(predictor: Predictor, dataset: SegmentationDataset, output: str | P
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     metrics = build_metrics(len(names), ignore)
-    dice = MulticlassF1Score(len(names), average="none", ignore_index=ignore, validate_args=False)
-    confusion = MulticlassConfusionMatrix(len(names), ignore_index=ignore, validate_args=False)
     for i in tqdm(range(len(dataset)), desc="evaluate", unit="img"):
         image, mask = dataset.read_pair(i)
         pred = torch.from_numpy(predictor.predict_masks([image])[0].astype(np.int64))[None]  # (1,H,W)
         target = torch.from_numpy(mask.astype(np.int64))[None]                         # (1,H,W)
-        for m in (metrics, dice, confusion):
-            m.update(pred, target)
+        metrics.update(pred, target)
     result = flatten(metrics.compute(), "", names)
-    cm = confusion.compute().numpy()
+    cm = metrics.last_confusion.numpy()
     share = cm.sum(axis=1) / max(cm.sum(), 1)
-    per_class_dice = dice.compute().tolist()
+    per_class_dice = class_scores(metrics.last_confusion)[1].tolist()
     write_json(output / "metrics.json", result)
     with (output / "per_class.csv").open("w", newline="") as f:
         w = csv.writer(f)

@@ -82,8 +82,10 @@ class Predictor:
         raise NotImplementedError
 
     def _masks(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B,3,H,W), H and W multiples of 32 -> argmax over classes (B,H,W) uint8 on the CPU."""
-        return self._logits(x).argmax(dim=1).to(torch.uint8)
+        """x (B,3,H,W), H and W multiples of 32 -> argmax over classes (B,H,W) uint8 on the CPU.
+
+        numpy's argmax: torch's over dim 1 of contiguous (4,11,352,480) logits took 315 ms here, numpy's 60."""
+        return torch.from_numpy(self._logits(x).numpy().argmax(axis=1).astype(np.uint8))
 
     # ---- shared pipeline -----------------------------------------------------------------
     def _padded_probs(self, x: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,6 @@ from typing import Any, Sequence
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
-from torchmetrics.classification import MulticlassConfusionMatrix
 
 from seglight.data.palette import Palette, default_colors
 from seglight.losses import build_loss
@@ -49,7 +48,6 @@ class SegmentationModule(pl.LightningModule):
         self.loss_fn = build_loss(loss, self.num_classes, ignore_index, class_weights, **(loss_kwargs or {}))
         metrics = build_metrics(self.num_classes, ignore_index)
         self.train_metrics, self.val_metrics, self.test_metrics = (metrics.clone() for _ in STAGES)
-        self.val_confusion = MulticlassConfusionMatrix(self.num_classes, ignore_index=ignore_index, validate_args=False)
         self.last_val_confusion: Tensor | None = None  # (C,C) counts, rows = ground truth; for plots
         self._nonfinite: Tensor | None = None  # on accelerators: a non-finite loss since the last check
 
@@ -76,8 +74,6 @@ class SegmentationModule(pl.LightningModule):
         loss = self.loss_fn(logits, mask)
         pred = logits.argmax(dim=1)                            # (B,H,W)
         self._metrics(stage).update(pred, mask)
-        if stage == "val":
-            self.val_confusion.update(pred, mask)
         self.log(f"{stage}/{LOSS}", loss, on_step=stage == "train", on_epoch=True, prog_bar=stage != "test",
                  batch_size=image.shape[0], sync_dist=stage != "train")
         return loss
@@ -121,8 +117,7 @@ class SegmentationModule(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch_metrics("val")
-        self.last_val_confusion = self.val_confusion.compute().cpu()
-        self.val_confusion.reset()
+        self.last_val_confusion = self.val_metrics.last_confusion
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch_metrics("test")
