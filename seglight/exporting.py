@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from seglight.hardware import cpu_flags
-from seglight.inference import normalize, pad_to_multiple, to_input
+from seglight.data.transforms import pad_to_multiple
+from seglight.inference import normalize, to_input
 from seglight.models.module import SegmentationModule
 
 

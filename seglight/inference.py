@@ -15,9 +15,9 @@ from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from seglight.data.palette import Palette
+from seglight.data.transforms import pad_to_multiple
 from seglight.hardware import cpu_has_fast_bf16
 
 log = logging.getLogger(__name__)
@@ -32,16 +32,6 @@ def to_input(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> 
     """(H,W,3) uint8 -> (1,3,H,W) float normalised."""
     x = torch.tensor(image).permute(2, 0, 1).float().div_(255)  # copies: PIL arrays are read-only
     return normalize(x, mean, std).unsqueeze(0)
-
-
-def pad_to_multiple(x: torch.Tensor, divisor: int = 32) -> torch.Tensor:
-    """(B,3,H,W) -> (B,3,H',W') with H', W' the next multiples of ``divisor``, padded at the bottom and right
-    (reflected where the image is large enough); crop the output back with ``[..., :H, :W]``."""
-    h, w = x.shape[-2:]
-    pad_h, pad_w = (-h) % divisor, (-w) % divisor
-    if pad_h or pad_w:
-        x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if min(h, w) > max(pad_h, pad_w) else "constant")
-    return x
 
 
 def _starts(size: int, tile: int, stride: int) -> list[int]:

@@ -89,6 +89,15 @@ def test_palette_mode_png_read_as_indices_not_grey(tmp_path):
 def test_eval_transform_pads_to_multiple_of_32():
     out = eval_transform()(image=np.zeros((33, 65, 3), np.uint8), mask=np.zeros((33, 65), np.uint8))
     assert tuple(out["image"].shape) == (3, 64, 96) and tuple(out["mask"].shape) == (64, 96)
+    assert (out["mask"][33:] == 255).all() and (out["mask"][:, 65:] == 255).all() and (out["mask"][:33, :65] == 0).all()
+
+
+def test_eval_transform_reflects_the_image_into_the_padding():
+    image = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    out = eval_transform(mean=(0, 0, 0), std=(1, 1, 1))(image=image, mask=np.zeros((40, 50), np.uint8))
+    x = out["image"] * 255  # (3,64,64)
+    np.testing.assert_allclose(x[:, 40, :50].numpy(), image[38].T, atol=1e-3)  # row 40 mirrors row 38
+    np.testing.assert_allclose(x[:, :40, 50].numpy(), image[:, 48].T, atol=1e-3)
 
 
 def test_shapes_data_is_generated_once_with_colour_masks(tmp_path):

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import albumentations as A
 import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
 from albumentations.pytorch import ToTensorV2
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -35,11 +38,40 @@ def train_transform(crop_size: int | tuple[int, int], scale: tuple[float, float]
     return A.Compose(steps, seed=seed)
 
 
-def eval_transform(divisor: int = 32, ignore_index: int = 255, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> A.Compose:
-    """Pad (bottom/right) to a multiple of ``divisor``; padded mask pixels are ignore_index."""
-    return A.Compose([
-        A.PadIfNeeded(min_height=None, min_width=None, pad_height_divisor=divisor, pad_width_divisor=divisor,
-                      position="top_left", border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=ignore_index),
-        A.Normalize(mean=mean, std=std),
-        ToTensorV2(),
-    ])
+def pad_to_multiple(x: torch.Tensor, divisor: int = 32, value: float | None = None) -> torch.Tensor:
+    """(...,H,W) -> (...,H',W') with H', W' the next multiples of ``divisor``, padded at the bottom and right:
+    reflected where the image is large enough (else zeros), or filled with ``value`` when it is given.
+    Crop an output back with ``[..., :H, :W]``."""
+    h, w = x.shape[-2:]
+    pad_h, pad_w = (-h) % divisor, (-w) % divisor
+    if not (pad_h or pad_w):
+        return x
+    if value is not None:
+        return F.pad(x, (0, pad_w, 0, pad_h), value=value)
+    return F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if min(h, w) > max(pad_h, pad_w) else "constant")
+
+
+class EvalTransform:
+    """Normalise, then pad to a multiple of ``divisor`` at the bottom and right exactly as ``Predictor`` pads
+    (the image reflected, the mask with ``ignore_index``), so val/test metrics during training equal
+    ``seglight.evaluate``'s. Called like an albumentations pipeline: ``t(image=(H,W,3) uint8, mask=(H,W))``
+    -> {"image": (3,H',W') float, "mask": (H',W') long}.
+
+    Padding with black instead cost the CamVid preset 0.05 val mIoU (0.539 vs 0.587 for one checkpoint):
+    the 24 black rows under a 360x480 image changed the predictions for the road and cars above them.
+    """
+
+    def __init__(self, divisor: int = 32, ignore_index: int = 255, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> None:
+        self.divisor, self.ignore_index = divisor, ignore_index
+        self.normalize = A.Compose([A.Normalize(mean=mean, std=std), ToTensorV2()])
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+        out = self.normalize(image=image) if mask is None else self.normalize(image=image, mask=mask)
+        result = {"image": pad_to_multiple(out["image"][None], self.divisor)[0]}
+        if mask is not None:
+            result["mask"] = pad_to_multiple(torch.as_tensor(out["mask"]).long(), self.divisor, self.ignore_index)
+        return result
+
+
+def eval_transform(divisor: int = 32, ignore_index: int = 255, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> EvalTransform:
+    return EvalTransform(divisor, ignore_index, mean, std)
