@@ -32,8 +32,12 @@ def class_scores(confmat: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     tp = confmat.diag()
     fp, fn = confmat.sum(0) - tp, confmat.sum(1) - tp
     present = (tp + fp + fn) > 0
-    safe = lambda num, den: torch.where(den > 0, num / den.clamp(min=1), torch.zeros_like(num))  # noqa: E731
-    return safe(tp, tp + fp + fn).float(), safe(2 * tp, 2 * tp + fp + fn).float(), present
+    return _ratio(tp, tp + fp + fn), _ratio(2 * tp, 2 * tp + fp + fn), present
+
+
+def _ratio(num: Tensor, den: Tensor) -> Tensor:
+    """num / den as float32, 0 where den is 0."""
+    return torch.where(den > 0, num / den.clamp(min=1), torch.zeros_like(num)).float()
 
 
 def confusion_scores(confmat: Tensor) -> dict[str, Tensor]:
