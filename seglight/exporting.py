@@ -14,9 +14,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from seglight.data.transforms import normalize, pad_to_multiple, to_input
 from seglight.hardware import cpu_flags
-from seglight.data.transforms import pad_to_multiple
-from seglight.inference import normalize, to_input
 from seglight.models.module import SegmentationModule
 
 

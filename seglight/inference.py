@@ -17,21 +17,10 @@ import numpy as np
 import torch
 
 from seglight.data.palette import Palette
-from seglight.data.transforms import pad_to_multiple
+from seglight.data.transforms import pad_to_multiple, to_input
 from seglight.hardware import cpu_has_fast_bf16
 
 log = logging.getLogger(__name__)
-
-
-def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """(...,3,H,W) float in [0,1] -> normalised like the training data."""
-    return (x - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
-
-
-def to_input(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """(H,W,3) uint8 -> (1,3,H,W) float normalised."""
-    x = torch.tensor(image).permute(2, 0, 1).float().div_(255)  # copies: PIL arrays are read-only
-    return normalize(x, mean, std).unsqueeze(0)
 
 
 def _starts(size: int, tile: int, stride: int) -> list[int]:

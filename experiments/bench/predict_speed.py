@@ -26,9 +26,10 @@ import torch
 
 from seglight.checkpoint import load_module
 from seglight.data.synthetic import render_sample
+from seglight.data.transforms import to_input
 from seglight.exporting import export_onnx, export_onnx_int8
 from seglight.hardware import cpu_has_fast_bf16
-from seglight.inference import OnnxPredictor, TorchPredictor, to_input
+from seglight.inference import OnnxPredictor, TorchPredictor
 from seglight.models.module import SegmentationModule
 
 H, W = 352, 480
