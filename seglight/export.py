@@ -28,9 +28,10 @@ def _main(cfg: DictConfig) -> None:
             raise ValueError("format=onnx_int8 needs calibration=DIR|GLOB of representative images (e.g. val images)")
         images = [read_image(p) for p in list_inputs(cfg.calibration)[:cfg.calibration_images]]
         results = {target.name: export_onnx_int8(module, target, images, cfg.opset)}
+    elif cfg.format == "onnx":
+        results = {target.name: export_onnx(module, target, cfg.opset)}
     else:
-        export = export_onnx if cfg.format == "onnx" else export_torchscript
-        results = {target.name: export(module, target)}
+        results = {target.name: export_torchscript(module, target)}
     if cfg.smp_folder:
         results["smp/"] = export_smp(module, out / "smp")
     failed = False

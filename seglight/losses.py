@@ -1,6 +1,7 @@
 """Loss registry: name -> loss for multiclass logits (B,C,H,W) and targets (B,H,W) long.
 
-Every loss ignores pixels equal to ``ignore_index`` and takes optional per-class weights (C,).
+Every loss ignores pixels equal to ``ignore_index`` and takes optional per-class weights (C,). A batch whose
+pixels are all ignored gives a loss of 0 with zero gradient (not NaN), so one void crop does not stop training.
 Build one with ``build_loss(name, num_classes, ignore_index, class_weights, **kwargs)``.
 """
 
@@ -98,7 +99,7 @@ class LovaszLoss(nn.Module):
         self.loss = SmpLovasz("multiclass", ignore_index=ignore_index, from_logits=True)
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return self.loss(logits.float(), target)
+        return self.loss(logits.float(), target).sum()  # smp gives an empty (0,C) tensor if every pixel is ignored
 
 
 class WeightedSum(nn.Module):
@@ -114,10 +115,19 @@ class WeightedSum(nn.Module):
 
 
 class CrossEntropy(nn.CrossEntropyLoss):
-    """nn.CrossEntropyLoss in fp32 (logits from bf16 autocast are upcast first)."""
+    """nn.CrossEntropyLoss's mean in fp32 (logits from bf16 autocast are upcast first): the summed loss over
+    the valid pixels divided by their summed class weights w[y] (their count if unweighted), 0 if there are none
+    (torch's mean is 0/0 = NaN then)."""
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return super().forward(logits.float(), target)
+        total = F.cross_entropy(logits.float(), target, weight=self.weight, ignore_index=self.ignore_index,
+                                reduction="sum", label_smoothing=self.label_smoothing)
+        valid = target != self.ignore_index                                     # (B,H,W)
+        if self.weight is None:
+            norm = valid.sum().float()
+        else:
+            norm = (self.weight[torch.where(valid, target, 0)] * valid).sum()
+        return total / torch.where(norm > 0, norm, torch.ones_like(norm))
 
 
 @register("ce")

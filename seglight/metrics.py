@@ -3,7 +3,7 @@
 ``SegmentationMetrics`` (a torchmetrics ``Metric``) accumulates a (C,C) confusion matrix of prediction
 (B,H,W) against target (B,H,W), ``ignore_index`` pixels left out, and computes:
   mIoU  macro Jaccard index over classes present in prediction or target
-  iou   per-class Jaccard index (C,)
+  iou   per-class Jaccard index (C,), NaN for a class absent from both (it has no score, not a score of 0)
   dice  macro Dice (= F1 over pixels) over the same classes
   acc   pixel accuracy (micro)
 the same values as torchmetrics' MulticlassJaccardIndex, MulticlassF1Score and MulticlassAccuracy
@@ -27,7 +27,7 @@ MONITOR = f"val/{MIOU}"  # what checkpoints and early stopping watch (mode max)
 
 def class_scores(confmat: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """(C,C) counts, rows = target, columns = prediction -> IoU (C,), Dice (C,) and a (C,) bool mask of the
-    classes present in target or prediction. An absent class scores 0 (torchmetrics' zero_division)."""
+    classes present in target or prediction. An absent class scores NaN (torchmetrics reports 0 for it)."""
     confmat = confmat.double()
     tp = confmat.diag()
     fp, fn = confmat.sum(0) - tp, confmat.sum(1) - tp
@@ -36,17 +36,22 @@ def class_scores(confmat: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def _ratio(num: Tensor, den: Tensor) -> Tensor:
-    """num / den as float32, 0 where den is 0."""
-    return torch.where(den > 0, num / den.clamp(min=1), torch.zeros_like(num)).float()
+    """num / den as float32, NaN where den is 0."""
+    return torch.where(den > 0, num / den.clamp(min=1), torch.full_like(num, float("nan"))).float()
 
 
 def confusion_scores(confmat: Tensor) -> dict[str, Tensor]:
-    """(C,C) counts -> {mIoU, iou (C,), dice, acc}; macro means over the classes present."""
+    """(C,C) counts -> {mIoU, iou (C,), dice, acc}; macro means over the classes present (0 if none is)."""
     iou, dice, present = class_scores(confmat)
     n = present.sum().clamp(min=1)
     total = confmat.sum()
     acc = confmat.diag().sum().double() / total if total > 0 else torch.tensor(0.0)
     return {MIOU: iou[present].sum() / n, IOU: iou, DICE: dice[present].sum() / n, ACC: acc.float()}
+
+
+def confusion_matrix(pred: Tensor, target: Tensor, num_classes: int, ignore_index: int = 255) -> Tensor:
+    """pred (B,H,W), target (B,H,W) -> (C,C) long counts, rows = target, columns = prediction, ignored pixels out."""
+    return multiclass_confusion_matrix(pred, target, num_classes, ignore_index=ignore_index, validate_args=False)
 
 
 class SegmentationMetrics(Metric):
@@ -67,8 +72,7 @@ class SegmentationMetrics(Metric):
 
     def update(self, pred: Tensor, target: Tensor) -> None:
         """pred (B,H,W) class indices, target (B,H,W) class indices or ignore_index."""
-        self.confmat += multiclass_confusion_matrix(pred, target, self.num_classes,
-                                                    ignore_index=self.ignore_index, validate_args=False)
+        self.confmat += confusion_matrix(pred, target, self.num_classes, self.ignore_index)
 
     def compute(self) -> dict[str, Tensor]:
         self.last_confusion = self.confmat.detach().cpu().clone()  # synced here: torchmetrics wraps compute
@@ -80,7 +84,8 @@ def build_metrics(num_classes: int, ignore_index: int = 255) -> SegmentationMetr
 
 
 def flatten(values: Mapping[str, torch.Tensor], stage: str, class_names: Sequence[str]) -> dict[str, float]:
-    """Computed metrics -> {"val/mIoU": .., "val/iou/<class>": .., ...} as floats (no prefix if stage is "")."""
+    """Computed metrics -> {"val/mIoU": .., "val/iou/<class>": .., ...} as floats, NaN for an absent class
+    (no prefix if stage is "")."""
     prefix = f"{stage}/" if stage else ""
     out: dict[str, float] = {}
     for key, value in values.items():

@@ -36,11 +36,11 @@ def test_ignored_pixels_do_not_count(name):
 
 @pytest.mark.parametrize("name", ["ce", "dice", "focal", "dice_ce", "jaccard", "tversky"])
 def test_class_weights_change_the_loss(name):
-    target, perfect, _ = target_and_logits()
-    logits = perfect * 0.05 + torch.randn_like(perfect)  # imperfect, class-dependent errors
+    target, perfect, wrong = target_and_logits(margin=2.0)
+    logits = torch.where((target == 0)[:, None], wrong, perfect)  # wrong on class 0 only
     plain = build_loss(name, C, IGNORE)(logits, target)
     weighted = build_loss(name, C, IGNORE, class_weights=[10.0, 0.1, 0.1, 0.1])(logits, target)
-    assert not torch.isclose(plain, weighted, rtol=1e-3)
+    assert weighted > 1.3 * plain, (float(plain), float(weighted))  # weighting up the wrong class raises the loss
 
 
 def test_weighted_ce_matches_torch():
@@ -74,3 +74,40 @@ def test_unknown_loss_lists_choices():
 def test_wrong_number_of_class_weights():
     with pytest.raises(ValueError, match="3 class weights given for 4 classes"):
         build_loss("ce", C, class_weights=[1, 2, 3])
+
+
+WEIGHTED = [name for name in sorted(LOSSES) if name != "lovasz"]  # lovasz takes no class weights
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+@pytest.mark.parametrize(("name", "weights"), [pytest.param(n, None, id=n) for n in sorted(LOSSES)] +
+                         [pytest.param(n, [1.0, 2.0, 0.5, 3.0], id=f"{n}-weighted") for n in WEIGHTED])
+def test_all_void_batch_gives_zero_loss_and_zero_gradient(name, weights, dtype):
+    logits = torch.randn(2, C, 8, 8).to(dtype).requires_grad_()  # (B,C,H,W)
+    target = torch.full((2, 8, 8), IGNORE)                         # (B,H,W), every pixel void
+    loss = build_loss(name, C, IGNORE, weights)(logits, target)
+    assert loss.shape == () and float(loss.detach()) == 0.0, loss  # 0, so finite
+    loss.backward()
+    assert logits.grad is not None and torch.equal(logits.grad, torch.zeros_like(logits))
+
+
+@pytest.mark.parametrize("weights", [None, [1.0, 2.0, 0.5, 3.0]])
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_ce_with_void_pixels_matches_torch(weights, label_smoothing):
+    # torch's mean divides by the summed weights of the non-void pixels' classes (their count if unweighted).
+    target, perfect, _ = target_and_logits()
+    target[0, :5] = IGNORE
+    logits = torch.randn_like(perfect)
+    w = None if weights is None else torch.tensor(weights)
+    expected = torch.nn.functional.cross_entropy(logits, target, weight=w, ignore_index=IGNORE,
+                                                 label_smoothing=label_smoothing)
+    loss = build_loss("ce", C, IGNORE, weights, label_smoothing=label_smoothing)(logits, target)
+    torch.testing.assert_close(loss, expected)
+
+
+def test_bf16_logits_give_the_fp32_loss():
+    target, perfect, _ = target_and_logits()
+    logits = torch.randn_like(perfect).bfloat16()
+    for name in sorted(LOSSES):
+        loss = build_loss(name, C, IGNORE)
+        torch.testing.assert_close(loss(logits, target), loss(logits.float(), target))
