@@ -1,7 +1,9 @@
-"""predict_files: images on disk -> <stem>.png (index mask), <stem>_color.png, <stem>_overlay.png [+ probs].
+"""predict_files: images on disk -> <name>.png (index mask), <name>_color.png, <name>_overlay.png [+ probs].
 
-Outputs are written atomically (temporary file + rename) and inputs whose outputs all exist are skipped,
-so an interrupted run over a folder resumes where it stopped.
+<name> is the input's path relative to its input root, without the extension (see ``input_root``), so a
+recursive glob mirrors the sub-folders under the output. Outputs are written atomically (temporary file +
+rename) and inputs whose outputs all exist are skipped, so an interrupted run over a folder resumes where
+it stopped.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from seglight.data.io import IMAGE_EXTENSIONS, DataError, read_image
+from seglight.data.io import IMAGE_EXTENSIONS, DataError, image_size, read_image
 from seglight.files import atomic_write
 from seglight.inference import Predictor
 from seglight.visualize import overlay
@@ -35,12 +37,54 @@ def list_inputs(spec: str) -> list[Path]:
     return files
 
 
-def output_paths(output: Path, stem: str, save_probs: bool) -> dict[str, Path]:
-    paths = {"index": output / f"{stem}.png", "color": output / f"{stem}_color.png",
-             "overlay": output / f"{stem}_overlay.png"}
+def input_root(spec: str) -> Path:
+    """The folder that output names mirror: a folder input itself, a file's folder, or a glob's leading
+    folders before the first wildcard (``dir`` for ``dir/**/*.png``)."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return path
+    if path.is_file():
+        return path.parent
+    fixed = []
+    for part in path.parts:
+        if any(c in part for c in "*?["):
+            break
+        fixed.append(part)
+    return Path(*fixed) if fixed else Path(".")
+
+
+def output_paths(output: Path, name: str, save_probs: bool) -> dict[str, Path]:
+    """The files written for one input; ``name`` is its path relative to the input root without the extension."""
+    paths = {"index": output / f"{name}.png", "color": output / f"{name}_color.png",
+             "overlay": output / f"{name}_overlay.png"}
     if save_probs:
-        paths["probs"] = output / f"{stem}_probs.npz"
+        paths["probs"] = output / f"{name}_probs.npz"
     return paths
+
+
+def plan_outputs(files: list[Path], root: Path, output: Path, save_probs: bool) -> dict[Path, dict[str, Path]]:
+    """Each input's output paths, checked before anything is written: DataError if two inputs would write
+    the same file (``a.jpg`` and ``a.png``; ``a.png`` and ``a_color.png``) or an output would overwrite an input.
+    Paths are compared ignoring case, as macOS and Windows file systems do."""
+    def key(p: Path) -> str:
+        return str(p.resolve()).casefold()
+
+    inputs = {key(f): f for f in files}
+    writer: dict[str, Path] = {}
+    plan = {}
+    for f in files:
+        plan[f] = output_paths(output, f.relative_to(root).with_suffix("").as_posix(), save_probs)
+        for p in plan[f].values():
+            k = key(p)
+            if k in inputs:
+                raise DataError(f"{f}: output {p} would overwrite the input {inputs[k]}; "
+                                "choose an output folder apart from the inputs")
+            if k in writer:
+                raise DataError(f"{writer[k]} and {f} would both write {p}: outputs are named by the input's name "
+                                "without its extension (compared ignoring case); rename one of them or predict "
+                                "them separately")
+            writer[k] = f
+    return plan
 
 
 def write_outputs(paths: dict[str, Path], image: np.ndarray, index: np.ndarray, predictor: Predictor,
@@ -65,15 +109,19 @@ def _batches(files: list[Path], sizes: dict[Path, tuple[int, int]], batch_size: 
 
 def predict_files(predictor: Predictor, inputs: str, output: str | Path, batch_size: int = 4,
                   save_probs: bool = False, overwrite: bool = False) -> dict[str, int]:
-    """Predicts every input image; images of equal size go through the model together. Returns counts."""
+    """Predicts every input image; images of equal size go through the model together. Returns counts.
+
+    Each input is predicted upright (its EXIF orientation applied) and its outputs have the size a viewer
+    shows it at. Output names mirror the input's path under ``input_root(inputs)`` without the extension
+    (``dir/**/*.png`` writes ``output/x/a.png`` for ``dir/x/a.png``); inputs whose outputs would collide
+    (``a.jpg`` and ``a.png`` in one folder) or overwrite an input are refused up front, naming the files.
+    """
     output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
     files = list_inputs(inputs)
-    todo = [f for f in files if overwrite or not all(p.exists() for p in output_paths(output, f.stem, save_probs).values())]
-    sizes = {}
-    for f in todo:
-        with Image.open(f) as im:
-            sizes[f] = im.size
+    plan = plan_outputs(files, input_root(inputs), output, save_probs)
+    output.mkdir(parents=True, exist_ok=True)
+    todo = [f for f in files if overwrite or not all(p.exists() for p in plan[f].values())]
+    sizes = {f: image_size(f) for f in todo}
     with tqdm(total=len(todo), desc="predict", unit="img") as bar:
         for batch in _batches(todo, sizes, batch_size):
             images = [read_image(f) for f in batch]
@@ -83,6 +131,6 @@ def predict_files(predictor: Predictor, inputs: str, output: str | Path, batch_s
             else:
                 probs, masks = [None] * len(images), predictor.predict_masks(images)
             for f, image, mask, p in zip(batch, images, masks, probs):
-                write_outputs(output_paths(output, f.stem, save_probs), image, mask, predictor, p)
+                write_outputs(plan[f], image, mask, predictor, p)
                 bar.update()
     return {"inputs": len(files), "predicted": len(todo), "skipped": len(files) - len(todo)}

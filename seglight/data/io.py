@@ -1,8 +1,10 @@
 """Reading images and masks from disk, with errors that name the file.
 
-Images come back as RGB (H,W,3) uint8 (grey and RGBA are converted). Masks come back as index
-masks (H,W) uint8: colour masks through a Palette, index masks as stored, with ``void_values``
-mapped to ``ignore_index`` and any other value >= num_classes reported.
+Both are read as a viewer displays them: a file's EXIF orientation (phone photos store portrait pictures
+turned on their side) is applied, so an image and a mask drawn on the upright picture line up.
+Images come back as RGB (H,W,3) uint8 (grey, RGBA, palette, 16-bit and float images are converted, see
+``read_image``). Masks come back as index masks (H,W) uint8: colour masks through a Palette, index masks
+as stored, with ``void_values`` mapped to ``ignore_index`` and any other value >= num_classes reported.
 """
 
 from __future__ import annotations
@@ -10,43 +12,98 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from seglight.data.palette import Palette
+from seglight.data.palette import Palette, check_label_range
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+SWAPS_SIDES = (5, 6, 7, 8)  # EXIF orientations that turn the picture a quarter turn: width and height swap
 
 
 class DataError(ValueError):
     """Bad input data; the message names the offending file."""
 
 
+def _orientation(img: Image.Image) -> int:
+    """EXIF orientation 1..8 (1, also for a missing or invalid tag: the pixels are stored upright)."""
+    k = img.getexif().get(ExifTags.Base.Orientation, 1)
+    return k if k in range(1, 9) else 1
+
+
 def _open(path: Path) -> Image.Image:
+    """The decoded image, turned upright by its EXIF orientation."""
     try:
         img = Image.open(path)
+        orientation = _orientation(img)  # before decoding: a TIFF's tags are read from the open file
         img.load()  # decode now so a truncated file fails here, not deep inside a DataLoader
-        return img
+        return ImageOps.exif_transpose(img) if orientation != 1 else img
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise DataError(f"{path}: unreadable or truncated image ({e})") from None
 
 
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of the image as displayed (EXIF orientation applied), without decoding a JPEG."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            return (h, w) if _orientation(img) in SWAPS_SIDES else (w, h)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise DataError(f"{path}: unreadable or truncated image ({e})") from None
+
+
+def _grey_to_uint8(arr: np.ndarray, path: Path) -> np.ndarray:
+    """A single-channel integer or float image (H,W) -> (H,W) uint8 by the rule in ``read_image``."""
+    is_float = arr.dtype.kind == "f"
+    if not is_float and 0 <= int(arr.min()) and int(arr.max()) <= 65535:
+        return ((arr.astype(np.uint32) + 128) // 257).astype(np.uint8)  # v / 257 rounded: 0..65535 -> 0..255
+    arr = arr.astype(np.float64)
+    if not np.isfinite(arr).all():
+        raise DataError(f"{path}: float image with {int((~np.isfinite(arr)).sum())} pixel(s) not finite "
+                        "(NaN or infinity); replace them before training or prediction")
+    lo, hi = float(arr.min()), float(arr.max())
+    if is_float and lo >= 0.0 and hi <= 1.0:
+        scaled = arr * 255.0
+    elif hi > lo:
+        scaled = (arr - lo) * (255.0 / (hi - lo))
+    else:
+        scaled = np.zeros_like(arr)
+    return np.clip(np.round(scaled), 0, 255).astype(np.uint8)
+
+
 def read_image(path: str | Path) -> np.ndarray:
-    """Image file -> (H,W,3) uint8 RGB."""
-    img = _open(Path(path))
-    if img.mode != "RGB":
-        img = img.convert("RGB")
-    return np.asarray(img)
+    """Image file -> (H,W,3) uint8 RGB, upright by its EXIF orientation.
+
+    8-bit images keep their values: grey is repeated over the three channels, palette ("P") images take
+    their palette colours, alpha is dropped. Images of more than 8 bits are scaled, never clipped:
+    16-bit integers (modes "I;16*", and mode "I" whose values lie in 0..65535) by 255/65535, i.e. divided
+    by 257 and rounded; other 32-bit integers and float images ("F") from the image's own min..max onto
+    0..255 (a constant one gives zeros), except float images whose values all lie in [0, 1], which are
+    multiplied by 255 and rounded. Float images with NaN or infinity are refused.
+    """
+    path = Path(path)
+    img = _open(path)
+    if img.mode == "RGB":
+        return np.asarray(img)
+    if img.mode == "F" or img.mode.startswith("I"):
+        grey = _grey_to_uint8(np.asarray(img), path)
+        return np.repeat(grey[..., None], 3, axis=2)
+    return np.asarray(img.convert("RGB"))
 
 
 def read_mask(path: str | Path, num_classes: int, palette: Palette | None = None,
               ignore_index: int = 255, void_values: tuple[int, ...] = ()) -> np.ndarray:
-    """Mask file -> (H,W) uint8 of class indices in [0, num_classes) or ``ignore_index``.
+    """Mask file -> (H,W) uint8 of class indices in [0, num_classes) or ``ignore_index``, upright (EXIF orientation).
 
-    With a palette the file is a colour mask; without, a single-channel index mask (mode L, P or I),
-    read as stored (never ``convert("L")``, which would turn palette indices into grey levels).
+    With a palette the file is a colour mask; without, a single-channel index mask (mode L, P, I or I;16),
+    read as stored (never ``convert("L")``, which would turn palette indices into grey levels). Labels
+    must fit 8 bits (at most 255 classes, ignore_index in 0..255), else ValueError before reading.
     """
+    check_label_range(num_classes, ignore_index)
     path = Path(path)
     img = _open(path)
     if palette is not None:
@@ -56,6 +113,8 @@ def read_mask(path: str | Path, num_classes: int, palette: Palette | None = None
     if arr.ndim != 2:
         raise DataError(f"{path}: expected a single-channel index mask, got shape {arr.shape} (mode {img.mode}); "
                         "for colour masks give a palette (data.palette=FILE.csv)")
+    if arr.dtype.kind == "f" and not np.array_equal(arr, np.round(arr)):
+        raise DataError(f"{path}: float mask with non-integer values; an index mask holds whole class indices")
     mask = arr.astype(np.int64, copy=False)
     for v in void_values:
         mask = np.where(mask == v, ignore_index, mask)

@@ -15,6 +15,18 @@ from pathlib import Path
 import numpy as np
 
 UNKNOWN = np.uint16(65535)  # lookup-table value of a colour that is not in the palette
+MAX_LABEL = 255  # masks are stored as 8-bit class indices: classes 0..254 at most, and ignore_index, all in 0..255
+
+
+def check_label_range(num_classes: int, ignore_index: int) -> None:
+    """ValueError unless the classes and ``ignore_index`` fit the 8-bit masks (no label may wrap around)."""
+    if num_classes > MAX_LABEL:
+        raise ValueError(f"{num_classes} classes, but at most {MAX_LABEL} are supported: masks are stored as "
+                         f"8-bit class indices (0..{MAX_LABEL - 1} for classes, {MAX_LABEL} for ignore_index); "
+                         f"merge classes to {MAX_LABEL} or fewer")
+    if not 0 <= ignore_index <= MAX_LABEL:
+        raise ValueError(f"ignore_index {ignore_index} is outside 0..{MAX_LABEL}: masks are stored as 8-bit class "
+                         f"indices; use ignore_index={MAX_LABEL}")
 
 
 def pack_rgb(rgb: np.ndarray) -> np.ndarray:
@@ -47,7 +59,9 @@ class Palette:
     """Class names with one RGB colour each; index i <-> colours[i].
 
     ``void_colors`` are colours that mean "ignore" (mapped to ``ignore_index``); ``to_color``
-    paints ignored pixels with ``void_colors[0]`` (black when there is none).
+    paints ignored pixels with ``void_colors[0]`` (black when there is none). Masks are 8-bit, so a
+    palette holds at most 255 classes and ``ignore_index`` lies in 0..255 (and is no class index):
+    checked here, at construction, with a ValueError naming the fix.
     """
 
     names: list[str]
@@ -68,8 +82,10 @@ class Palette:
                 raise ValueError(f"palette colour {c} is not an RGB triple in 0..255")
         _no_duplicates("class name", self.names)
         _no_duplicates("colour", self.colors + self.void_colors)
-        if 0 <= self.ignore_index < len(self.names):
-            raise ValueError(f"ignore_index {self.ignore_index} collides with class {self.names[self.ignore_index]!r}")
+        check_label_range(len(self.names), self.ignore_index)
+        if self.ignore_index < len(self.names):
+            raise ValueError(f"ignore_index {self.ignore_index} collides with class {self.names[self.ignore_index]!r}; "
+                             f"use ignore_index={MAX_LABEL}")
         self._lut: np.ndarray | None = None
 
     @property
@@ -137,12 +153,16 @@ class Palette:
         return index.astype(np.uint8)
 
     def to_color(self, index: np.ndarray) -> np.ndarray:
-        """Index mask (...,H,W) integer -> colour mask (...,H,W,3) uint8; ignore/unknown indices -> void colour."""
-        table = np.zeros((256, 3), dtype=np.uint8)
+        """Index mask (...,H,W) integer -> colour mask (...,H,W,3) uint8; ignore/unknown indices -> void colour
+        (``void_colors[0]``, black when there is none)."""
+        table = np.zeros((MAX_LABEL + 1, 3), dtype=np.uint8)
+        if self.void_colors:
+            table[:] = self.void_colors[0]
         table[: self.num_classes] = np.array(self.colors, dtype=np.uint8)
-        if self.void_colors and 0 <= self.ignore_index < 256:
-            table[self.ignore_index] = self.void_colors[0]
-        return table[np.asarray(index).astype(np.uint8)]
+        index = np.asarray(index)
+        if index.dtype != np.uint8:
+            index = np.where((index >= 0) & (index <= MAX_LABEL), index, self.ignore_index).astype(np.uint8)
+        return table[index]
 
     def to_dict(self) -> dict:
         """Plain values for checkpoints and configs."""
