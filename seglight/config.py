@@ -6,12 +6,23 @@ import difflib
 import os
 import re
 import sys
+from importlib.resources import files
 from pathlib import Path
 from typing import Callable
 
 from omegaconf import DictConfig, OmegaConf
 
-ROOT = Path(__file__).resolve().parents[1]
+
+def _config_root() -> Path:
+    """The folder holding conf/ and experiments/conf/: the source checkout's top level when seglight runs from
+    one (editable install, tests), else the installed package, where the wheel carries both as package data."""
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "conf" / "train.yaml").is_file():
+        return checkout
+    return Path(str(files("seglight")))
+
+
+ROOT = _config_root()
 CONF_DIR = ROOT / "conf"
 if not OmegaConf.has_resolver("seglight_root"):
     OmegaConf.register_new_resolver("seglight_root", lambda sub="": str(ROOT / sub))  # ${seglight_root:conf}
