@@ -1,7 +1,7 @@
 """python -m seglight.evaluate ckpt=PATH data=... split=val|test output=DIR (see conf/evaluate.yaml)."""
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from seglight.config import CONF_DIR, run_hydra
 
@@ -10,12 +10,13 @@ from seglight.config import CONF_DIR, run_hydra
 def _main(cfg: DictConfig) -> float:
     from hydra.utils import instantiate
 
-    from seglight.evaluation import evaluate
+    from seglight.evaluation import evaluate, split_dataset
     from seglight.inference import Predictor
     predictor = Predictor.load(cfg.ckpt, device=cfg.device, precision=cfg.precision, tta=cfg.tta,
                                tile_size=cfg.tile_size, tile_overlap=cfg.tile_overlap)
     dm = instantiate(cfg.data, _convert_="all")
-    return evaluate(predictor, dm.raw_dataset(cfg.split), cfg.output)["mIoU"]
+    dataset = split_dataset(dm, cfg.split, cfg.ckpt, OmegaConf.to_container(cfg.data, resolve=True))
+    return evaluate(predictor, dataset, cfg.output)["mIoU"]
 
 
 def main() -> None:

@@ -17,17 +17,11 @@ import numpy as np
 import torch
 
 from seglight.data.palette import Palette
-from seglight.data.transforms import pad_to_multiple, to_input
+from seglight.data.transforms import to_input
 from seglight.hardware import cpu_has_fast_bf16
+from seglight.models.tiling import TILE_OVERLAP, TILE_SIZE, needs_tiles, padded, sliding_window
 
 log = logging.getLogger(__name__)
-
-
-def _starts(size: int, tile: int, stride: int) -> list[int]:
-    if size <= tile:
-        return [0]
-    starts = list(range(0, size - tile, stride)) + [size - tile]
-    return sorted(set(starts))
 
 
 class Predictor:
@@ -42,7 +36,8 @@ class Predictor:
     """
 
     def __init__(self, class_names: Sequence[str], palette: Palette, mean: Sequence[float], std: Sequence[float],
-                 tile_size: int = 1024, tile_overlap: float = 0.25, tta: bool = False, divisor: int = 32) -> None:
+                 tile_size: int | None = TILE_SIZE, tile_overlap: float = TILE_OVERLAP, tta: bool = False,
+                 divisor: int = 32) -> None:
         self.class_names, self.palette = list(class_names), palette
         self.mean, self.std = list(mean), list(std)
         self.tile_size, self.tile_overlap, self.tta, self.divisor = tile_size, tile_overlap, tta, divisor
@@ -67,29 +62,24 @@ class Predictor:
         return torch.from_numpy(self._logits(x).numpy().argmax(axis=1).astype(np.uint8))
 
     # ---- shared pipeline -----------------------------------------------------------------
+    def _probs(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B,3,H,W), H and W multiples of the divisor -> probabilities (B,C,H,W)."""
+        return self._logits(x).softmax(dim=1)
+
     def _padded_probs(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        x = pad_to_multiple(x, self.divisor)
-        probs = self._logits(x).softmax(dim=1)
+        """x (B,3,H,W) of any size -> probabilities (B,C,H,W); with TTA averaged with those of the mirrored image
+        (mirrored before padding, so both passes see the image at the same place)."""
+        probs = padded(self._probs, x, self.divisor)
         if self.tta:
-            probs = (probs + self._logits(x.flip(-1)).softmax(dim=1).flip(-1)) / 2
-        return probs[..., :h, :w]
+            probs = (probs + padded(self._probs, x.flip(-1), self.divisor).flip(-1)) / 2
+        return probs
 
     def predict_probs(self, images: torch.Tensor) -> torch.Tensor:
         """images (B,3,H,W) normalised, any H,W -> probabilities (B,C,H,W) float32 summing to 1 over dim=1."""
-        h, w = images.shape[-2:]
-        tile = self.tile_size
-        if h <= tile and w <= tile:
+        if not needs_tiles(images, self.tile_size):
             return self._padded_probs(images)
-        stride = max(self.divisor, int(tile * (1 - self.tile_overlap)))
-        out = torch.zeros(images.shape[0], len(self.class_names), h, w)
-        count = torch.zeros(1, 1, h, w)
-        for y in _starts(h, tile, stride):
-            for x in _starts(w, tile, stride):
-                window = images[..., y:y + tile, x:x + tile]
-                out[..., y:y + tile, x:x + tile] += self._padded_probs(window)
-                count[..., y:y + tile, x:x + tile] += 1
-        return out / count
+        return sliding_window(self._padded_probs, images, len(self.class_names), self.tile_size,
+                              self.tile_overlap, self.divisor)
 
     def predict_image(self, image: np.ndarray) -> np.ndarray:
         """(H,W,3) uint8 RGB -> probabilities (C,H,W) float32."""
@@ -107,15 +97,15 @@ class Predictor:
         is taken on the logits, which gives the same mask (softmax keeps the order of each pixel's scores)
         without computing and copying (B,C,H,W) probabilities."""
         batch = torch.cat([to_input(im, self.mean, self.std) for im in images])
-        h, w = batch.shape[-2:]
-        if self.tta or max(h, w) > self.tile_size:
+        if self.tta or needs_tiles(batch, self.tile_size):
             return [p.argmax(0).astype(np.uint8) for p in self.predict_probs(batch).numpy()]
-        return list(self._masks(pad_to_multiple(batch, self.divisor))[:, :h, :w].numpy())
+        return list(padded(self._masks, batch, self.divisor).numpy())
 
 
 class TorchPredictor(Predictor):
     def __init__(self, module, device: str = "auto", precision: str = "auto", **kwargs) -> None:
         hp = module.hparams
+        kwargs.setdefault("divisor", module.divisor)
         super().__init__(module.class_names, module.palette, hp.mean, hp.std, **kwargs)
         self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                                    "cpu" if device == "auto" else device)

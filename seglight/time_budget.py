@@ -74,7 +74,8 @@ class TimeBudget(pl.Callback):
         self._epoch_start, self._val_this_epoch = self.clock(), 0.0
         if self.budget_s is None:
             return
-        last = trainer.fit_loop.max_epochs is not None and trainer.current_epoch + 1 >= trainer.fit_loop.max_epochs
+        planned = trainer.fit_loop.max_epochs
+        last = planned is not None and planned > 0 and trainer.current_epoch + 1 >= planned
         trainer.check_val_every_n_epoch = 1 if last else self._val_every
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:

@@ -12,15 +12,20 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 
-from seglight.checkpoint import AtomicCheckpointIO
+from seglight.checkpoint import AtomicCheckpointIO, load_checkpoint
 from seglight.data.datamodule import SegDataModule
 from seglight.hardware import resolve_precision
+from seglight.loggers import CSVLogger
 from seglight.metrics import MONITOR
+from seglight.models.module import SegmentationModule
 from seglight.report import print_class_table, write_json
+from seglight.time_budget import TimeBudget, parse_duration
 
 log = logging.getLogger(__name__)
 
 AUTO_WEIGHTS = {"auto": 1.0, "auto_sqrt": 0.5}  # loss.class_weights=<name>: power of the median-frequency weights
+SPLITS_FILE = "splits.json"  # in the run dir: {"train": [...], "val": [...], "test": [...]} image file names
+MAX_TIME_SHARE = 0.97  # max_epochs=-1 with max_time only: plan the run to end within this share of max_time
 GROUP_NAME_KEYS = {"loss": ("name", "class_weights"), "optimizer": ("name", "lr", "weight_decay"),
                    "scheduler": ("name", "warmup_steps")}
 
@@ -52,6 +57,24 @@ def build_module(cfg: DictConfig, dm: SegDataModule) -> pl.LightningModule:
     )
 
 
+def _bound_the_run(cfg: DictConfig, callbacks: list[pl.Callback]) -> None:
+    """``trainer.max_epochs=-1`` runs until a time limit: a time budget, or ``max_time`` (then the budget is
+    ``max_time``, so the LR schedule is fitted to it). Neither nor ``max_steps``: an error saying so."""
+    t = cfg.trainer
+    if t.get("max_epochs") != -1 or (t.get("max_steps") or -1) > 0:
+        return
+    budget = next((c for c in callbacks if isinstance(c, TimeBudget)), None)
+    if budget is not None and budget.budget_s is not None:
+        return
+    if t.get("max_time") and budget is not None:
+        budget.budget_s = parse_duration(t.max_time) * MAX_TIME_SHARE
+        log.info("trainer.max_epochs=-1: fitting the run to trainer.max_time=%s", t.max_time)
+        return
+    if not t.get("max_time"):
+        raise ValueError("trainer.max_epochs=-1 trains without end: bound it with callbacks.time_budget.budget="
+                         "DD:HH:MM:SS (or minutes), trainer.max_time=DD:HH:MM:SS, or trainer.max_steps=N")
+
+
 def build_trainer(cfg: DictConfig, **kwargs) -> pl.Trainer:
     """Trainer from cfg.trainer with cfg.callbacks and cfg.logger, adapted to this machine:
     precision 'auto' resolved, SyncBatchNorm only with CUDA (it has no CPU kernels), no
@@ -60,12 +83,38 @@ def build_trainer(cfg: DictConfig, **kwargs) -> pl.Trainer:
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     if not loggers:
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    _bound_the_run(cfg, callbacks)
     precision = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
     sync_bn = bool(cfg.trainer.sync_batchnorm) and torch.cuda.is_available()
     if cfg.trainer.sync_batchnorm and not sync_bn:
         log.info("sync_batchnorm off: SyncBatchNorm needs CUDA")
     return instantiate(cfg.trainer, precision=precision, sync_batchnorm=sync_bn, callbacks=callbacks,
                        logger=loggers or False, plugins=[AtomicCheckpointIO()], **kwargs)
+
+
+def keep_history(loggers: list, epoch: int) -> None:
+    """Before resuming after ``epoch``: CSV logs keep their rows up to it (those of later, unsaved epochs are
+    dropped: they are trained again). TensorBoard and W&B keep theirs by writing to the same folder / run."""
+    for lg in loggers:
+        if isinstance(lg, CSVLogger):
+            lg.experiment.drop_after(epoch)
+
+
+def validate_the_end(trainer: pl.Trainer, module: SegmentationModule, dm: SegDataModule) -> None:
+    """Validates the weights the run ended with when its last epoch was not validated (a time limit or an
+    epoch count between validations ended it), and makes them best.ckpt when they score higher."""
+    if trainer.global_step == 0 or module.validated_step == trainer.global_step:
+        return
+    log.info("the last epoch was not validated: validating the final weights (step %d)", trainer.global_step)
+    score = trainer.validate(module, datamodule=dm, verbose=False)[0][MONITOR]
+    for cb in trainer.checkpoint_callbacks:
+        if isinstance(cb, ModelCheckpoint) and cb.monitor == MONITOR and cb.dirpath:
+            better = cb.best_model_score is None or score > float(cb.best_model_score)
+            if better:
+                path = str(Path(cb.dirpath) / f"{cb.filename or 'best'}{cb.FILE_EXTENSION}")
+                trainer.save_checkpoint(path)
+                cb.best_model_path, cb.best_model_score = path, torch.tensor(score)
+                log.info("final weights score %s %.4f: saved as %s", MONITOR, score, path)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -82,10 +131,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer = build_trainer(cfg)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved["trainer"]["precision"] = str(trainer.precision)
+    module.data_split = {"data": resolved["data"], "files": dm.split_files()}
     if trainer.is_global_zero:
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
-    for lg in trainer.loggers:
-        lg.log_hyperparams(resolved)
+        write_json(run_dir / SPLITS_FILE, module.data_split["files"])
 
     ckpt_path = None
     last = run_dir / "checkpoints" / "last.ckpt"
@@ -93,9 +142,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if last.exists():
             ckpt_path = str(last)
             log.info("resuming from %s", last)
+            keep_history(trainer.loggers, load_checkpoint(last)["epoch"])
         else:
             log.warning("resume=true but %s does not exist: starting fresh", last)
+    for lg in trainer.loggers:
+        lg.log_hyperparams(resolved)
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    if not trainer.interrupted:
+        validate_the_end(trainer, module, dm)
 
     best = next((c.best_model_path for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)
                  and c.monitor == MONITOR and c.best_model_path), "")

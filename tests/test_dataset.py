@@ -6,7 +6,8 @@ from PIL import Image
 from seglight.data.dataset import SegmentationDataset
 from seglight.data.datamodule import SegDataModule, ShapesDataModule
 from seglight.data.io import DataError, read_mask
-from seglight.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
+from seglight.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform, to_input, train_transform
+from seglight.models.tiling import padded
 
 from helpers import TOY, make_pairs
 
@@ -22,9 +23,8 @@ def test_batch_shapes_and_dtypes(tmp_path):
     assert batch["image"].shape == (2, 3, 32, 32) and batch["image"].dtype == torch.float32
     assert batch["mask"].shape == (2, 32, 32) and batch["mask"].dtype == torch.int64
     val = next(iter(dm.val_dataloader()))
-    assert val["image"].shape == (2, 3, 64, 96)  # 50x70 padded to multiples of 32
-    assert set(val["mask"].unique().tolist()) <= {0, 1, 2, 255}
-    assert (val["mask"][:, 50:, :] == 255).all() and (val["mask"][:, :, 70:] == 255).all()
+    assert val["image"].shape == (2, 3, 50, 70)  # val images keep their size: the model pads (as predict does)
+    assert val["mask"].shape == (2, 50, 70) and set(val["mask"].unique().tolist()) <= {0, 1, 2, 255}
     assert len(dm.datasets["train"]) == 4 and len(dm.datasets["val"]) == 2
 
 
@@ -86,18 +86,28 @@ def test_palette_mode_png_read_as_indices_not_grey(tmp_path):
     np.testing.assert_array_equal(read_mask(tmp_path / "p.png", 3), [[0, 2], [1, 2]])
 
 
-def test_eval_transform_pads_to_multiple_of_32():
-    out = eval_transform()(image=np.zeros((33, 65, 3), np.uint8), mask=np.zeros((33, 65), np.uint8))
-    assert tuple(out["image"].shape) == (3, 64, 96) and tuple(out["mask"].shape) == (64, 96)
-    assert (out["mask"][33:] == 255).all() and (out["mask"][:, 65:] == 255).all() and (out["mask"][:33, :65] == 0).all()
+def test_eval_transform_keeps_the_size_and_normalises_like_predict():
+    image = np.random.default_rng(0).integers(0, 256, (33, 65, 3), dtype=np.uint8)
+    out = eval_transform()(image=image, mask=np.full((33, 65), 2, np.uint8))
+    assert tuple(out["image"].shape) == (3, 33, 65) and tuple(out["mask"].shape) == (33, 65)
+    torch.testing.assert_close(out["image"], to_input(image, IMAGENET_MEAN, IMAGENET_STD)[0])
+    assert out["mask"].dtype == torch.int64 and (out["mask"] == 2).all()
 
 
-def test_eval_transform_reflects_the_image_into_the_padding():
-    image = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
-    out = eval_transform(mean=(0, 0, 0), std=(1, 1, 1))(image=image, mask=np.zeros((40, 50), np.uint8))
-    x = out["image"] * 255  # (3,64,64)
-    np.testing.assert_allclose(x[:, 40, :50].numpy(), image[38].T, atol=1e-3)  # row 40 mirrors row 38
-    np.testing.assert_allclose(x[:, :40, 50].numpy(), image[:, 48].T, atol=1e-3)
+def test_padded_reflects_the_image_and_crops_the_output_back():
+    image = torch.rand(1, 3, 40, 50)
+    seen = {}
+
+    def fn(x):
+        seen["x"] = x
+        return x[:, :2] * 2
+
+    out = padded(fn, image, 32)
+    x = seen["x"]  # (1,3,64,64)
+    assert tuple(x.shape) == (1, 3, 64, 64) and tuple(out.shape) == (1, 2, 40, 50)
+    torch.testing.assert_close(x[0, :, 40, :50], image[0, :, 38])  # row 40 mirrors row 38
+    torch.testing.assert_close(x[0, :, :40, 50], image[0, :, :, 48])
+    torch.testing.assert_close(out, image[:, :2] * 2)
 
 
 def test_shapes_data_is_generated_once_with_colour_masks(tmp_path):

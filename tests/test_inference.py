@@ -109,7 +109,8 @@ def test_export_onnx_checks_itself_and_agrees_with_checkpoint(ckpt, images, tmp_
                   if "argmax agreement" in line]
     assert len(agreements) == 2 and min(agreements) >= 99.9  # model.onnx and smp/
     onnx_pred = predict_files(Predictor.load(tmp_path / "model.onnx"), str(images), tmp_path / "onnx")
-    torch_pred = predict_files(Predictor.load(ckpt), str(images), tmp_path / "torch")
+    # fp32 against fp32: bf16 (precision=auto on a CPU with native bf16) is compared in test_bf16_agrees_with_fp32
+    torch_pred = predict_files(Predictor.load(ckpt, precision="32"), str(images), tmp_path / "torch")
     assert onnx_pred["predicted"] == torch_pred["predicted"] == 4
     same = total = 0
     for f in (tmp_path / "torch").glob("*_color.png"):
@@ -160,7 +161,7 @@ def test_evaluate_matches_torchmetrics_and_ignores_void(ckpt, tmp_path):
 
 
 def test_validation_during_training_scores_like_evaluate(ckpt, tmp_path):
-    # 70x90 images need padding to 96x96: val batches must be padded the way the Predictor pads
+    # 70x90 images need padding to 96x96: validation pads them the way the Predictor pads
     # (reflect; black padding changed predictions near the border and cost CamVid 0.05 mIoU)
     from seglight.checkpoint import load_module
     from seglight.data.transforms import eval_transform
@@ -179,10 +180,10 @@ def test_validation_during_training_scores_like_evaluate(ckpt, tmp_path):
     with torch.inference_mode():
         for i in range(len(val)):
             sample = val[i]
-            assert sample["mask"].shape == (96, 96) and (sample["mask"][70:] == 255).all()
-            metrics.update(module(sample["image"][None]).argmax(1), sample["mask"][None])
+            assert sample["mask"].shape == (70, 90)
+            metrics.update(module.predict_logits(sample["image"][None]).argmax(1), sample["mask"][None])
     plain = SegmentationDataset(tmp_path / "img", tmp_path / "ann", 4)
-    result = evaluate(Predictor.load(ckpt), plain, tmp_path / "eval")
+    result = evaluate(Predictor.load(ckpt, precision="32"), plain, tmp_path / "eval")  # fp32 like load_module
     assert float(metrics.compute()["mIoU"]) == pytest.approx(result["mIoU"], abs=1e-6)
 
 
@@ -215,3 +216,28 @@ def test_export_int8_is_quantised_and_predicts_like_the_checkpoint(ckpt, images,
     image = np.asarray(Image.open(small / "img_333x517.png"))
     agree = (int8.predict_image(image).argmax(0) == Predictor.load(ckpt).predict_image(image).argmax(0)).mean()
     assert agree >= 0.9
+
+
+@pytest.fixture(scope="module")
+def trained_ckpt(tmp_path_factory) -> tuple[Path, Path]:
+    """A shapes model trained in fp32 until its logits have margins (val mIoU ~0.6): (checkpoint, val images)."""
+    root = tmp_path_factory.mktemp("trained_fp32")
+    cfg = compose_config([*TINY, f"data.root={root / 'data'}", "data.num_train=64", "data.num_val=8",
+                          "trainer.max_epochs=4", "trainer.limit_train_batches=1.0", "trainer.limit_val_batches=1.0",
+                          "trainer.precision=32", "logger=none"])
+    with open_dict(cfg):
+        cfg.run_dir = str(root / "run")
+    best = Path(train(cfg)["best_ckpt"])
+    return best, next((root / "data").glob("shapes-*/val/images"))
+
+
+def test_bf16_predictions_agree_with_fp32_on_a_trained_model(trained_ckpt):
+    # bf16 autocast runs on every CPU (emulated and slow without avx512_bf16/AMX), so this path is tested on both.
+    # Measured: 99.97 % of pixels agree on average, 99.88 % on the worst image; a barely trained model with
+    # near-tied logits gives ~98.8 %, which is why exactness tests elsewhere pin precision="32".
+    ckpt, folder = trained_ckpt
+    fp32, bf16 = Predictor.load(ckpt, precision="32"), Predictor.load(ckpt, precision="bf16")
+    assert bf16.precision == "bf16" and fp32.precision == "32"
+    images = [np.asarray(Image.open(f).convert("RGB")) for f in sorted(folder.glob("*.png"))]
+    agreement = [(fp32.predict_masks([im])[0] == bf16.predict_masks([im])[0]).mean() for im in images]
+    assert np.mean(agreement) >= 0.999 and min(agreement) >= 0.995, agreement

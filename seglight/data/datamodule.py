@@ -11,33 +11,36 @@ import json
 import logging
 import os
 import random
+from functools import partial
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 from tqdm import tqdm
 
 from seglight.data.dataset import SegmentationDataset
 from seglight.data.io import DataError, pair_files
 from seglight.data.palette import Palette, default_colors
 from seglight.data.synthetic import SHAPES_PALETTE, write_shapes
+from seglight.files import atomic_write
 from seglight.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
 
 log = logging.getLogger(__name__)
 
 
-def seed_worker(worker_id: int) -> None:
+def seed_worker(worker_id: int, rank: int = 0) -> None:
     """DataLoader worker init: give each worker's augmentation generator its own seed.
 
     Every worker starts with a copy of the same albumentations generator, so without this the
     workers would apply identical augmentation sequences. torch.initial_seed() differs per worker
-    and is reproducible after seed_everything.
+    and is reproducible after seed_everything; under DDP every rank draws the same one, so the
+    process rank is mixed in too.
     """
-    seed = torch.initial_seed() % 2**32
+    seed = int(np.random.SeedSequence([torch.initial_seed() % 2**32, rank]).generate_state(1)[0])
     random.seed(seed)
     np.random.seed(seed)
     info = torch.utils.data.get_worker_info()
@@ -46,10 +49,31 @@ def seed_worker(worker_id: int) -> None:
         transform.set_random_seed(seed)
 
 
+def collate_eval(samples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor | list[torch.Tensor]]:
+    """Val/test batch: images of one size stacked (B,3,H,W) / (B,H,W); of different sizes, lists of (3,H,W) /
+    (H,W), which the module scores one by one (images keep their own size, as in evaluate)."""
+    if len({tuple(s["image"].shape) for s in samples}) == 1:
+        return default_collate(samples)
+    return {"image": [s["image"] for s in samples], "mask": [s["mask"] for s in samples]}
+
+
 def auto_workers() -> int:
     """DataLoader workers that leave the training process a core: 1 on 2 cores, up to 6."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(6, cores - 1))
+
+
+SPLIT_KEYS = ("val_fraction", "split_seed")  # data options that decide which files go to which split
+# data options that change neither the files nor their labels (loading and augmentation)
+LOADING_KEYS = ("batch_size", "eval_batch_size", "num_workers", "pin_memory", "cache_masks", "cache_dir", "crop_size",
+                "scale", "hflip", "color_jitter", "seed", "mean", "std", "require_test")
+
+
+def data_differences(recorded: dict[str, Any], current: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Keys whose values differ between two data configs: (those naming the files and labels, the split's)."""
+    keys = sorted((set(recorded) | set(current)) - set(LOADING_KEYS))
+    differ = [k for k in keys if recorded.get(k) != current.get(k)]
+    return [k for k in differ if k not in SPLIT_KEYS], [k for k in differ if k in SPLIT_KEYS]
 
 
 class SegDataModule(pl.LightningDataModule):
@@ -69,10 +93,10 @@ class SegDataModule(pl.LightningDataModule):
                  ignore_index: int = 255, void_values: Sequence[int] = (), val_fraction: float = 0.1,
                  require_test: bool = False, crop_size: int | Sequence[int] = 256,
                  scale: Sequence[float] = (0.5, 2.0), hflip: float = 0.5, color_jitter: float = 0.5,
-                 divisor: int = 32, batch_size: int = 8, eval_batch_size: int | None = None,
+                 batch_size: int = 8, eval_batch_size: int | None = None,
                  num_workers: int | str = "auto", pin_memory: bool = False, cache_masks: bool = False,
                  mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
-                 seed: int = 0, cache_dir: str | None = None, root: str | None = None) -> None:
+                 seed: int = 0, split_seed: int = 0, cache_dir: str | None = None, root: str | None = None) -> None:
         super().__init__()
         base = Path(root).expanduser() if root else None
         at = lambda p: None if p is None else str(base / p) if base is not None else str(p)  # noqa: E731
@@ -84,8 +108,10 @@ class SegDataModule(pl.LightningDataModule):
         self.palette = self._build_palette(palette, num_classes, class_names, colors)
         self.is_color = palette is not None
         self.val_fraction, self.require_test, self.seed = val_fraction, require_test, seed
+        self.split_seed = split_seed
+        self.recorded_splits: dict[str, list[str]] | None = None  # see use_recorded_splits
         self.crop_size = tuple(crop_size) if not isinstance(crop_size, int) else crop_size
-        self.scale, self.hflip, self.color_jitter, self.divisor = tuple(scale), hflip, color_jitter, divisor
+        self.scale, self.hflip, self.color_jitter = tuple(scale), hflip, color_jitter
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = auto_workers() if num_workers == "auto" else int(num_workers)
@@ -138,10 +164,13 @@ class SegDataModule(pl.LightningDataModule):
         return present
 
     def split_pairs(self, split: str) -> list[tuple[Path, Path]]:
-        """The (image, mask) files of a split. Without val folders, val is a seeded ``val_fraction`` of the
-        training pairs and train is the rest."""
+        """The (image, mask) files of a split. Without val folders, val is a ``val_fraction`` of the training
+        pairs drawn with ``split_seed`` (not the training seed: runs with other seeds hold out the same
+        images) and train is the rest. After ``use_recorded_splits`` the recorded files, in their order."""
         if split not in self.dirs:
             raise ValueError(f"unknown split {split!r}; choose train, val or test")
+        if self.recorded_splits is not None and split in self.recorded_splits:
+            return self._recorded_pairs(split)
         if split in ("train", "val") and not self.has_split("val"):
             pairs = pair_files(*self.dirs["train"])
             if self.val_fraction <= 0:
@@ -155,15 +184,49 @@ class SegDataModule(pl.LightningDataModule):
         return pair_files(*self.dirs[split])
 
     def _holdout(self, n: int) -> tuple[list[int], list[int]]:
-        order = np.random.default_rng(self.seed).permutation(n)
+        order = np.random.default_rng(self.split_seed).permutation(n)
         k = max(1, int(round(n * self.val_fraction)))
         return sorted(order[:k].tolist()), sorted(order[k:].tolist())
 
+    def split_files(self) -> dict[str, list[str]]:
+        """{"train": [...], "val": [...], "test": [...]}: the image file names of each split (empty where the
+        split is missing), as written to a run's splits.json."""
+        files = {}
+        for split in ("train", "val", "test"):
+            present = split == "train" or (split == "val" and (self.val_fraction > 0 or self.has_split("val"))) \
+                or self.has_split(split)
+            files[split] = [image.name for image, _ in self.split_pairs(split)] if present else []
+        return files
+
+    def use_recorded_splits(self, files: dict[str, list[str]]) -> None:
+        """From now on each split is exactly the image files named in ``files`` (a run's splits.json), found
+        among all the configured folders' pairs; a named file that is not there is an error."""
+        self.recorded_splits = {k: list(v) for k, v in files.items() if v}
+        self.datasets.clear()
+
+    def _recorded_pairs(self, split: str) -> list[tuple[Path, Path]]:
+        pool: dict[str, tuple[Path, Path]] = {}
+        for name in ("train", "val", "test"):
+            images, masks = self.dirs[name]
+            if images and masks and Path(images).is_dir() and Path(masks).is_dir():
+                pool.update({image.name: (image, mask) for image, mask in pair_files(images, masks)})
+        wanted = self.recorded_splits[split]  # type: ignore[index]
+        missing = [n for n in wanted if n not in pool]
+        if missing:
+            raise DataError(f"{len(missing)} of the {len(wanted)} recorded {split} images are not in the configured "
+                            f"folders {[d[0] for d in self.dirs.values() if d[0]]}: {missing[:5]}")
+        return [pool[n] for n in wanted]
+
+    def _rank(self) -> int:
+        """This process's rank under DDP (0 without a trainer)."""
+        return int(self.trainer.global_rank) if self.trainer is not None else 0
+
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit", "validate") and "val" not in self.datasets:
+            seed = int(np.random.SeedSequence([self.seed, self._rank()]).generate_state(1)[0])  # per rank
             self.datasets["train"] = self._dataset(self.split_pairs("train"), train_transform(
                 self.crop_size, self.scale, self.hflip, self.color_jitter, self.ignore_index, self.mean, self.std,
-                seed=self.seed))
+                seed=seed))
             self.datasets["val"] = self._dataset(self.split_pairs("val"), self.eval_transform())
         if stage in (None, "test") and "test" not in self.datasets and self.has_split("test"):
             self.datasets["test"] = self._dataset(self.split_pairs("test"), self.eval_transform())
@@ -173,7 +236,7 @@ class SegDataModule(pl.LightningDataModule):
         return self._dataset(self.split_pairs(split), None)
 
     def eval_transform(self):
-        return eval_transform(self.divisor, self.ignore_index, self.mean, self.std)
+        return eval_transform(self.ignore_index, self.mean, self.std)
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         if split not in self.datasets:
@@ -187,7 +250,8 @@ class SegDataModule(pl.LightningDataModule):
         return DataLoader(dataset, batch_size=self.batch_size if train else self.eval_batch_size,
                           shuffle=train, sampler=sampler, drop_last=train and len(dataset) > self.batch_size,
                           num_workers=self.num_workers, pin_memory=self.pin_memory,
-                          persistent_workers=self.num_workers > 0, worker_init_fn=seed_worker)
+                          persistent_workers=self.num_workers > 0, collate_fn=None if train else collate_eval,
+                          worker_init_fn=partial(seed_worker, rank=self._rank()))
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", True)
@@ -200,11 +264,14 @@ class SegDataModule(pl.LightningDataModule):
 
     # ---- class statistics ----------------------------------------------------------------
     def pixel_counts(self) -> np.ndarray:
-        """(C,) int64 pixel count per class over the training masks (void excluded), cached on disk."""
+        """(C,) int64 pixel count per class over the training masks (void excluded), cached on disk.
+
+        The cache is keyed by everything that defines the counts (``_counts_key``): reorder the palette,
+        change the void values or touch a mask and the counts are computed anew. It is written atomically,
+        so a process reading it while another rank writes it sees the whole file or none."""
         pairs = self.split_pairs("train")
-        key = hashlib.sha1(json.dumps([[str(m), m.stat().st_mtime_ns] for _, m in pairs] +
-                                      [self.num_classes, list(self.void_values)]).encode()).hexdigest()[:16]
-        cache = (self.cache_dir or Path(self.dirs["train"][1]).parent / ".seglight_cache") / f"counts-{key}.json"
+        cache = (self.cache_dir or Path(self.dirs["train"][1]).parent / ".seglight_cache") / \
+            f"counts-{self._counts_key(pairs)}.json"
         if cache.exists():
             return np.array(json.loads(cache.read_text()), dtype=np.int64)
         ds = self._dataset(pairs, None)
@@ -213,11 +280,18 @@ class SegDataModule(pl.LightningDataModule):
             m = ds.read_mask(i)
             counts += np.bincount(m[m != self.ignore_index].ravel(), minlength=self.num_classes)[: self.num_classes]
         try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            cache.write_text(json.dumps(counts.tolist()))
+            atomic_write(cache, lambda f: f.write(json.dumps(counts.tolist()).encode()))
         except OSError as e:  # a read-only data folder: recompute next time
             log.warning("could not cache class pixel counts at %s: %s", cache, e)
         return counts
+
+    def _counts_key(self, pairs: list[tuple[Path, Path]]) -> str:
+        """A hash of the mask files (path, size, mtime), the classes (names, colours, void colours), whether
+        masks are colour or index masks, ignore_index and the void values."""
+        masks = [[str(m), m.stat().st_size, m.stat().st_mtime_ns] for _, m in pairs]
+        classes = {"names": self.palette.names, "colors": self.palette.colors, "void": self.palette.void_colors,
+                   "color_masks": self.is_color, "ignore_index": self.ignore_index, "void_values": self.void_values}
+        return hashlib.sha1(json.dumps([masks, classes]).encode()).hexdigest()[:16]
 
     def class_weights(self, power: float = 1.0) -> list[float]:
         """Median-frequency-balanced weights: (median(freq) / freq_c) ** power (0 for classes absent from

@@ -65,24 +65,23 @@ def pad_to_multiple(x: torch.Tensor, divisor: int = 32, value: float | None = No
 
 
 class EvalTransform:
-    """Normalise, then pad to a multiple of ``divisor`` at the bottom and right exactly as ``Predictor`` pads
-    (the image reflected, the mask with ``ignore_index``), so val/test metrics during training equal
-    ``seglight.evaluate``'s (the same ``to_input`` normalisation too). Called like an albumentations pipeline: ``t(image=(H,W,3) uint8, mask=(H,W))``
-    -> {"image": (3,H',W') float, "mask": (H',W') long}.
-
-    Padding with black instead cost the CamVid preset 0.05 val mIoU (0.539 vs 0.587 for one checkpoint):
-    the 24 black rows under a 360x480 image changed the predictions for the road and cars above them.
+    """Normalise with ``to_input``, the Predictor's own input function; no resizing or padding: the model pads
+    (and tiles) each image as ``Predictor`` does (seglight.models.tiling), so val/test metrics during training
+    equal ``seglight.evaluate``'s. Called like an albumentations pipeline:
+    ``t(image=(H,W,3) uint8, mask=(H,W))`` -> {"image": (3,H,W) float, "mask": (H,W) long}.
     """
 
-    def __init__(self, divisor: int = 32, ignore_index: int = 255, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> None:
-        self.divisor, self.ignore_index, self.mean, self.std = divisor, ignore_index, mean, std
+    def __init__(self, ignore_index: int = 255, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> None:
+        self.ignore_index = ignore_index
+        self.mean = mean
+        self.std = std
 
     def __call__(self, image: np.ndarray, mask: np.ndarray | None = None) -> dict[str, torch.Tensor]:
-        result = {"image": pad_to_multiple(to_input(image, self.mean, self.std), self.divisor)[0]}
+        result = {"image": to_input(image, self.mean, self.std)[0]}
         if mask is not None:
-            result["mask"] = pad_to_multiple(torch.from_numpy(mask.astype(np.int64)), self.divisor, self.ignore_index)
+            result["mask"] = torch.from_numpy(mask.astype(np.int64))
         return result
 
 
-def eval_transform(divisor: int = 32, ignore_index: int = 255, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> EvalTransform:
-    return EvalTransform(divisor, ignore_index, mean, std)
+def eval_transform(ignore_index: int = 255, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> EvalTransform:
+    return EvalTransform(ignore_index, mean, std)

@@ -9,6 +9,7 @@ Shapes: image (B,3,H,W) float -> logits (B,C,H,W) -> prediction (B,H,W) long; ma
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import pytorch_lightning as pl
@@ -19,10 +20,12 @@ from seglight.data.palette import Palette, default_colors
 from seglight.losses import build_loss
 from seglight.metrics import LOSS, build_metrics, flatten
 from seglight.models.factory import create_model
+from seglight.models.tiling import TILE_OVERLAP, TILE_SIZE, needs_tiles, padded, sliding_window
 from seglight.optim import build_optimizer, build_scheduler
 
 Batch = dict[str, Tensor]
 STAGES = ("train", "val", "test")
+UNBOUNDED_EPOCHS = 100  # the provisional schedule length, in epochs, of a run bounded by time, not epochs
 
 
 class SegmentationModule(pl.LightningModule):
@@ -36,7 +39,8 @@ class SegmentationModule(pl.LightningModule):
                  optimizer: str = "adamw", lr: float = 1e-3, weight_decay: float = 1e-4,
                  optimizer_kwargs: dict[str, Any] | None = None,
                  scheduler: str = "cosine", warmup_steps: int = 0, scheduler_kwargs: dict[str, Any] | None = None,
-                 channels_last: bool = True) -> None:
+                 channels_last: bool = True, tile_size: int | None = TILE_SIZE,
+                 tile_overlap: float = TILE_OVERLAP) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.class_names = list(class_names)
@@ -50,6 +54,18 @@ class SegmentationModule(pl.LightningModule):
         self.train_metrics, self.val_metrics, self.test_metrics = (metrics.clone() for _ in STAGES)
         self.last_val_confusion: Tensor | None = None  # (C,C) counts, rows = ground truth; for plots
         self._nonfinite: Tensor | None = None  # on accelerators: a non-finite loss since the last check
+        self.data_split: dict[str, Any] | None = None  # how the run's data was split; saved in checkpoints
+        self.validated_step = -1  # the global step whose weights were last validated
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, map_location=None, hparams_file=None, strict=None,
+                             weights_only=None, **kwargs: Any) -> SegmentationModule:
+        """Lightning's loader without the encoder's weight source: the trained weights come from the state
+        dict, so a checkpoint trained from the hub or a local .pth loads offline on any machine. The checkpoint
+        file keeps the source it recorded; the loaded module's hparams say ``encoder_weights=None``."""
+        kwargs.setdefault("encoder_weights", None)
+        return super().load_from_checkpoint(checkpoint_path, map_location=map_location, hparams_file=hparams_file,
+                                            strict=strict, weights_only=weights_only, **kwargs)
 
     # ---- model ---------------------------------------------------------------------------
     @property
@@ -58,24 +74,48 @@ class SegmentationModule(pl.LightningModule):
         colors = self.hparams.colors if self.hparams.colors is not None else default_colors(self.num_classes)
         return Palette(self.class_names, [tuple(c) for c in colors], ignore_index=self.hparams.ignore_index)
 
+    @property
+    def divisor(self) -> int:
+        """What H and W of the model's input must be multiples of (the encoder's output stride)."""
+        return int(getattr(self.model.encoder, "output_stride", 32))
+
     def forward(self, image: Tensor) -> Tensor:
-        """image (B,in_channels,H,W), H and W multiples of 32 -> logits (B,C,H,W)."""
+        """image (B,in_channels,H,W), H and W multiples of ``divisor`` -> logits (B,C,H,W)."""
         if self.hparams.channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
         return self.model(image)
+
+    def predict_logits(self, image: Tensor) -> Tensor:
+        """image (B,in_channels,H,W) of any size -> scores (B,C,H,W) by the rule predict and evaluate follow
+        (seglight.models.tiling): padded to ``divisor``; above ``tile_size``, log of the window-averaged
+        probabilities (the same argmax, and cross-entropy reads them like logits)."""
+        if not needs_tiles(image, self.hparams.tile_size):
+            return padded(self, image, self.divisor)
+        probs = sliding_window(lambda x: padded(self, x, self.divisor).float().softmax(dim=1), image,
+                               self.num_classes, self.hparams.tile_size, self.hparams.tile_overlap, self.divisor)
+        return probs.to(image.device).clamp_min(1e-8).log()
 
     def _metrics(self, stage: str):
         return getattr(self, f"{stage}_metrics")
 
     # ---- steps ---------------------------------------------------------------------------
     def _shared_step(self, batch: Batch, stage: str) -> Tensor:
-        image, mask = batch["image"], batch["mask"]          # (B,3,H,W) float, (B,H,W) long
-        logits = self(image)                                   # (B,C,H,W)
-        loss = self.loss_fn(logits, mask)
-        pred = logits.argmax(dim=1)                            # (B,H,W)
-        self._metrics(stage).update(pred, mask)
+        """Training batches are crops of one size. Val/test images keep their own size: each batch is
+        scored whole (``predict_logits``); images of different sizes come as lists (``collate_eval``)."""
+        images, masks = batch["image"], batch["mask"]        # (B,3,H,W) float, (B,H,W) long; or lists of them
+        if stage == "train":
+            groups = [(images, masks, self(images))]           # logits (B,C,H,W)
+        else:
+            pairs = zip(images, masks) if isinstance(images, list) else [(images, masks)]
+            groups = [(x if x.ndim == 4 else x[None], y if y.ndim == 3 else y[None]) for x, y in pairs]
+            groups = [(x, y, self.predict_logits(x)) for x, y in groups]
+        losses = []
+        for _, mask, logits in groups:
+            losses.append(self.loss_fn(logits, mask))
+            self._metrics(stage).update(logits.argmax(dim=1), mask)  # prediction (B,H,W)
+        loss = torch.stack(losses).mean()
         self.log(f"{stage}/{LOSS}", loss, on_step=stage == "train", on_epoch=True, prog_bar=stage != "test",
-                 batch_size=image.shape[0], sync_dist=stage != "train")
+                 batch_size=len(images), sync_dist=stage != "train")
         return loss
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
@@ -118,6 +158,8 @@ class SegmentationModule(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         self._log_epoch_metrics("val")
         self.last_val_confusion = self.val_metrics.last_confusion
+        if not self.trainer.sanity_checking:
+            self.validated_step = self.global_step
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch_metrics("test")
@@ -128,6 +170,19 @@ class SegmentationModule(pl.LightningModule):
         opt = build_optimizer(hp.optimizer, self.parameters(), hp.lr, hp.weight_decay, **(hp.optimizer_kwargs or {}))
         if hp.scheduler in (None, "none"):
             return opt
-        total = int(self.trainer.estimated_stepping_batches)
+        total = self.trainer.estimated_stepping_batches
+        if not math.isfinite(total):  # max_epochs=-1 bounded by time: TimeBudget sets the length after epoch 0
+            if self.trainer.train_dataloader is None:
+                self.trainer.fit_loop.setup_data()
+            per_epoch = self.trainer.num_training_batches
+            total = UNBOUNDED_EPOCHS * (int(per_epoch) if math.isfinite(per_epoch) else 1000)
         sched = build_scheduler(hp.scheduler, opt, total, hp.warmup_steps, **(hp.scheduler_kwargs or {}))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # ---- checkpoint ----------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.data_split is not None:
+            checkpoint["data_split"] = self.data_split
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.data_split = checkpoint.get("data_split", self.data_split)

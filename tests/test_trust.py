@@ -1,0 +1,236 @@
+"""Numbers that can be trusted and work that is never lost: fixed splits, keyed caches, one scoring rule for
+validation and evaluate, checkpoints every epoch, validated endings, resumable logs, bounded runs, DDP seeds."""
+
+import csv
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf, open_dict
+from PIL import Image
+
+from seglight.checkpoint import load_checkpoint
+from seglight.data.datamodule import SegDataModule, seed_worker
+from seglight.evaluation import evaluate, split_dataset
+from seglight.inference import TorchPredictor
+from seglight.models.module import SegmentationModule
+from seglight.training import build_module, build_trainer, train
+
+from conftest import TINY, compose_config
+from helpers import TOY, make_pairs
+
+
+def _folder_cfg(tmp_path: Path, images: Path, masks: Path, *overrides: str):
+    cfg = compose_config(["data=folder", f"data.images={images}", f"data.masks={masks}", "data.num_classes=3",
+                          "data.val_fraction=0.3", "data.crop_size=32", "data.batch_size=4", "data.eval_batch_size=4",
+                          "data.num_workers=0", "trainer=debug", "logger=csv", *overrides])
+    with open_dict(cfg):
+        cfg.run_dir = str(tmp_path)
+    return cfg
+
+
+# ---- 1: the val hold-out is fixed, recorded, and what evaluate scores --------------------------------------
+def test_val_split_is_independent_of_the_seed_and_evaluate_scores_the_recorded_split(tmp_path, caplog):
+    images, masks = make_pairs(tmp_path / "data", n=10, color_masks=False)
+    runs = []
+    for seed in (1, 2):
+        cfg = _folder_cfg(tmp_path / f"run{seed}", images, masks, f"seed={seed}")
+        runs.append((cfg, train(cfg)))
+    splits = [json.loads((Path(cfg.run_dir) / "splits.json").read_text()) for cfg, _ in runs]
+    assert splits[0] == splits[1] and len(splits[0]["val"]) == 3 and len(splits[0]["train"]) == 7
+    assert not set(splits[0]["val"]) & set(splits[0]["train"]) and splits[0]["test"] == []
+    cfg, metrics = runs[0]
+    assert load_checkpoint(metrics["best_ckpt"])["data_split"]["files"] == splits[0]
+
+    out = tmp_path / "eval"
+    res = subprocess.run([sys.executable, "-m", "seglight.evaluate", f"ckpt={metrics['best_ckpt']}", "data=folder",
+                          f"data.images={images}", f"data.masks={masks}", "data.num_classes=3",
+                          "data.val_fraction=0.3", "split=val", f"output={out}", "precision=32"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "scoring the checkpoint's own val split: 3 images" in res.stdout
+    with (out / "per_image.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [Path(r["image"]).name for r in rows] == splits[0]["val"]
+    assert set(rows[0]) == {"image", "mIoU", "acc", "iou/class_0", "iou/class_1", "iou/class_2"}
+
+    # another split seed at evaluate time: warned about, and the run's own images are scored all the same
+    dm = instantiate(_folder_cfg(tmp_path, images, masks, "data.split_seed=5").data, _convert_="all")
+    assert [p.name for p, _ in dm.split_pairs("val")] != splits[0]["val"]
+    data_cfg = OmegaConf.to_container(_folder_cfg(tmp_path, images, masks, "data.split_seed=5").data, resolve=True)
+    with caplog.at_level(logging.WARNING):
+        dataset = split_dataset(dm, "val", metrics["best_ckpt"], data_cfg)
+    assert [p.name for p, _ in dataset.pairs] == splits[0]["val"]
+    assert "data.split_seed differ from the checkpoint's" in caplog.text
+
+
+# ---- 3: class-count cache keyed by the palette ----------------------------------------------------------
+def test_class_weights_follow_a_reordered_palette(tmp_path):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    index = np.zeros((40, 40), np.uint8)
+    index[:20] = 1  # red: 800 px, green: 100 px, bg: 700 px
+    index[30:, :10] = 2
+    for i in range(2):
+        Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(images / f"{i}.png")
+        Image.fromarray(TOY.to_color(index)).save(masks / f"{i}.png")
+    TOY.to_csv(tmp_path / "a.csv")
+    rows = (tmp_path / "a.csv").read_text().splitlines()
+    (tmp_path / "b.csv").write_text("\n".join([rows[0], rows[1], rows[3], rows[2]]) + "\n")  # red <-> green
+    weights = [SegDataModule(str(images), str(masks), palette=str(tmp_path / f"{p}.csv"), val_fraction=0.0,
+                             num_workers=0).class_weights() for p in ("a", "b")]
+    assert weights[0][1] < weights[0][2]  # red is frequent, green rare
+    assert weights[1] == [weights[0][0], weights[0][2], weights[0][1]]
+    assert not list((tmp_path / ".seglight_cache").glob(".*tmp*"))  # written atomically, nothing left over
+
+
+# ---- 7, 12: validation scores like evaluate, tiles and mixed sizes included -------------------------------
+def test_validation_tiles_and_mixed_sizes_score_like_evaluate(tmp_path):
+    rng = np.random.default_rng(0)
+    for d in ("img", "ann"):
+        (tmp_path / d).mkdir()
+    for i, (h, w) in enumerate([(70, 150), (64, 64), (90, 40), (70, 150), (33, 97)]):
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(tmp_path / "img" / f"{i}.png")
+        Image.fromarray(rng.integers(0, 3, (h, w)).astype(np.uint8)).save(tmp_path / "ann" / f"{i}.png")
+    torch.manual_seed(0)
+    module = SegmentationModule(["a", "b", "c"], tile_size=64, tile_overlap=0.25).eval()
+    dm = SegDataModule(str(tmp_path / "img"), str(tmp_path / "ann"), val_images=str(tmp_path / "img"),
+                       val_masks=str(tmp_path / "ann"), num_classes=3, eval_batch_size=4, num_workers=0)
+    trainer = pl.Trainer(accelerator="cpu", precision="32-true", logger=False, enable_progress_bar=False,
+                         enable_model_summary=False)
+    validated = trainer.validate(module, datamodule=dm, verbose=False)[0]
+    predictor = TorchPredictor(module, precision="32", tile_size=64, tile_overlap=0.25)
+    evaluated = evaluate(predictor, dm.raw_dataset("val"), tmp_path / "eval")
+    assert validated["val/mIoU"] == pytest.approx(evaluated["mIoU"], abs=1e-6)
+    assert validated["val/acc"] == pytest.approx(evaluated["acc"], abs=1e-6)
+
+
+# ---- 8, 10: last.ckpt every epoch; a kill loses at most one epoch and no log row ---------------------------
+class _LastCheckpointProbe(pl.Callback):
+    def __init__(self, path: Path) -> None:
+        self.path, self.seen = path, []
+
+    def on_train_epoch_start(self, trainer, module) -> None:
+        if trainer.current_epoch > 0:
+            self.seen.append(torch.load(self.path, weights_only=True)["epoch"] if self.path.exists() else None)
+
+
+def test_last_checkpoint_is_written_after_every_training_epoch(train_cfg):
+    cfg = train_cfg("trainer.max_epochs=4", "trainer.check_val_every_n_epoch=3")
+    dm = instantiate(cfg.data, _convert_="all")
+    trainer = build_trainer(cfg)
+    probe = _LastCheckpointProbe(Path(cfg.run_dir) / "checkpoints" / "last.ckpt")
+    trainer.callbacks.append(probe)
+    trainer.fit(build_module(cfg, dm), datamodule=dm)
+    assert probe.seen == [0, 1, 2]
+
+
+def test_sigkill_between_validations_then_resume_keeps_every_epoch_in_the_csv(tmp_path, data_cache):
+    run = tmp_path / "run"
+    last = run / "checkpoints" / "last.ckpt"
+    cmd = [sys.executable, "-m", "seglight.train", *TINY, f"data.root={data_cache}", f"hydra.run.dir={run}",
+           "trainer.max_epochs=6", "trainer.limit_train_batches=2", "trainer.check_val_every_n_epoch=4"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    killed_at = None
+    while time.time() < deadline and proc.poll() is None:
+        if last.exists():
+            try:
+                killed_at = torch.load(last, map_location="cpu", weights_only=True)["epoch"]
+            except Exception:  # noqa: BLE001  (read while being replaced: try again)
+                continue
+            if killed_at >= 1:
+                break
+        time.sleep(0.02)
+    assert proc.poll() is None, "training ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert killed_at is not None and 1 <= killed_at < 3  # killed before the first validation (epoch 3)
+    resumed = subprocess.run([*cmd, "resume=true"], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    final = torch.load(last, map_location="cpu", weights_only=True)
+    assert final["epoch"] == 5 and final["global_step"] == 12
+    with (run / "csv" / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    train_epochs = sorted({int(float(r["epoch"])) for r in rows if r.get("train/loss_epoch")})
+    assert train_epochs == list(range(6))  # every epoch from 0, each once
+    steps = [int(r["step"]) for r in rows if r.get("train/loss_step")]
+    assert len(steps) == len(set(steps)) == 12  # no step logged twice
+
+
+def test_resume_continues_the_same_wandb_run(tmp_path, monkeypatch):
+    from seglight.loggers import wandb_logger
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    first = wandb_logger(str(tmp_path), mode="offline")
+    again = wandb_logger(str(tmp_path), mode="offline", resume=True)
+    fresh = wandb_logger(str(tmp_path), mode="offline", resume=False)
+    assert again._wandb_init["id"] == first._wandb_init["id"] != fresh._wandb_init["id"]
+
+
+# ---- 9: the epoch that ends a run is validated and saved ---------------------------------------------------
+def test_a_run_ending_between_validations_validates_and_saves_its_final_weights(train_cfg):
+    cfg = train_cfg("trainer.max_epochs=3", "trainer.check_val_every_n_epoch=5")
+    metrics = train(cfg)
+    best = load_checkpoint(Path(cfg.run_dir) / "checkpoints" / "best.ckpt")
+    assert metrics["best_ckpt"].endswith("best.ckpt") and best["global_step"] == 6  # the final weights
+    assert 0.0 <= metrics["val/mIoU"] <= 1.0
+
+
+def test_a_run_cut_by_max_time_validates_and_saves_its_final_weights(train_cfg):
+    cfg = train_cfg("trainer.max_epochs=1000", "trainer.check_val_every_n_epoch=1000", "trainer.max_time=00:00:00:04")
+    metrics = train(cfg)
+    last = load_checkpoint(Path(cfg.run_dir) / "checkpoints" / "last.ckpt")
+    best = load_checkpoint(metrics["best_ckpt"])
+    assert 0 < last["epoch"] < 999 and best["global_step"] == last["global_step"]  # cut by time, final weights kept
+
+
+# ---- 13: max_epochs=-1 is bounded by time, or refused ------------------------------------------------------
+@pytest.mark.parametrize("bound", ["callbacks.time_budget.budget=0.05", "trainer.max_time=00:00:00:04"])
+def test_unbounded_epochs_run_to_a_time_limit(train_cfg, bound):
+    cfg = train_cfg("trainer.max_epochs=-1", "scheduler=poly", bound)
+    metrics = train(cfg)
+    assert load_checkpoint(Path(cfg.run_dir) / "checkpoints" / "last.ckpt")["epoch"] >= 1  # several epochs, then stop
+    assert Path(metrics["best_ckpt"]).is_file() and 0.0 <= metrics["val/mIoU"] <= 1.0
+
+
+def test_unbounded_epochs_without_a_time_limit_say_what_is_missing(train_cfg):
+    with pytest.raises(ValueError, match="max_epochs=-1 trains without end.*time_budget.budget.*max_time"):
+        train(train_cfg("trainer.max_epochs=-1"))
+
+
+# ---- 17: DDP ranks draw different augmentations -------------------------------------------------------------
+def test_each_rank_augments_differently_and_reproducibly(tmp_path):
+    images, masks = make_pairs(tmp_path, n=4, color_masks=False)
+
+    def first_sample(rank: int, workers: int) -> torch.Tensor:
+        dm = SegDataModule(str(images), str(masks), num_classes=3, val_fraction=0.25, crop_size=32, batch_size=2,
+                           num_workers=workers, seed=3)
+        dm.trainer = SimpleNamespace(global_rank=rank)
+        dm.setup("fit")
+        torch.manual_seed(0)
+        loader = dm.train_dataloader()
+        return next(iter(loader))["image"] if workers else dm.datasets["train"][0]["image"]
+
+    for workers in (0, 1):
+        assert torch.equal(first_sample(0, workers), first_sample(0, workers))
+        assert not torch.equal(first_sample(0, workers), first_sample(1, workers))
+
+
+def test_seed_worker_mixes_in_the_rank(monkeypatch):
+    seeds = []
+    monkeypatch.setattr(np.random, "seed", lambda s: seeds.append(s))
+    seed_worker(0, rank=0)
+    seed_worker(0, rank=1)
+    assert seeds[0] != seeds[1]
