@@ -41,6 +41,8 @@ def split_dataset(dm: SegDataModule, split: str, ckpt: str | Path, data_cfg: dic
     if how:
         log.warning("data.%s differ from the checkpoint's; the run's recorded split is scored all the same",
                     ", data.".join(how))
+        for key in how:  # the recorded files are looked up where the run drew them from
+            setattr(dm, key, recorded["data"].get(key))
     if not recorded["files"].get(split):
         raise ValueError(f"{ckpt}: its run had no {split} split")
     dm.use_recorded_splits(recorded["files"])

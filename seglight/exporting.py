@@ -24,8 +24,9 @@ def metadata(module: SegmentationModule) -> dict[str, Any]:
     hp = module.hparams
     return {"class_names": module.class_names, "colors": [list(c) for c in module.palette.colors],
             "ignore_index": hp.ignore_index, "mean": list(hp.mean), "std": list(hp.std), "arch": hp.arch,
-            "encoder_name": hp.encoder_name, "in_channels": hp.in_channels, "input": "image (B,3,H,W) float, "
-            "normalised with mean/std, H and W multiples of 32", "output": "logits (B,C,H,W)"}
+            "encoder_name": hp.encoder_name, "in_channels": hp.in_channels, "divisor": module.divisor,
+            "input": f"image (B,3,H,W) float, normalised with mean/std, H and W multiples of {module.divisor}",
+            "output": "logits (B,C,H,W)"}
 
 
 def sample_input(module: SegmentationModule, batch: int = 2, size: tuple[int, int] = (256, 320),

@@ -145,6 +145,7 @@ class OnnxPredictor(Predictor):
             raise ValueError(f"{path}: no seglight metadata; export it with python -m seglight.export")
         info = json.loads(meta["seglight"])
         palette = Palette(info["class_names"], [tuple(c) for c in info["colors"]], ignore_index=info["ignore_index"])
+        kwargs.setdefault("divisor", info.get("divisor", 32))  # exports before the divisor was recorded: 32
         super().__init__(info["class_names"], palette, info["mean"], info["std"], **kwargs)
         self.input_name = self.session.get_inputs()[0].name
 

@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 from pytorch_lightning.loggers import CSVLogger as LightningCSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.loggers.logger import rank_zero_experiment
+from pytorch_lightning.utilities import rank_zero_only
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,8 @@ def wandb_run_id(save_dir: str | Path, resume: bool) -> str:
     if resume and path.is_file():
         return path.read_text().strip()
     run_id = uuid.uuid4().hex[:8]  # W&B ids are short [a-z0-9] strings
-    path.write_text(run_id)
+    if rank_zero_only.rank == 0:  # other DDP ranks log nothing to W&B and start later: they must not overwrite it
+        path.write_text(run_id)
     return run_id
 
 
@@ -96,14 +98,20 @@ class HistoryWriter(ExperimentWriter):
             with open(self.metrics_file_path, newline="") as f:
                 self.metrics_keys = sorted(next(csv.reader(f), []))
 
-    def drop_after(self, epoch: int) -> None:
-        """Removes rows of epochs after ``epoch``: a resumed run logs those epochs again."""
+    def drop_after(self, epoch: int | None, step: int = 0) -> None:
+        """Removes the rows of epochs after ``epoch`` (rows without an epoch, such as learning rates: from step
+        ``step`` on): a resumed run logs those again. ``epoch=None`` starts the file anew (a fresh run)."""
         if not os.path.isfile(self.metrics_file_path):
+            return
+        if epoch is None:
+            os.remove(self.metrics_file_path)
+            self.metrics_keys = []
             return
         with open(self.metrics_file_path, newline="") as f:
             reader = csv.DictReader(f)
             fields = reader.fieldnames or []
-            rows = [r for r in reader if not r.get("epoch") or float(r["epoch"]) <= epoch]
+            rows = [r for r in reader if (float(r["epoch"]) <= epoch if r.get("epoch") else
+                                          not r.get("step") or float(r["step"]) < step)]
         with open(self.metrics_file_path, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=fields)
             writer.writeheader()

@@ -66,13 +66,14 @@ def _bound_the_run(cfg: DictConfig, callbacks: list[pl.Callback]) -> None:
     budget = next((c for c in callbacks if isinstance(c, TimeBudget)), None)
     if budget is not None and budget.budget_s is not None:
         return
-    if t.get("max_time") and budget is not None:
-        budget.budget_s = parse_duration(t.max_time) * MAX_TIME_SHARE
-        log.info("trainer.max_epochs=-1: fitting the run to trainer.max_time=%s", t.max_time)
-        return
+    if budget is None:
+        raise ValueError("trainer.max_epochs=-1 needs the time budget callback (callbacks.time_budget) to fit the "
+                         "LR schedule to the run's time; or give trainer.max_epochs=N or trainer.max_steps=N")
     if not t.get("max_time"):
         raise ValueError("trainer.max_epochs=-1 trains without end: bound it with callbacks.time_budget.budget="
                          "DD:HH:MM:SS (or minutes), trainer.max_time=DD:HH:MM:SS, or trainer.max_steps=N")
+    budget.budget_s = parse_duration(t.max_time) * MAX_TIME_SHARE
+    log.info("trainer.max_epochs=-1: fitting the run to trainer.max_time=%s", t.max_time)
 
 
 def build_trainer(cfg: DictConfig, **kwargs) -> pl.Trainer:
@@ -92,12 +93,16 @@ def build_trainer(cfg: DictConfig, **kwargs) -> pl.Trainer:
                        logger=loggers or False, plugins=[AtomicCheckpointIO()], **kwargs)
 
 
-def keep_history(loggers: list, epoch: int) -> None:
-    """Before resuming after ``epoch``: CSV logs keep their rows up to it (those of later, unsaved epochs are
-    dropped: they are trained again). TensorBoard and W&B keep theirs by writing to the same folder / run."""
+def keep_history(loggers: list, checkpoint: dict[str, Any] | None) -> None:
+    """Before resuming from ``checkpoint``: CSV logs keep their rows up to it (those of later, unsaved epochs
+    are dropped: they are trained again); a fresh run (None) starts them anew. TensorBoard and W&B keep their
+    history by writing to the same folder / run."""
     for lg in loggers:
         if isinstance(lg, CSVLogger):
-            lg.experiment.drop_after(epoch)
+            if checkpoint is None:
+                lg.experiment.drop_after(None)
+            else:
+                lg.experiment.drop_after(checkpoint["epoch"], checkpoint["global_step"])
 
 
 def validate_the_end(trainer: pl.Trainer, module: SegmentationModule, dm: SegDataModule) -> None:
@@ -106,15 +111,22 @@ def validate_the_end(trainer: pl.Trainer, module: SegmentationModule, dm: SegDat
     if trainer.global_step == 0 or module.validated_step == trainer.global_step:
         return
     log.info("the last epoch was not validated: validating the final weights (step %d)", trainer.global_step)
-    score = trainer.validate(module, datamodule=dm, verbose=False)[0][MONITOR]
-    for cb in trainer.checkpoint_callbacks:
-        if isinstance(cb, ModelCheckpoint) and cb.monitor == MONITOR and cb.dirpath:
-            better = cb.best_model_score is None or score > float(cb.best_model_score)
-            if better:
-                path = str(Path(cb.dirpath) / f"{cb.filename or 'best'}{cb.FILE_EXTENSION}")
-                trainer.save_checkpoint(path)
-                cb.best_model_path, cb.best_model_score = path, torch.tensor(score)
-                log.info("final weights score %s %.4f: saved as %s", MONITOR, score, path)
+    score = torch.tensor(trainer.validate(module, datamodule=dm, verbose=False)[0][MONITOR])
+    best = next((cb for cb in trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint)
+                 and cb.monitor == MONITOR and cb.dirpath), None)
+    if best is None or (best.best_model_score is not None and score <= best.best_model_score):
+        return
+    path = str(Path(best.dirpath) / f"{best.filename or 'best'}{best.FILE_EXTENSION}")
+    best.best_model_path, best.best_model_score, best.kth_best_model_path = path, score, path
+    best.best_k_models, best.kth_value = {path: score}, score
+    trainer.save_checkpoint(path)
+    log.info("final weights score %s %.4f: saved as %s", MONITOR, float(score), path)
+    for cb in trainer.checkpoint_callbacks:  # last.ckpt: a resume that extends the run must know the new best
+        last = Path(cb.dirpath or "") / f"{cb.filename}{cb.FILE_EXTENSION}"
+        if isinstance(cb, ModelCheckpoint) and cb.monitor is None and trainer.is_global_zero and last.is_file():
+            checkpoint = load_checkpoint(last)
+            checkpoint["callbacks"][best.state_key] = best.state_dict()
+            AtomicCheckpointIO().save_checkpoint(checkpoint, last)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -132,22 +144,25 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved["trainer"]["precision"] = str(trainer.precision)
     module.data_split = {"data": resolved["data"], "files": dm.split_files()}
-    if trainer.is_global_zero:
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
-        write_json(run_dir / SPLITS_FILE, module.data_split["files"])
 
-    ckpt_path = None
+    resumed = None
     last = run_dir / "checkpoints" / "last.ckpt"
     if cfg.resume:
         if last.exists():
-            ckpt_path = str(last)
             log.info("resuming from %s", last)
-            keep_history(trainer.loggers, load_checkpoint(last)["epoch"])
+            resumed = load_checkpoint(last)
+            if resumed.get("data_split"):  # train and validate on the files the run started with
+                dm.use_recorded_splits(resumed["data_split"]["files"])
+                module.data_split = resumed["data_split"]
         else:
             log.warning("resume=true but %s does not exist: starting fresh", last)
+    keep_history(trainer.loggers, resumed)
+    if trainer.is_global_zero:
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
+        write_json(run_dir / SPLITS_FILE, module.data_split["files"])
     for lg in trainer.loggers:
         lg.log_hyperparams(resolved)
-    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resumed is not None else None)
     if not trainer.interrupted:
         validate_the_end(trainer, module, dm)
 

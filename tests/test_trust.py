@@ -21,7 +21,7 @@ from omegaconf import OmegaConf, open_dict
 from PIL import Image
 
 from seglight.checkpoint import load_checkpoint
-from seglight.data.datamodule import SegDataModule, seed_worker
+from seglight.data.datamodule import SegDataModule, ShapesDataModule, seed_worker
 from seglight.evaluation import evaluate, split_dataset
 from seglight.inference import TorchPredictor
 from seglight.models.module import SegmentationModule
@@ -73,6 +73,26 @@ def test_val_split_is_independent_of_the_seed_and_evaluate_scores_the_recorded_s
         dataset = split_dataset(dm, "val", metrics["best_ckpt"], data_cfg)
     assert [p.name for p, _ in dataset.pairs] == splits[0]["val"]
     assert "data.split_seed differ from the checkpoint's" in caplog.text
+
+
+def test_recorded_splits_are_looked_up_in_their_own_folders(tmp_path):
+    # generated shapes name the files of every split 00000.png, 00001.png, ...
+    dm = ShapesDataModule(root=str(tmp_path), num_train=4, num_val=3, num_test=2, image_size=32, num_workers=0)
+    before = {split: dm.split_pairs(split) for split in ("train", "val", "test")}
+    dm.use_recorded_splits(dm.split_files())
+    assert {split: dm.split_pairs(split) for split in ("train", "val", "test")} == before
+
+
+def test_resume_keeps_the_split_the_run_started_with(tmp_path):
+    images, masks = make_pairs(tmp_path / "data", n=10, color_masks=False)
+    first = _folder_cfg(tmp_path / "run", images, masks, "trainer.max_epochs=1")
+    train(first)
+    started = json.loads((tmp_path / "run" / "splits.json").read_text())
+    resumed = _folder_cfg(tmp_path / "run", images, masks, "trainer.max_epochs=2", "data.split_seed=5", "resume=true")
+    metrics = train(resumed)
+    assert json.loads((tmp_path / "run" / "splits.json").read_text()) == started
+    assert load_checkpoint(Path(resumed.run_dir) / "checkpoints" / "last.ckpt")["data_split"]["files"] == started
+    assert load_checkpoint(metrics["best_ckpt"])["epoch"] >= 0
 
 
 # ---- 3: class-count cache keyed by the palette ----------------------------------------------------------
@@ -168,15 +188,40 @@ def test_sigkill_between_validations_then_resume_keeps_every_epoch_in_the_csv(tm
     assert train_epochs == list(range(6))  # every epoch from 0, each once
     steps = [int(r["step"]) for r in rows if r.get("train/loss_step")]
     assert len(steps) == len(set(steps)) == 12  # no step logged twice
+    lr_steps = [int(r["step"]) for r in rows if r.get("lr-AdamW")]
+    assert len(lr_steps) == len(set(lr_steps)) == 6  # one learning rate per epoch, none twice
 
 
 def test_resume_continues_the_same_wandb_run(tmp_path, monkeypatch):
-    from seglight.loggers import wandb_logger
+    from pytorch_lightning.utilities import rank_zero_only
+
+    from seglight.loggers import WANDB_ID_FILE, wandb_logger
     monkeypatch.setenv("WANDB_MODE", "offline")
     first = wandb_logger(str(tmp_path), mode="offline")
     again = wandb_logger(str(tmp_path), mode="offline", resume=True)
+    assert again._wandb_init["id"] == first._wandb_init["id"]
+    monkeypatch.setattr(rank_zero_only, "rank", 1)  # a DDP rank starting later must not replace rank 0's id
+    wandb_logger(str(tmp_path), mode="offline")
+    assert (tmp_path / WANDB_ID_FILE).read_text() == first._wandb_init["id"]
+    monkeypatch.setattr(rank_zero_only, "rank", 0)
     fresh = wandb_logger(str(tmp_path), mode="offline", resume=False)
-    assert again._wandb_init["id"] == first._wandb_init["id"] != fresh._wandb_init["id"]
+    assert fresh._wandb_init["id"] != first._wandb_init["id"]
+
+
+def test_a_fresh_run_in_a_used_run_dir_starts_its_csv_anew(train_cfg):
+    cfg = train_cfg("trainer.max_epochs=2")
+    train(cfg)
+    train(cfg)
+    with (Path(cfg.run_dir) / "csv" / "metrics.csv").open() as f:
+        steps = [int(r["step"]) for r in csv.DictReader(f) if r.get("train/loss_step")]
+    assert steps == sorted(set(steps)) and len(steps) == 4  # the second run's 2 x 2 steps, not both runs'
+
+
+def test_validation_media_on_images_the_model_must_pad(train_cfg):
+    cfg = train_cfg("data.image_size=48", "data.crop_size=32", "logger=tensorboard", "callbacks.media.every_n_epochs=1")
+    metrics = train(cfg)  # val images 48x48: not a multiple of the model's divisor 32
+    assert 0.0 <= metrics["val/mIoU"] <= 1.0
+    assert list((Path(cfg.run_dir) / "tensorboard").glob("events.out.tfevents.*"))
 
 
 # ---- 9: the epoch that ends a run is validated and saved ---------------------------------------------------
@@ -186,6 +231,9 @@ def test_a_run_ending_between_validations_validates_and_saves_its_final_weights(
     best = load_checkpoint(Path(cfg.run_dir) / "checkpoints" / "best.ckpt")
     assert metrics["best_ckpt"].endswith("best.ckpt") and best["global_step"] == 6  # the final weights
     assert 0.0 <= metrics["val/mIoU"] <= 1.0
+    last = load_checkpoint(Path(cfg.run_dir) / "checkpoints" / "last.ckpt")
+    state = next(v for k, v in last["callbacks"].items() if "val/mIoU" in k)  # what a resume would start from
+    assert float(state["best_model_score"]) == pytest.approx(metrics["val/mIoU"], abs=1e-6)
 
 
 def test_a_run_cut_by_max_time_validates_and_saves_its_final_weights(train_cfg):
