@@ -1,13 +1,16 @@
-"""Callbacks that turn validation into pictures: W&B / TensorBoard media and a curves PNG for CSV logs."""
+"""Training callbacks: validation pictures (W&B / TensorBoard media, a curves PNG for CSV logs) and the
+exponential moving average of the weights (EMA). The time budget lives in seglight.time_budget."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from torch import Tensor
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 
 from seglight.visualize import confusion_figure, curves_figure, denormalize, figure_to_array, panel, save_figure
@@ -42,7 +45,7 @@ class ValidationMedia(pl.Callback):
         was_training = module.training
         module.eval()
         for s in samples:  # one at a time: val images may differ in size
-            logits = module(s["image"][None].to(module.device))
+            logits = module.predict_logits(s["image"][None].to(module.device))  # padded (and tiled) as in validation
             pred = logits.argmax(dim=1)[0].cpu().numpy().astype(np.uint8)
             out.append((denormalize(s["image"], module.hparams.mean, module.hparams.std),
                         s["mask"].numpy().astype(np.uint8), pred))
@@ -106,3 +109,81 @@ class CurvesPlot(pl.Callback):
                 path = Path(lg.log_dir) / "metrics.csv"
                 if path.exists():
                     save_figure(curves_figure(path), Path(lg.log_dir) / "curves.png")
+
+
+RAW_KEY = "ema_raw_state_dict"  # in checkpoints written during fit: the trained (not averaged) weights, for resume
+
+
+class EMA(pl.Callback):
+    """Keeps ``ema = d * ema + (1 - d) * weights`` after every training step, over every floating tensor of the
+    module's state (parameters and BatchNorm statistics), with ``d = min(decay, (1 + t) / (10 + t))`` at step t
+    so that the average forgets the random start quickly.
+
+    During fit, validation runs on the averaged weights and checkpoints hold them as their ``state_dict``
+    (so best.ckpt is the averaged model that was scored, and predict/evaluate use it); the trained weights
+    ride along under ``ema_raw_state_dict`` so ``resume=true`` continues training them. At the end of fit the
+    module keeps the averaged weights. ``decay=None`` turns it off (the default config's way of offering it).
+    """
+
+    def __init__(self, decay: float | None = None) -> None:
+        if decay is not None and not 0.0 <= decay < 1.0:
+            raise ValueError(f"callbacks.ema.decay={decay}: give a value in [0, 1), e.g. 0.999, or null for off")
+        self.decay = decay
+        self.shadow: dict[str, Tensor] = {}
+        self._raw: dict[str, Tensor] | None = None  # the trained weights while the averaged ones are loaded
+        self._final = False
+
+    @property
+    def active(self) -> bool:
+        return self.decay is not None
+
+    def on_fit_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if self.active and not self.shadow:
+            self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        self._final = False
+
+    @torch.no_grad()
+    def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, *args: Any) -> None:
+        if not self.active:
+            return
+        t = trainer.global_step
+        d = min(self.decay, (1 + t) / (10 + t))
+        for k, v in module.state_dict().items():
+            if v.is_floating_point():
+                self.shadow[k].lerp_(v.detach().to(self.shadow[k].dtype), 1.0 - d)
+            else:
+                self.shadow[k].copy_(v)
+
+    def _swap_in(self, module: pl.LightningModule) -> None:
+        self._raw = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        module.load_state_dict(self.shadow)
+
+    def _swap_out(self, module: pl.LightningModule) -> None:
+        if self._raw is not None:
+            module.load_state_dict(self._raw)
+            self._raw = None
+
+    def on_validation_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if self.active and trainer.state.fn == "fit" and not self._final:
+            self._swap_in(module)
+
+    def on_validation_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if self.active and trainer.state.fn == "fit" and not self._final:
+            self._swap_out(module)
+
+    def on_fit_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if self.active:
+            module.load_state_dict(self.shadow)
+            self._final = True
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
+        if not self.active or self._final:
+            return  # after fit the module holds the averaged weights itself
+        raw = self._raw or module.state_dict()
+        checkpoint[RAW_KEY] = {k: v.detach().cpu().clone() for k, v in raw.items()}
+        checkpoint["state_dict"] = {k: v.detach().cpu().clone() for k, v in self.shadow.items()}
+
+    def on_load_checkpoint(self, trainer: pl.Trainer, module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
+        if self.active and RAW_KEY in checkpoint and trainer.state.fn == "fit":  # resuming: train the raw weights
+            self.shadow = {k: v.clone() for k, v in checkpoint["state_dict"].items()}
+            checkpoint["state_dict"] = checkpoint[RAW_KEY]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +34,26 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (r["val/mIoU"] is None, -(r["val/mIoU"] or 0.0)))
 
 
+FOLD = re.compile(r"(^|\s)data\.fold=\S+")
+
+
+def fold_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Jobs that differ only in ``data.fold`` -> one row per recipe: its overrides without the fold, the number
+    of folds scored, and the mean, standard deviation (n-1), min and max of their val/mIoU; best mean first."""
+    recipes: dict[str, list[float]] = {}
+    for r in rows:
+        if FOLD.search(r["overrides"]) and r["val/mIoU"] is not None:
+            recipe = " ".join(FOLD.sub(" ", r["overrides"]).split())
+            recipes.setdefault(recipe, []).append(float(r["val/mIoU"]))
+    out = [{"recipe": k, "folds": len(v), "mean": statistics.fmean(v),
+            "std": statistics.stdev(v) if len(v) > 1 else 0.0, "min": min(v), "max": max(v)}
+           for k, v in recipes.items()]
+    return sorted(out, key=lambda r: -r["mean"])
+
+
 def write_summary(sweep_dir: str | Path) -> list[dict[str, Any]]:
-    """Writes summary.csv and summary.md into sweep_dir; returns the rows."""
+    """Writes summary.csv and summary.md into sweep_dir (with a table of cross-validated recipes, mean +- std
+    over their folds, where the sweep ran over data.fold); returns the rows."""
     sweep_dir = Path(sweep_dir)
     rows = collect(sweep_dir)
     with (sweep_dir / "summary.csv").open("w", newline="") as f:
@@ -43,6 +63,12 @@ def write_summary(sweep_dir: str | Path) -> list[dict[str, Any]]:
     fmt = lambda v: "-" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
     lines = ["| rank | " + " | ".join(COLUMNS[1:5]) + " |", "|---" * 5 + "|"]
     lines += [f"| {i + 1} | " + " | ".join(fmt(r[c]) for c in COLUMNS[1:5]) + " |" for i, r in enumerate(rows)]
+    folds = fold_summary(rows)
+    if folds:
+        lines += ["", "Cross-validation: val/mIoU over the folds of each recipe", "",
+                  "| recipe | folds | mean +- std | min | max |", "|---|---|---|---|---|"]
+        lines += [f"| {f['recipe'] or '(defaults)'} | {f['folds']} | {f['mean']:.4f} +- {f['std']:.4f} | "
+                  f"{f['min']:.4f} | {f['max']:.4f} |" for f in folds]
     (sweep_dir / "summary.md").write_text("\n".join(lines) + "\n")
     return rows
 

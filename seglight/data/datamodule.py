@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import random
+import re
 from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
@@ -63,7 +64,8 @@ def auto_workers() -> int:
     return max(1, min(6, cores - 1))
 
 
-SPLIT_KEYS = ("val_fraction", "split_seed")  # data options that decide which files go to which split
+# data options that decide which files go to which split
+SPLIT_KEYS = ("val_fraction", "split_seed", "folds", "fold", "group_pattern")
 # data options that change neither the files nor their labels (loading and augmentation)
 LOADING_KEYS = ("batch_size", "eval_batch_size", "num_workers", "pin_memory", "cache_masks", "cache_dir", "crop_size",
                 "scale", "hflip", "color_jitter", "seed", "mean", "std", "require_test")
@@ -74,6 +76,39 @@ def data_differences(recorded: dict[str, Any], current: dict[str, Any]) -> tuple
     keys = sorted((set(recorded) | set(current)) - set(LOADING_KEYS))
     differ = [k for k in keys if recorded.get(k) != current.get(k)]
     return [k for k in differ if k not in SPLIT_KEYS], [k for k in differ if k in SPLIT_KEYS]
+
+
+def file_group(stem: str, pattern: str | None) -> str:
+    """The group of a file for cross-validation: the text ``pattern`` (a regex searched in the file stem)
+    captures, its groups joined by "_" (e.g. CamVid's sequence and frame block); the stem itself without one."""
+    if pattern is None:
+        return stem
+    match = re.search(pattern, stem)
+    if match is None:
+        raise DataError(f"data.group_pattern={pattern!r} does not match the file name {stem!r}")
+    return "_".join(g for g in match.groups() if g is not None) or match.group(0)
+
+
+def assign_folds(stems: Sequence[str], folds: int, pattern: str | None = None, seed: int = 0) -> list[int]:
+    """The fold (0..folds-1) of each file: whole groups (``file_group``) go to one fold, largest first, each to
+    the fold with the fewest files so far (groups of equal size in an order drawn with ``seed``)."""
+    groups: dict[str, list[int]] = {}
+    for i, stem in enumerate(stems):
+        groups.setdefault(file_group(stem, pattern), []).append(i)
+    if len(groups) < folds:
+        raise DataError(f"{len(groups)} groups ({sorted(groups)[:5]}...) cannot fill data.folds={folds}; "
+                        "use fewer folds or a finer data.group_pattern")
+    names = sorted(groups)
+    order = np.random.default_rng(seed).permutation(len(names))
+    ranked = sorted((names[i] for i in order), key=lambda g: -len(groups[g]))  # stable: seeded order among ties
+    sizes = [0] * folds
+    assignment = [0] * len(stems)
+    for g in ranked:
+        k = int(np.argmin(sizes))
+        sizes[k] += len(groups[g])
+        for i in groups[g]:
+            assignment[i] = k
+    return assignment
 
 
 class SegDataModule(pl.LightningDataModule):
@@ -96,7 +131,8 @@ class SegDataModule(pl.LightningDataModule):
                  batch_size: int = 8, eval_batch_size: int | None = None,
                  num_workers: int | str = "auto", pin_memory: bool = False, cache_masks: bool = False,
                  mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
-                 seed: int = 0, split_seed: int = 0, cache_dir: str | None = None, root: str | None = None) -> None:
+                 seed: int = 0, split_seed: int = 0, folds: int = 0, fold: int = 0, group_pattern: str | None = None,
+                 cache_dir: str | None = None, root: str | None = None) -> None:
         super().__init__()
         base = Path(root).expanduser() if root else None
         at = lambda p: None if p is None else str(base / p) if base is not None else str(p)  # noqa: E731
@@ -109,6 +145,9 @@ class SegDataModule(pl.LightningDataModule):
         self.is_color = palette is not None
         self.val_fraction, self.require_test, self.seed = val_fraction, require_test, seed
         self.split_seed = split_seed
+        if folds > 1 and not 0 <= fold < folds:
+            raise ValueError(f"data.fold={fold} is not one of 0..{folds - 1} (data.folds={folds})")
+        self.folds, self.fold, self.group_pattern = folds, fold, group_pattern
         self.recorded_splits: dict[str, list[str]] | None = None  # see use_recorded_splits
         self.crop_size = tuple(crop_size) if not isinstance(crop_size, int) else crop_size
         self.scale, self.hflip, self.color_jitter = tuple(scale), hflip, color_jitter
@@ -171,14 +210,31 @@ class SegDataModule(pl.LightningDataModule):
             raise ValueError(f"unknown split {split!r}; choose train, val or test")
         if self.recorded_splits is not None and split in self.recorded_splits:
             return self._recorded_pairs(split)
+        if self.folds > 1 and split in ("train", "val"):
+            return self._fold_pairs(split)
+        pairs = self._source_pairs(split)
         if split in ("train", "val") and not self.has_split("val"):
-            pairs = pair_files(*self.dirs["train"])
             if self.val_fraction <= 0:
                 if split == "val":
                     raise ValueError("no val split: give data.val_images/val_masks or data.val_fraction > 0")
                 return pairs
             val_idx, train_idx = self._holdout(len(pairs))
             return [pairs[i] for i in (val_idx if split == "val" else train_idx)]
+        return pairs
+
+    def _source_pairs(self, split: str) -> list[tuple[Path, Path]]:
+        """The pairs a split is drawn from: its own folders, the training folders for a val hold-out, or both
+        the train and val folders for cross-validation folds (a file name may then appear once only)."""
+        if self.folds > 1 and split in ("train", "val"):
+            pool = pair_files(*self.dirs["train"]) + (pair_files(*self.dirs["val"]) if self.has_split("val") else [])
+            names = [image.name for image, _ in pool]
+            shared = sorted({n for n in names if names.count(n) > 1})
+            if shared:
+                raise DataError(f"the train and val folders share file names {shared[:5]}: cross-validation needs "
+                                "each image once")
+            return pool
+        if split == "val" and not self.has_split("val"):
+            split = "train"
         if split != "train" and not self.has_split(split):
             raise DataError(f"{split} split not found: {self.dirs[split]}")
         return pair_files(*self.dirs[split])
@@ -188,33 +244,37 @@ class SegDataModule(pl.LightningDataModule):
         k = max(1, int(round(n * self.val_fraction)))
         return sorted(order[:k].tolist()), sorted(order[k:].tolist())
 
+    def _fold_pairs(self, split: str) -> list[tuple[Path, Path]]:
+        """Cross-validation: the train and val folders' pairs, grouped by ``group_pattern``, in ``folds`` folds;
+        val is fold ``fold``, train the others."""
+        pool = self._source_pairs(split)
+        assignment = assign_folds([image.stem for image, _ in pool], self.folds, self.group_pattern, self.split_seed)
+        return [p for p, k in zip(pool, assignment) if (k == self.fold) == (split == "val")]
+
     def split_files(self) -> dict[str, list[str]]:
         """{"train": [...], "val": [...], "test": [...]}: the image file names of each split (empty where the
         split is missing), as written to a run's splits.json."""
         files = {}
         for split in ("train", "val", "test"):
-            present = split == "train" or (split == "val" and (self.val_fraction > 0 or self.has_split("val"))) \
-                or self.has_split(split)
+            present = split == "train" or self.has_split(split) or \
+                (split == "val" and (self.val_fraction > 0 or self.folds > 1))
             files[split] = [image.name for image, _ in self.split_pairs(split)] if present else []
         return files
 
     def use_recorded_splits(self, files: dict[str, list[str]]) -> None:
         """From now on each split is exactly the image files named in ``files`` (a run's splits.json), found
-        among all the configured folders' pairs; a named file that is not there is an error."""
+        among the pairs that split is drawn from; a named file that is not there is an error."""
         self.recorded_splits = {k: list(v) for k, v in files.items() if v}
         self.datasets.clear()
 
     def _recorded_pairs(self, split: str) -> list[tuple[Path, Path]]:
-        pool: dict[str, tuple[Path, Path]] = {}
-        for name in ("train", "val", "test"):
-            images, masks = self.dirs[name]
-            if images and masks and Path(images).is_dir() and Path(masks).is_dir():
-                pool.update({image.name: (image, mask) for image, mask in pair_files(images, masks)})
+        """The recorded image files of ``split``, looked up among the pairs the split is drawn from."""
+        pool = {image.name: (image, mask) for image, mask in self._source_pairs(split)}
         wanted = self.recorded_splits[split]  # type: ignore[index]
         missing = [n for n in wanted if n not in pool]
         if missing:
             raise DataError(f"{len(missing)} of the {len(wanted)} recorded {split} images are not in the configured "
-                            f"folders {[d[0] for d in self.dirs.values() if d[0]]}: {missing[:5]}")
+                            f"{split} folders {self.dirs[split]}: {missing[:5]}")
         return [pool[n] for n in wanted]
 
     def _rank(self) -> int:

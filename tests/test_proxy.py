@@ -1,0 +1,139 @@
+"""The honest proxy for unseen data: grouped cross-validation folds, and the EMA of the weights."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from PIL import Image
+
+from seglight.checkpoint import load_checkpoint
+from seglight.data.datamodule import SegDataModule, assign_folds, file_group
+from seglight.data.io import DataError
+from seglight.callbacks import EMA, RAW_KEY
+from seglight.training import build_module, build_trainer, train
+
+CAMVID_LIKE = [f"0016E5_{f:05d}" for f in range(0, 9000, 300)] + [f"0006R0_f{f:05d}" for f in range(930, 3930, 300)] \
+    + [f"0001TP_{f:06d}" for f in range(6690, 8520, 300)]
+SEQUENCE_AND_BLOCK = r"^([^_]+)_f?(\d+)\d{3}$"  # CamVid: the sequence and the frame number // 1000
+
+
+def test_file_group_reads_the_pattern_captures():
+    assert file_group("0016E5_07959", SEQUENCE_AND_BLOCK) == "0016E5_07"
+    assert file_group("0006R0_f02130", SEQUENCE_AND_BLOCK) == "0006R0_02"
+    assert file_group("0016E5_07959", r"^[^_]+") == "0016E5"  # no capture: the whole match
+    assert file_group("img_3", None) == "img_3"
+    with pytest.raises(DataError, match="does not match the file name 'x'"):
+        file_group("x", SEQUENCE_AND_BLOCK)
+
+
+@pytest.mark.parametrize("pattern, folds", [(SEQUENCE_AND_BLOCK, 4), (r"^([^_]+)_", 3), (None, 5)])
+def test_folds_keep_groups_whole_cover_every_file_once_and_balance(pattern, folds):
+    assignment = assign_folds(CAMVID_LIKE, folds, pattern, seed=0)
+    assert sorted(set(assignment)) == list(range(folds)) and len(assignment) == len(CAMVID_LIKE)
+    by_group: dict[str, set[int]] = {}
+    for stem, k in zip(CAMVID_LIKE, assignment):
+        by_group.setdefault(file_group(stem, pattern), set()).add(k)
+    assert all(len(ks) == 1 for ks in by_group.values())  # a group never straddles two folds
+    sizes = np.bincount(assignment)
+    largest_group = max(sum(1 for s in CAMVID_LIKE if file_group(s, pattern) == g) for g in by_group)
+    assert sizes.max() - sizes.min() <= largest_group  # greedy balance: off by at most one group
+    assert assign_folds(CAMVID_LIKE, folds, pattern, seed=0) == assignment  # reproducible
+
+
+def test_too_few_groups_for_the_folds_is_an_error():
+    with pytest.raises(DataError, match="3 groups .* cannot fill data.folds=4"):
+        assign_folds(CAMVID_LIKE, 4, r"^([^_]+)_")
+
+
+def _write(root: Path, stems: list[str]) -> tuple[Path, Path]:
+    images, masks = root / "images", root / "masks"
+    images.mkdir(parents=True)
+    masks.mkdir(parents=True)
+    for stem in stems:
+        Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(images / f"{stem}.png")
+        Image.fromarray(np.zeros((32, 32), np.uint8)).save(masks / f"{stem}.png")
+    return images, masks
+
+
+def test_datamodule_folds_pool_train_and_val_and_hold_out_one_fold(tmp_path):
+    train_stems, val_stems = CAMVID_LIKE[::2], CAMVID_LIKE[1::2]
+    images, masks = _write(tmp_path / "train", train_stems)
+    val_images, val_masks = _write(tmp_path / "val", val_stems)
+    seen = []
+    for fold in range(3):
+        dm = SegDataModule(str(images), str(masks), str(val_images), str(val_masks), num_classes=2, folds=3,
+                           fold=fold, group_pattern=r"^([^_]+)_", num_workers=0)
+        val = {p.stem for p, _ in dm.split_pairs("val")}
+        train = {p.stem for p, _ in dm.split_pairs("train")}
+        assert val and not val & train and val | train == set(CAMVID_LIKE)
+        assert len({s.split("_")[0] for s in val}) == 1  # one whole sequence held out
+        seen.append(val)
+    assert set().union(*seen) == set(CAMVID_LIKE) and sum(map(len, seen)) == len(CAMVID_LIKE)
+    with pytest.raises(ValueError, match="data.fold=3 is not one of 0..2"):
+        SegDataModule(str(images), str(masks), num_classes=2, folds=3, fold=3)
+
+
+# ---- EMA -----------------------------------------------------------------------------------------------
+class _RawWeights(pl.Callback):
+    """Records the trained weights after every step, before EMA averages them (it runs first)."""
+
+    def __init__(self) -> None:
+        self.steps: list[dict[str, torch.Tensor]] = []
+
+    def on_fit_start(self, trainer, module) -> None:
+        self.steps.append({k: v.detach().clone() for k, v in module.state_dict().items()})
+
+    def on_train_batch_end(self, trainer, module, *args) -> None:
+        self.steps.append({k: v.detach().clone() for k, v in module.state_dict().items()})
+
+
+def test_ema_checkpoints_hold_the_average_and_the_raw_weights(train_cfg):
+    cfg = train_cfg("trainer.max_epochs=2", "callbacks.ema.decay=0.5")
+    dm = instantiate(cfg.data, _convert_="all")
+    trainer = build_trainer(cfg)
+    raw = _RawWeights()
+    trainer.callbacks.insert(0, raw)
+    module = build_module(cfg, dm)
+    trainer.fit(module, datamodule=dm)
+    expected = {k: v.clone().double() for k, v in raw.steps[0].items()}
+    for t, weights in enumerate(raw.steps[1:], start=1):
+        d = min(0.5, (1 + t) / (10 + t))  # trainer.global_step is t after the t-th optimizer step
+        for k, v in weights.items():
+            expected[k] = d * expected[k] + (1 - d) * v.double() if v.is_floating_point() else v.double()
+    last = load_checkpoint(Path(cfg.run_dir) / "checkpoints" / "last.ckpt")
+    key = "model.decoder.blocks.0.conv1.0.weight"
+    torch.testing.assert_close(last["state_dict"][key].double(), expected[key], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(last[RAW_KEY][key], raw.steps[-1][key])
+    assert not torch.equal(last["state_dict"][key], last[RAW_KEY][key])
+    torch.testing.assert_close(module.state_dict()[key].double(), expected[key], atol=1e-5, rtol=1e-4)  # kept
+
+
+def test_ema_off_by_default_and_bad_decay_refused(train_cfg):
+    cfg = train_cfg()
+    assert cfg.callbacks.ema.decay is None
+    with pytest.raises(ValueError, match="callbacks.ema.decay=1.5"):
+        EMA(1.5)
+
+
+def test_sweep_summary_gives_mean_and_spread_over_folds(tmp_path):
+    import yaml
+
+    from seglight.sweep import write_summary
+    scores = {"loss=ce": [0.50, 0.60, 0.55], "loss=dice_ce": [0.58, 0.62, 0.66]}
+    job = 0
+    for recipe, values in scores.items():
+        for fold, value in enumerate(values):
+            d = tmp_path / str(job)
+            (d / ".hydra").mkdir(parents=True)
+            (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([recipe, f"data.fold={fold}", "data.folds=3"]))
+            (d / "metrics.json").write_text(json.dumps({"val/mIoU": value, "best_ckpt": "x"}))
+            job += 1
+    write_summary(tmp_path)
+    text = (tmp_path / "summary.md").read_text()
+    assert "| loss=dice_ce data.folds=3 | 3 | 0.6200 +- 0.0400 | 0.5800 | 0.6600 |" in text
+    assert "| loss=ce data.folds=3 | 3 | 0.5500 +- 0.0500 | 0.5000 | 0.6000 |" in text
+    assert text.index("loss=dice_ce data.folds=3 | 3") < text.index("loss=ce data.folds=3 | 3")  # best mean first
