@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: install train test test-full bench bench-quick notebook clean
+.PHONY: install train test test-full lint format bench bench-quick notebook clean
 
 install: $(VENV)/.installed
 
@@ -22,6 +22,15 @@ test: install
 
 test-full: install
 	$(PY) -m pytest -q -m "slow or not slow" $(ARGS)
+
+lint: install  ## ruff (lint, format check) and mypy; tests/test_layout.py runs the same and checks the layering
+	$(VENV)/bin/ruff check seglight tests experiments notebooks
+	$(VENV)/bin/ruff format --check seglight tests experiments notebooks
+	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff check --fix seglight tests experiments notebooks
+	$(VENV)/bin/ruff format seglight tests experiments notebooks
 
 bench: install  ## full benchmark (~15 min on 2 cores); the JSON goes to experiments/bench/results/run.json
 	$(PY) experiments/bench/run.py --out experiments/bench/results/run.json $(ARGS)

@@ -15,24 +15,34 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations checks 
 from seglight.config import CONF_DIR, ROOT  # noqa: E402  (registers the seglight_root resolver)
 
 if TYPE_CHECKING:
-    from seglight.checkpoint import load_module
     from seglight.data.datamodule import SegDataModule
     from seglight.data.palette import Palette
-    from seglight.inference import Predictor
-    from seglight.losses import build_loss
-    from seglight.models.module import SegmentationModule
+    from seglight.inference.predictor import Predictor
+    from seglight.model.checkpoint import load_module
+    from seglight.model.losses import build_loss
+    from seglight.model.module import SegmentationModule
 
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "SegmentationModule": "seglight.models.module",
+    "SegmentationModule": "seglight.model.module",
     "SegDataModule": "seglight.data.datamodule",
     "Palette": "seglight.data.palette",
-    "Predictor": "seglight.inference",
-    "load_module": "seglight.checkpoint",
-    "build_loss": "seglight.losses",
+    "Predictor": "seglight.inference.predictor",
+    "load_module": "seglight.model.checkpoint",
+    "build_loss": "seglight.model.losses",
 }
-__all__ = ["CONF_DIR", "ROOT", "__version__", *_PUBLIC]
+__all__ = [
+    "CONF_DIR",
+    "ROOT",
+    "__version__",
+    "SegmentationModule",
+    "SegDataModule",
+    "Palette",
+    "Predictor",
+    "load_module",
+    "build_loss",
+]
 
 
 def __getattr__(name: str) -> Any:

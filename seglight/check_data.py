@@ -10,7 +10,8 @@ from seglight.config import CONF_DIR, run_hydra
 
 @hydra.main(config_path=str(CONF_DIR), config_name="check_data", version_base="1.3")
 def _main(cfg: DictConfig) -> None:
-    from seglight.data_report import check_data
+    from seglight.report.data_report import check_data
+
     sys.exit(check_data(cfg.data, cfg.splits, cfg.plot))
 
 

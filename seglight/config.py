@@ -34,6 +34,7 @@ def compose_config(overrides: list[str], config_name: str = "train", return_hydr
     (or ask for the ``hydra`` node with ``return_hydra_config=True``)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
@@ -54,11 +55,15 @@ def explain_config_error(err: BaseException, config_name: str, overrides: list[s
         return None
     full_key = m.group(1)
     cause = err.__cause__ or err.__context__
-    if cause is not None and getattr(cause, "full_key", None):
-        full_key = str(cause.full_key)
+    cause_key = getattr(cause, "full_key", None)
+    if cause_key:
+        full_key = str(cause_key)
     parent_key, _, leaf = full_key.rpartition(".")
-    others = [o for o in overrides or [] if "=" in o and not o.startswith(("-", "hydra")) and
-              o.split("=", 1)[0].lstrip("+~") != full_key]
+    others = [
+        o
+        for o in overrides or []
+        if "=" in o and not o.startswith(("-", "hydra")) and o.split("=", 1)[0].lstrip("+~") != full_key
+    ]
     node = None
     for attempt in (others, []):
         try:
@@ -73,14 +78,17 @@ def explain_config_error(err: BaseException, config_name: str, overrides: list[s
     close = difflib.get_close_matches(leaf, valid, n=1)
     hint = f" Did you mean {parent_key + '.' if parent_key else ''}{close[0]}?" if close else ""
     where = f"'{parent_key}'" if parent_key else "the top level"
-    return (f"Unknown config key '{full_key}'.{hint}\nValid keys in {where}: {', '.join(valid)}\n"
-            f"(to add a new key on purpose, write +{full_key}=...)")
+    return (
+        f"Unknown config key '{full_key}'.{hint}\nValid keys in {where}: {', '.join(valid)}\n"
+        f"(to add a new key on purpose, write +{full_key}=...)"
+    )
 
 
 def run_hydra(main: Callable[[], object], config_name: str) -> None:
     """Runs a @hydra.main function; a typo in an override exits 2 listing the valid keys."""
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     from hydra.errors import ConfigCompositionException, MissingConfigException
+
     try:
         main()
     except (ConfigCompositionException, MissingConfigException) as e:

@@ -8,11 +8,10 @@ from seglight.config import CONF_DIR, run_hydra
 
 @hydra.main(config_path=str(CONF_DIR), config_name="predict", version_base="1.3")
 def _main(cfg: DictConfig) -> None:
-    from seglight.inference import Predictor
-    from seglight.prediction import predict_files
-    predictor = Predictor.load(cfg.ckpt, device=cfg.device, precision=cfg.precision, tta=cfg.tta,
-                               tile_size=cfg.tile_size, tile_overlap=cfg.tile_overlap)
-    counts = predict_files(predictor, cfg.input, cfg.output, cfg.batch_size, cfg.save_probs, cfg.overwrite)
+    from seglight.inference.files import predict_checkpoint
+    from seglight.util.values import plain
+
+    counts = predict_checkpoint(**plain(cfg))
     print(f"predicted {counts['predicted']} image(s), skipped {counts['skipped']} already done -> {cfg.output}")
 
 

@@ -15,8 +15,17 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-TINY = ["data.num_train=8", "data.num_val=4", "data.image_size=64", "data.crop_size=64", "data.batch_size=4",
-        "data.eval_batch_size=4", "data.num_workers=0", "trainer=debug", "logger=csv"]
+TINY = [
+    "data.num_train=8",
+    "data.num_val=4",
+    "data.image_size=64",
+    "data.crop_size=64",
+    "data.batch_size=4",
+    "data.eval_batch_size=4",
+    "data.num_workers=0",
+    "trainer=debug",
+    "logger=csv",
+]
 
 
 @pytest.fixture(scope="session")
@@ -28,9 +37,11 @@ def data_cache(tmp_path_factory) -> Path:
 @pytest.fixture
 def train_cfg(tmp_path, data_cache) -> Callable[..., DictConfig]:
     """train_cfg("loss=focal", ...) -> the train config on tiny shapes, run_dir in tmp_path."""
+
     def make(*overrides: str) -> DictConfig:
         cfg = compose_config([*TINY, f"data.root={data_cache}", *overrides])
         with open_dict(cfg):
             cfg.run_dir = str(tmp_path / "run")
         return cfg
+
     return make

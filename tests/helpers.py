@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +19,18 @@ def toy_index(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
     mask = np.zeros((h, w), dtype=np.uint8)
     for cls in (1, 2):
         y, x = rng.integers(0, h // 2), rng.integers(0, w // 2)
-        mask[y:y + h // 3, x:x + w // 3] = cls
+        mask[y : y + h // 3, x : x + w // 3] = cls
     return mask
 
 
-def make_pairs(root: Path, n: int = 4, size: tuple[int, int] = (48, 64), palette: Palette = TOY,
-               color_masks: bool = True, seed: int = 0) -> tuple[Path, Path]:
+def make_pairs(
+    root: Path,
+    n: int = 4,
+    size: tuple[int, int] = (48, 64),
+    palette: Palette = TOY,
+    color_masks: bool = True,
+    seed: int = 0,
+) -> tuple[Path, Path]:
     """Writes n image/mask PNG pairs (image = mask painted in palette colours + noise); returns (images, masks)."""
     rng = np.random.default_rng(seed)
     images, masks = root / "images", root / "masks"
@@ -36,3 +43,20 @@ def make_pairs(root: Path, n: int = 4, size: tuple[int, int] = (48, 64), palette
         mask = palette.to_color(index) if color_masks else index
         Image.fromarray(mask).save(masks / f"img_{i:03d}.png")
     return images, masks
+
+
+def train_command(run: Path, data_cache: Path, *extra: str) -> list[str]:
+    """``python -m seglight.train`` on tiny shapes in ``run``: 6 epochs of 2 steps, then ``extra`` overrides."""
+    from conftest import TINY
+
+    return [
+        sys.executable,
+        "-m",
+        "seglight.train",
+        *TINY,
+        f"data.root={data_cache}",
+        f"hydra.run.dir={run}",
+        "trainer.max_epochs=6",
+        "trainer.limit_train_batches=2",
+        *extra,
+    ]

@@ -7,16 +7,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
-from seglight.data_report import check_data
-
 from conftest import compose_config
 from helpers import TOY, make_pairs
+from PIL import Image
+
+from seglight.report.data_report import check_data
 
 
-def run_check(images: Path, masks: Path, capsys, palette: Path | None = None, num_classes: int | None = None,
-              plot: Path | None = None) -> tuple[int, str]:
+def run_check(
+    images: Path,
+    masks: Path,
+    capsys,
+    palette: Path | None = None,
+    num_classes: int | None = None,
+    plot: Path | None = None,
+) -> tuple[int, str]:
     overrides = ["data=folder", f"data.images={images}", f"data.masks={masks}", "data.num_workers=0"]
     overrides += [f"data.palette={palette}"] if palette else [f"data.num_classes={num_classes}"]
     cfg = compose_config(overrides, "check_data")
@@ -87,8 +92,13 @@ def test_empty_folder(tmp_path, capsys):
     assert code == 1 and "no image files" in out and str(tmp_path / "images") in out
 
 
-@pytest.mark.parametrize("csv, message", [("name,r,g,b\nbg,0,0,0\nred,0,0,0\n", "duplicate colour"),
-                                          ("name,r,g,b\nbg,0,0,0\nbg,1,2,3\n", "duplicate class name")])
+@pytest.mark.parametrize(
+    "csv, message",
+    [
+        ("name,r,g,b\nbg,0,0,0\nred,0,0,0\n", "duplicate colour"),
+        ("name,r,g,b\nbg,0,0,0\nbg,1,2,3\n", "duplicate class name"),
+    ],
+)
 def test_bad_palette(colour_set, capsys, csv, message):
     images, masks, palette = colour_set
     palette.write_text(csv)
@@ -107,9 +117,21 @@ def test_grey_and_rgba_images_are_converted_not_faults(colour_set, capsys):
 def test_cli_exit_code_and_file_named(colour_set, tmp_path):
     images, masks, palette = colour_set
     (masks / "img_002.png").unlink()
-    out = subprocess.run([sys.executable, "-m", "seglight.check_data", "data=folder", f"data.images={images}",
-                          f"data.masks={masks}", f"data.palette={palette}"], capture_output=True, text=True,
-                         timeout=120, env={**os.environ, "COLUMNS": "200"})
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "seglight.check_data",
+            "data=folder",
+            f"data.images={images}",
+            f"data.masks={masks}",
+            f"data.palette={palette}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     assert out.returncode == 1
     assert "image without a mask" in out.stdout and "img_002.png" in out.stdout
 
@@ -118,6 +140,7 @@ def test_training_names_the_bad_file(colour_set):
     """Training reads lazily; a bad mask surfaces as an error naming it, not as garbage."""
     from seglight.data.dataset import SegmentationDataset
     from seglight.data.palette import Palette
+
     images, masks, palette = colour_set
     mask = np.asarray(Image.open(masks / "img_000.png")).copy()
     mask[0, 0] = (1, 2, 3)

@@ -1,23 +1,31 @@
 import numpy as np
 import pytest
 import torch
+from helpers import TOY, make_pairs
 from PIL import Image
 
+from seglight.data.datamodule import SegDataModule
 from seglight.data.dataset import SegmentationDataset
-from seglight.data.datamodule import SegDataModule, ShapesDataModule
 from seglight.data.io import DataError, read_mask
+from seglight.data.synthetic import ShapesDataModule
 from seglight.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform, to_input, train_transform
-from seglight.models.tiling import padded
-
-from helpers import TOY, make_pairs
+from seglight.model.tiling import padded
 
 
 def test_batch_shapes_and_dtypes(tmp_path):
     """The shape table: image (B,3,H,W) float, mask (B,H,W) long, values in classes or ignore."""
     images, masks = make_pairs(tmp_path, n=6, size=(50, 70))
     TOY.to_csv(tmp_path / "palette.csv")
-    dm = SegDataModule(str(images), str(masks), palette=str(tmp_path / "palette.csv"),
-                       val_fraction=0.34, crop_size=32, batch_size=2, eval_batch_size=2, num_workers=0)
+    dm = SegDataModule(
+        str(images),
+        str(masks),
+        palette=str(tmp_path / "palette.csv"),
+        val_fraction=0.34,
+        crop_size=32,
+        batch_size=2,
+        eval_batch_size=2,
+        num_workers=0,
+    )
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
     assert batch["image"].shape == (2, 3, 32, 32) and batch["image"].dtype == torch.float32

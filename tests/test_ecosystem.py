@@ -8,19 +8,31 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from seglight.sweep import write_summary
-from seglight.training import train
-
 from conftest import TINY, compose_config
+
+from seglight.training.fit import train
+from seglight.training.sweep import write_summary
 
 
 def test_multirun_writes_summary(tmp_path, data_cache):
     sweep = tmp_path / "sweep"
-    out = subprocess.run([sys.executable, "-m", "seglight.train", "--multirun", "loss=ce,dice_ce", *TINY,
-                          f"data.root={data_cache}", f"hydra.sweep.dir={sweep}"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "WANDB_MODE": "offline"})
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "seglight.train",
+            "--multirun",
+            "loss=ce,dice_ce",
+            *TINY,
+            f"data.root={data_cache}",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "WANDB_MODE": "offline"},
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert len(list(sweep.glob("*/metrics.json"))) == 2
     rows = list(csv.DictReader((sweep / "summary.csv").open()))
@@ -62,6 +74,7 @@ def test_wandb_offline_run_holds_masks_and_iou_table(train_cfg):
 
 def test_tensorboard_gets_images_and_csv_gets_curves(train_cfg):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     cfg = train_cfg("logger=[csv,tensorboard]", "callbacks.media.every_n_epochs=1")
     train(cfg)
     acc = EventAccumulator(str(Path(cfg.run_dir) / "tensorboard"))
@@ -72,8 +85,9 @@ def test_tensorboard_gets_images_and_csv_gets_curves(train_cfg):
 
 
 def test_cluster_and_optuna_presets_compose():
-    cfg = compose_config(["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2"],
-                         return_hydra_config=True)
+    cfg = compose_config(
+        ["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2"], return_hydra_config=True
+    )
     assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
     assert cfg.hydra.launcher.nodes == 2 and cfg.hydra.launcher.tasks_per_node == 4
     assert cfg.trainer.strategy == "ddp" and cfg.trainer.num_nodes == 2
@@ -93,11 +107,25 @@ def test_experiment_presets_come_from_experiments_folder():
 
 def test_optuna_sweep_maximises_the_returned_miou(tmp_path, data_cache):
     import yaml
+
     sweep = tmp_path / "optuna"
-    out = subprocess.run([sys.executable, "-m", "seglight.train", "hparams_search=optuna_miou",
-                          "hydra.sweeper.n_trials=2", *TINY, f"data.root={data_cache}", f"hydra.sweep.dir={sweep}"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "WANDB_MODE": "offline"})
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "seglight.train",
+            "hparams_search=optuna_miou",
+            "hydra.sweeper.n_trials=2",
+            *TINY,
+            f"data.root={data_cache}",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "WANDB_MODE": "offline"},
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     result = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     rows = list(csv.DictReader((sweep / "summary.csv").open()))
@@ -108,11 +136,14 @@ def test_optuna_sweep_maximises_the_returned_miou(tmp_path, data_cache):
 
 def test_sweep_jobs_share_a_wandb_group(tmp_path):
     from hydra.core.hydra_config import HydraConfig
-    from seglight.loggers import sweep_group
+
+    from seglight.training.loggers import sweep_group
+
     groups = {}
     for mode in ("MULTIRUN", "RUN"):
-        cfg = compose_config([f"hydra.mode={mode}", f"hydra.sweep.dir={tmp_path}/2026-11-25/10-00-00"],
-                             return_hydra_config=True)
+        cfg = compose_config(
+            [f"hydra.mode={mode}", f"hydra.sweep.dir={tmp_path}/2026-11-25/10-00-00"], return_hydra_config=True
+        )
         HydraConfig.instance().set_config(cfg)
         groups[mode] = sweep_group()
     HydraConfig.instance().cfg = None

@@ -8,8 +8,8 @@ import torch
 
 from seglight import export
 from seglight.config import compose_config
-from seglight.exporting import export_onnx
-from seglight.models.module import SegmentationModule
+from seglight.inference.export import export_onnx
+from seglight.model.module import SegmentationModule
 
 
 def tiny_module() -> SegmentationModule:
@@ -37,7 +37,9 @@ def test_export_cli_passes_opset(tmp_path):
     ckpt = tmp_path / "tiny.ckpt"
     torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, ckpt)
     out = tmp_path / "out"
-    cfg = compose_config([f"ckpt={ckpt}", "format=onnx", "opset=13", f"output={out}", "smp_folder=false",
-                          "min_agreement=0"], config_name="export")
+    cfg = compose_config(
+        [f"ckpt={ckpt}", "format=onnx", "opset=13", f"output={out}", "smp_folder=false", "min_agreement=0"],
+        config_name="export",
+    )
     export._main(cfg)
     assert default_opset(out / "model.onnx") == 13

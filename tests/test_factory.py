@@ -2,7 +2,7 @@ import pytest
 import torch
 import torchvision
 
-from seglight.models.factory import WeightsUnavailableError, create_model
+from seglight.model.factory import WeightsUnavailableError, create_model
 
 
 def test_logits_shape_and_no_activation():

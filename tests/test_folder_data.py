@@ -4,12 +4,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import compose_config
+from helpers import TOY, make_pairs
 from hydra.utils import instantiate
 
 from seglight.data.datamodule import SegDataModule
-
-from conftest import compose_config
-from helpers import TOY, make_pairs
 
 CAMVID = Path(__file__).resolve().parents[2] / "shared" / "camvid"
 
@@ -17,10 +16,20 @@ CAMVID = Path(__file__).resolve().parents[2] / "shared" / "camvid"
 @pytest.mark.skipif(not CAMVID.is_dir(), reason="../shared/camvid not present")
 def test_folder_config_on_camvid_folders_gives_the_camvid_data():
     camvid = instantiate(compose_config(["data=camvid"]).data, _convert_="all")
-    folder = instantiate(compose_config([
-        "data=folder", f"data.images={CAMVID}/train", f"data.masks={CAMVID}/trainannot",
-        f"data.val_images={CAMVID}/val", f"data.val_masks={CAMVID}/valannot", "data.num_classes=11",
-        "data.void_values=[11]"]).data, _convert_="all")
+    folder = instantiate(
+        compose_config(
+            [
+                "data=folder",
+                f"data.images={CAMVID}/train",
+                f"data.masks={CAMVID}/trainannot",
+                f"data.val_images={CAMVID}/val",
+                f"data.val_masks={CAMVID}/valannot",
+                "data.num_classes=11",
+                "data.void_values=[11]",
+            ]
+        ).data,
+        _convert_="all",
+    )
     for split in ("train", "val"):
         a, b = camvid.raw_dataset(split), folder.raw_dataset(split)
         assert len(a) == len(b) and len(a) in (367, 101)

@@ -9,17 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY, compose_config
 from omegaconf import open_dict
 from PIL import Image
 from torchmetrics.classification import MulticlassJaccardIndex
 
 from seglight.data.dataset import SegmentationDataset
-from seglight.evaluation import evaluate
-from seglight.inference import Predictor
-from seglight.prediction import predict_files
-from seglight.training import train
-
-from conftest import TINY, compose_config
+from seglight.inference.evaluation import evaluate
+from seglight.inference.files import predict_files
+from seglight.inference.predictor import Predictor
+from seglight.training.fit import train
 
 SIZES = [(333, 517), (1000, 1400), (64, 90)]  # (H, W)
 
@@ -44,8 +43,13 @@ def images(tmp_path_factory) -> Path:
 
 
 def _run(module: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
 
 
 def test_predict_writes_three_pngs_at_input_size(ckpt, images, tmp_path):
@@ -105,8 +109,11 @@ def test_predict_skips_finished_outputs_and_saves_probs(ckpt, images, tmp_path):
 def test_export_onnx_checks_itself_and_agrees_with_checkpoint(ckpt, images, tmp_path):
     res = _run("seglight.export", f"ckpt={ckpt}", "format=onnx", f"output={tmp_path}")
     assert res.returncode == 0, res.stderr[-3000:]
-    agreements = [float(line.split("argmax agreement ")[1].split("%")[0]) for line in res.stdout.splitlines()
-                  if "argmax agreement" in line]
+    agreements = [
+        float(line.split("argmax agreement ")[1].split("%")[0])
+        for line in res.stdout.splitlines()
+        if "argmax agreement" in line
+    ]
     assert len(agreements) == 2 and min(agreements) >= 99.9  # model.onnx and smp/
     onnx_pred = predict_files(Predictor.load(tmp_path / "model.onnx"), str(images), tmp_path / "onnx")
     # fp32 against fp32: bf16 (precision=auto on a CPU with native bf16) is compared in test_bf16_agrees_with_fp32
@@ -122,6 +129,7 @@ def test_export_onnx_checks_itself_and_agrees_with_checkpoint(ckpt, images, tmp_
 
 def test_export_torchscript_and_smp_folder(ckpt, tmp_path):
     import segmentation_models_pytorch as smp
+
     res = _run("seglight.export", f"ckpt={ckpt}", "format=torchscript", f"output={tmp_path}")
     assert res.returncode == 0, res.stderr[-3000:]
     extra = {"seglight.json": ""}
@@ -163,9 +171,9 @@ def test_evaluate_matches_torchmetrics_and_ignores_void(ckpt, tmp_path):
 def test_validation_during_training_scores_like_evaluate(ckpt, tmp_path):
     # 70x90 images need padding to 96x96: validation pads them the way the Predictor pads
     # (reflect; black padding changed predictions near the border and cost CamVid 0.05 mIoU)
-    from seglight.checkpoint import load_module
     from seglight.data.transforms import eval_transform
-    from seglight.metrics import build_metrics
+    from seglight.model.checkpoint import load_module
+    from seglight.model.metrics import SegmentationMetrics
 
     rng = np.random.default_rng(4)
     for d in ("img", "ann"):
@@ -174,9 +182,13 @@ def test_validation_during_training_scores_like_evaluate(ckpt, tmp_path):
         Image.fromarray(rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)).save(tmp_path / "img" / f"{i}.png")
         Image.fromarray(rng.integers(0, 4, (70, 90)).astype(np.uint8)).save(tmp_path / "ann" / f"{i}.png")
     module = load_module(ckpt).eval()
-    val = SegmentationDataset(tmp_path / "img", tmp_path / "ann", 4,
-                              transform=eval_transform(mean=module.hparams.mean, std=module.hparams.std))
-    metrics = build_metrics(4)
+    val = SegmentationDataset(
+        tmp_path / "img",
+        tmp_path / "ann",
+        4,
+        transform=eval_transform(mean=module.hparams.mean, std=module.hparams.std),
+    )
+    metrics = SegmentationMetrics(4)
     with torch.inference_mode():
         for i in range(len(val)):
             sample = val[i]
@@ -188,8 +200,15 @@ def test_validation_during_training_scores_like_evaluate(ckpt, tmp_path):
 
 
 def test_evaluate_cli(ckpt, tmp_path):
-    res = _run("seglight.evaluate", f"ckpt={ckpt}", f"data.root={tmp_path / 'data'}", "data.num_train=4",
-               "data.num_val=3", "data.image_size=64", f"output={tmp_path / 'eval'}")
+    res = _run(
+        "seglight.evaluate",
+        f"ckpt={ckpt}",
+        f"data.root={tmp_path / 'data'}",
+        "data.num_train=4",
+        "data.num_val=3",
+        "data.image_size=64",
+        f"output={tmp_path / 'eval'}",
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     assert "mIoU" in json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert "evaluation (3 images)" in res.stdout
@@ -197,6 +216,7 @@ def test_evaluate_cli(ckpt, tmp_path):
 
 def test_export_int8_is_quantised_and_predicts_like_the_checkpoint(ckpt, images, tmp_path):
     import onnx
+
     missing = _run("seglight.export", f"ckpt={ckpt}", "format=onnx_int8", f"output={tmp_path}", "smp_folder=false")
     assert missing.returncode != 0 and "needs calibration=DIR" in missing.stderr
     small = tmp_path / "calib"
@@ -204,8 +224,15 @@ def test_export_int8_is_quantised_and_predicts_like_the_checkpoint(ckpt, images,
     for f in images.glob("img_*.png"):  # calibrate on the two smaller inputs
         if "1000x1400" not in f.name:
             (small / f.name).write_bytes(f.read_bytes())
-    res = _run("seglight.export", f"ckpt={ckpt}", "format=onnx_int8", f"calibration={small}", f"output={tmp_path}",
-               "smp_folder=false", "min_agreement_int8=0.9")
+    res = _run(
+        "seglight.export",
+        f"ckpt={ckpt}",
+        "format=onnx_int8",
+        f"calibration={small}",
+        f"output={tmp_path}",
+        "smp_folder=false",
+        "min_agreement_int8=0.9",
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     assert "model.int8.onnx: max |logit diff|" in res.stdout
     proto = onnx.load(str(tmp_path / "model.int8.onnx"))
@@ -222,9 +249,19 @@ def test_export_int8_is_quantised_and_predicts_like_the_checkpoint(ckpt, images,
 def trained_ckpt(tmp_path_factory) -> tuple[Path, Path]:
     """A shapes model trained in fp32 until its logits have margins (val mIoU ~0.6): (checkpoint, val images)."""
     root = tmp_path_factory.mktemp("trained_fp32")
-    cfg = compose_config([*TINY, f"data.root={root / 'data'}", "data.num_train=64", "data.num_val=8",
-                          "trainer.max_epochs=4", "trainer.limit_train_batches=1.0", "trainer.limit_val_batches=1.0",
-                          "trainer.precision=32", "logger=none"])
+    cfg = compose_config(
+        [
+            *TINY,
+            f"data.root={root / 'data'}",
+            "data.num_train=64",
+            "data.num_val=8",
+            "trainer.max_epochs=4",
+            "trainer.limit_train_batches=1.0",
+            "trainer.limit_val_batches=1.0",
+            "trainer.precision=32",
+            "logger=none",
+        ]
+    )
     with open_dict(cfg):
         cfg.run_dir = str(root / "run")
     best = Path(train(cfg)["best_ckpt"])

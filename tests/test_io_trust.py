@@ -5,17 +5,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import TOY
 from PIL import Image
 
-import seglight.prediction as prediction
+import seglight.inference.files as prediction
 from seglight.data.dataset import SegmentationDataset
 from seglight.data.io import DataError, read_image, read_mask
 from seglight.data.palette import Palette, default_colors
-from seglight.inference import TorchPredictor
-from seglight.models.module import SegmentationModule
-from seglight.prediction import predict_files
-
-from helpers import TOY
+from seglight.inference.files import predict_files
+from seglight.inference.predictor import TorchPredictor
+from seglight.model.module import SegmentationModule
 
 ORIENTATION = 0x0112
 
@@ -57,12 +56,14 @@ def blocks(h: int, w: int, seed: int = 0, block: int = 16) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def predictor() -> TorchPredictor:
-    module = SegmentationModule(class_names=["a", "b", "c"], arch="Unet", encoder_name="resnet18",
-                                encoder_weights=None).eval()
+    module = SegmentationModule(
+        class_names=["a", "b", "c"], arch="Unet", encoder_name="resnet18", encoder_weights=None
+    ).eval()
     return TorchPredictor(module, precision="32")
 
 
 # ---- EXIF orientation ---------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("k", range(1, 9))
 def test_read_image_applies_exif_orientation_png(tmp_path, k):
@@ -108,7 +109,7 @@ def test_predict_writes_masks_at_the_displayed_size(tmp_path, predictor):
     """A portrait phone picture stored landscape (orientation 6) beside a landscape one of the same stored size:
     each output has its displayed (H,W) and is the prediction of the upright picture."""
     rng = np.random.default_rng(0)
-    portrait = rng.integers(0, 256, (48, 32, 3), dtype=np.uint8)   # displayed H=48, W=32; stored 48 wide
+    portrait = rng.integers(0, 256, (48, 32, 3), dtype=np.uint8)  # displayed H=48, W=32; stored 48 wide
     landscape = rng.integers(0, 256, (32, 48, 3), dtype=np.uint8)  # displayed and stored 48 wide
     inputs = tmp_path / "in"
     inputs.mkdir()
@@ -125,6 +126,7 @@ def test_predict_writes_masks_at_the_displayed_size(tmp_path, predictor):
 
 # ---- value ranges -------------------------------------------------------------------------------------------------
 
+
 def test_read_image_scales_16_bit_grey(tmp_path):
     values = np.array([[0, 257, 257 * 128, 65535, 1000, 65535 - 128]], dtype=np.uint16)
     Image.fromarray(values).save(tmp_path / "a.png")
@@ -133,22 +135,28 @@ def test_read_image_scales_16_bit_grey(tmp_path):
     np.testing.assert_array_equal(read_image(tmp_path / "a.png"), np.repeat(expected[..., None], 3, axis=2))
 
 
-@pytest.mark.parametrize("values, expected", [
-    ([[0, 257, 257 * 200, 65535]], [[0, 1, 200, 255]]),      # 16-bit values: divided by 257
-    ([[0, 51000, 100000, 100000]], [[0, 130, 255, 255]]),    # beyond 16 bits: the image's min..max
-    ([[-100, 10, 60, 100]], [[0, 140, 204, 255]]),
-])
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        ([[0, 257, 257 * 200, 65535]], [[0, 1, 200, 255]]),  # 16-bit values: divided by 257
+        ([[0, 51000, 100000, 100000]], [[0, 130, 255, 255]]),  # beyond 16 bits: the image's min..max
+        ([[-100, 10, 60, 100]], [[0, 140, 204, 255]]),
+    ],
+)
 def test_read_image_scales_32_bit_int(tmp_path, values, expected):
     Image.fromarray(np.array(values, dtype=np.int32)).save(tmp_path / "a.tif")
     assert Image.open(tmp_path / "a.tif").mode == "I"
     np.testing.assert_array_equal(read_image(tmp_path / "a.tif")[..., 0], expected)
 
 
-@pytest.mark.parametrize("values, expected", [
-    ([[0.0, 0.5, 1.0, 0.25]], [[0, 128, 255, 64]]),      # in [0,1]: times 255
-    ([[-2.0, 0.0, 6.0, 2.0]], [[0, 64, 255, 128]]),      # otherwise: the image's min..max
-    ([[7.0, 7.0]], [[0, 0]]),                            # constant outside [0,1]: zeros
-])
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        ([[0.0, 0.5, 1.0, 0.25]], [[0, 128, 255, 64]]),  # in [0,1]: times 255
+        ([[-2.0, 0.0, 6.0, 2.0]], [[0, 64, 255, 128]]),  # otherwise: the image's min..max
+        ([[7.0, 7.0]], [[0, 0]]),  # constant outside [0,1]: zeros
+    ],
+)
 def test_read_image_scales_float(tmp_path, values, expected):
     Image.fromarray(np.array(values, dtype=np.float32)).save(tmp_path / "a.tif")
     assert Image.open(tmp_path / "a.tif").mode == "F"
@@ -193,11 +201,13 @@ def test_read_mask_refuses_labels_that_would_wrap(tmp_path):
 
 def test_to_color_paints_unknown_indices_with_the_void_colour():
     pal = Palette(["a", "b"], [(10, 10, 10), (20, 20, 20)], void_colors=[(1, 2, 3)])
-    np.testing.assert_array_equal(pal.to_color(np.array([[0, 1, 255, 7]])),
-                                  [[[10, 10, 10], [20, 20, 20], [1, 2, 3], [1, 2, 3]]])
+    np.testing.assert_array_equal(
+        pal.to_color(np.array([[0, 1, 255, 7]])), [[[10, 10, 10], [20, 20, 20], [1, 2, 3], [1, 2, 3]]]
+    )
 
 
 # ---- predict outputs never collide --------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def recorded_writes(monkeypatch) -> list[Path]:
@@ -237,9 +247,11 @@ def test_predict_refuses_to_write_over_its_inputs(tmp_path, predictor, recorded_
 def test_predict_recursive_glob_mirrors_subfolders(tmp_path, predictor, recorded_writes):
     """dir/**/*.png with a.png in two sub-folders: out/x/a.png and out/y/a.png, each its own image's prediction."""
     rng = np.random.default_rng(0)
-    pictures = {"x/a": rng.integers(0, 256, (32, 64, 3), dtype=np.uint8),
-                "y/a": rng.integers(0, 256, (32, 64, 3), dtype=np.uint8),
-                "b": rng.integers(0, 256, (32, 64, 3), dtype=np.uint8)}
+    pictures = {
+        "x/a": rng.integers(0, 256, (32, 64, 3), dtype=np.uint8),
+        "y/a": rng.integers(0, 256, (32, 64, 3), dtype=np.uint8),
+        "b": rng.integers(0, 256, (32, 64, 3), dtype=np.uint8),
+    }
     for name, picture in pictures.items():
         (tmp_path / "in" / name).parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(picture).save(tmp_path / "in" / f"{name}.png")
@@ -253,5 +265,7 @@ def test_predict_recursive_glob_mirrors_subfolders(tmp_path, predictor, recorded
         np.testing.assert_allclose(np.load(tmp_path / "out" / f"{name}_probs.npz")["probs"], expected, atol=1e-3)
         for suffix in ("_color.png", "_overlay.png"):
             assert (tmp_path / "out" / f"{name}{suffix}").is_file()
-    assert predict_files(predictor, str(tmp_path / "in" / "**" / "*.png"), tmp_path / "out",
-                         save_probs=True)["skipped"] == 3
+    assert (
+        predict_files(predictor, str(tmp_path / "in" / "**" / "*.png"), tmp_path / "out", save_probs=True)["skipped"]
+        == 3
+    )

@@ -1,14 +1,14 @@
 import pytest
 import torch
 
-from seglight.losses import LOSSES, build_loss
+from seglight.model.losses import LOSSES, build_loss
 
 C, IGNORE = 4, 255
 
 
 def target_and_logits(margin: float = 20.0):
     g = torch.Generator().manual_seed(0)
-    target = torch.randint(0, C, (2, 16, 16), generator=g)           # (B,H,W)
+    target = torch.randint(0, C, (2, 16, 16), generator=g)  # (B,H,W)
     perfect = torch.nn.functional.one_hot(target, C).permute(0, 3, 1, 2).float() * margin  # (B,C,H,W)
     wrong = torch.nn.functional.one_hot((target + 1) % C, C).permute(0, 3, 1, 2).float() * margin
     return target, perfect, wrong
@@ -80,11 +80,14 @@ WEIGHTED = [name for name in sorted(LOSSES) if name != "lovasz"]  # lovasz takes
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
-@pytest.mark.parametrize(("name", "weights"), [pytest.param(n, None, id=n) for n in sorted(LOSSES)] +
-                         [pytest.param(n, [1.0, 2.0, 0.5, 3.0], id=f"{n}-weighted") for n in WEIGHTED])
+@pytest.mark.parametrize(
+    ("name", "weights"),
+    [pytest.param(n, None, id=n) for n in sorted(LOSSES)]
+    + [pytest.param(n, [1.0, 2.0, 0.5, 3.0], id=f"{n}-weighted") for n in WEIGHTED],
+)
 def test_all_void_batch_gives_zero_loss_and_zero_gradient(name, weights, dtype):
     logits = torch.randn(2, C, 8, 8).to(dtype).requires_grad_()  # (B,C,H,W)
-    target = torch.full((2, 8, 8), IGNORE)                         # (B,H,W), every pixel void
+    target = torch.full((2, 8, 8), IGNORE)  # (B,H,W), every pixel void
     loss = build_loss(name, C, IGNORE, weights)(logits, target)
     assert loss.shape == () and float(loss.detach()) == 0.0, loss  # 0, so finite
     loss.backward()
@@ -99,8 +102,9 @@ def test_ce_with_void_pixels_matches_torch(weights, label_smoothing):
     target[0, :5] = IGNORE
     logits = torch.randn_like(perfect)
     w = None if weights is None else torch.tensor(weights)
-    expected = torch.nn.functional.cross_entropy(logits, target, weight=w, ignore_index=IGNORE,
-                                                 label_smoothing=label_smoothing)
+    expected = torch.nn.functional.cross_entropy(
+        logits, target, weight=w, ignore_index=IGNORE, label_smoothing=label_smoothing
+    )
     loss = build_loss("ce", C, IGNORE, weights, label_smoothing=label_smoothing)(logits, target)
     torch.testing.assert_close(loss, expected)
 

@@ -7,16 +7,17 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from seglight.evaluation import evaluate
-from seglight.metrics import build_metrics, class_scores, confusion_scores, flatten
-from seglight.report import class_table, write_json
+from seglight.inference.evaluation import evaluate
+from seglight.model.metrics import SegmentationMetrics, class_scores, confusion_scores, flatten
+from seglight.report.tables import class_table
+from seglight.util.files import write_json
 
 
 def test_metrics_equal_hand_computed_values():
     # 3 classes; the last target pixel is void (255) and must not count.
     target = torch.tensor([[0, 0, 1, 1, 2, 2, 255]])
     pred = torch.tensor([[0, 1, 1, 1, 2, 0, 2]])
-    m = build_metrics(3, ignore_index=255)
+    m = SegmentationMetrics(3, ignore_index=255)
     m.update(pred, target)
     out = flatten(m.compute(), "val", ["a", "b", "c"])
     # class a: tp 1, fp 1 (pixel 5), fn 1 (pixel 1) -> IoU 1/3, Dice 2/4
@@ -31,7 +32,7 @@ def test_metrics_equal_hand_computed_values():
 
 
 def test_accumulates_over_batches():
-    m = build_metrics(2)
+    m = SegmentationMetrics(2)
     m.update(torch.tensor([[0, 0]]), torch.tensor([[0, 0]]))
     m.update(torch.tensor([[1, 1]]), torch.tensor([[0, 1]]))
     out = flatten(m.compute(), "val", ["x", "y"])
@@ -45,14 +46,19 @@ def test_metrics_equal_torchmetrics_classes_with_absent_classes():
 
     g = torch.Generator().manual_seed(0)
     kw = {"num_classes": 6, "ignore_index": 255}
-    ref = {"mIoU": MulticlassJaccardIndex(average="macro", **kw), "dice": MulticlassF1Score(average="macro", **kw),
-           "acc": MulticlassAccuracy(average="micro", **kw), "iou": MulticlassJaccardIndex(average="none", **kw)}
-    m = build_metrics(6, ignore_index=255)
+    ref = {
+        "mIoU": MulticlassJaccardIndex(average="macro", **kw),
+        "dice": MulticlassF1Score(average="macro", **kw),
+        "acc": MulticlassAccuracy(average="micro", **kw),
+        "iou": MulticlassJaccardIndex(average="none", **kw),
+    }
+    m = SegmentationMetrics(6, ignore_index=255)
     valid = 0
     for _ in range(3):
         target = torch.randint(0, 5, (2, 16, 20), generator=g)
-        pred = torch.where(torch.rand(target.shape, generator=g) < 0.6, target,
-                           torch.randint(0, 4, target.shape, generator=g))
+        pred = torch.where(
+            torch.rand(target.shape, generator=g) < 0.6, target, torch.randint(0, 4, target.shape, generator=g)
+        )
         pred[target == 4] = 0  # class 4: target only, never predicted
         target[torch.rand(target.shape, generator=g) < 0.1] = 255
         valid += int((target != 255).sum())
@@ -86,8 +92,11 @@ def test_class_table_shows_a_dash_for_an_absent_class():
     metrics = {"val/iou/a": 0.5, "val/iou/b": float("nan"), "val/mIoU": 0.5}
     console = Console(record=True, width=80)
     console.print(class_table(metrics, "val", ["a", "b"]))
-    rows = {line.split("│")[1].strip(): line.split("│")[2].strip()
-            for line in console.export_text().splitlines() if line.count("│") == 3}
+    rows = {
+        line.split("│")[1].strip(): line.split("│")[2].strip()
+        for line in console.export_text().splitlines()
+        if line.count("│") == 3
+    }
     assert rows["a"] == "0.5000" and rows["b"] == "-" and rows["mIoU"] == "0.5000"
 
 

@@ -1,10 +1,8 @@
 """The quickstart notebook runs cleanly from a fresh kernel."""
 
-import os
 from pathlib import Path
 
 import nbformat
-import pytest
 from nbclient import NotebookClient
 
 NOTEBOOK = Path(__file__).parents[1] / "notebooks" / "quickstart.ipynb"

@@ -8,19 +8,19 @@ import os
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import pytorch_lightning as pl
+import tomllib
 import torch
+from conftest import TINY
 from PIL import Image
 
 from seglight.config import ROOT
-from seglight.metrics import MONITOR
-from seglight.models.module import SegmentationModule
-from conftest import TINY
+from seglight.model.metrics import MONITOR
+from seglight.model.module import SegmentationModule
 
 CLASSES = ["background", "circle", "square"]
 
@@ -28,20 +28,26 @@ CLASSES = ["background", "circle", "square"]
 # ---- public names ------------------------------------------------------------------------------
 def test_public_names_import_from_package_root():
     from seglight import Palette, Predictor, SegDataModule, SegmentationModule, build_loss, load_module
-    from seglight.checkpoint import load_module as load_module_
     from seglight.data.datamodule import SegDataModule as SegDataModule_
     from seglight.data.palette import Palette as Palette_
-    from seglight.inference import Predictor as Predictor_
-    from seglight.losses import build_loss as build_loss_
-    from seglight.models.module import SegmentationModule as SegmentationModule_
+    from seglight.inference.predictor import Predictor as Predictor_
+    from seglight.model.checkpoint import load_module as load_module_
+    from seglight.model.losses import build_loss as build_loss_
+    from seglight.model.module import SegmentationModule as SegmentationModule_
 
     assert (SegmentationModule, SegDataModule, Palette, Predictor, load_module, build_loss) == (
-        SegmentationModule_, SegDataModule_, Palette_, Predictor_, load_module_, build_loss_)
+        SegmentationModule_,
+        SegDataModule_,
+        Palette_,
+        Predictor_,
+        load_module_,
+        build_loss_,
+    )
 
 
 def test_package_import_stays_light():
     """`import seglight` (every `python -m seglight.<command> --help`) loads neither torch nor the model code."""
-    code = "import sys, seglight; print(sorted(m for m in ('torch', 'seglight.models.module') if m in sys.modules))"
+    code = "import sys, seglight; print(sorted(m for m in ('torch', 'seglight.model.module') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip() == "[]"
@@ -55,9 +61,14 @@ def test_load_from_checkpoint_needs_no_weight_source(tmp_path, monkeypatch, weig
     torch.manual_seed(0)
     trained = SegmentationModule(class_names=CLASSES, encoder_weights=None).eval()
     path = tmp_path / "model.ckpt"
-    torch.save({"state_dict": trained.state_dict(),
-                "hyper_parameters": {**trained.hparams, "encoder_weights": weights},
-                "pytorch-lightning_version": pl.__version__}, path)
+    torch.save(
+        {
+            "state_dict": trained.state_dict(),
+            "hyper_parameters": {**trained.hparams, "encoder_weights": weights},
+            "pytorch-lightning_version": pl.__version__,
+        },
+        path,
+    )
 
     loaded = SegmentationModule.load_from_checkpoint(path).eval()
 
@@ -75,8 +86,11 @@ def _packages() -> list[str]:
 
 def test_wheel_lists_every_source_package():
     """pyproject lists packages by hand (conf/ maps to seglight.conf): a new seglight/ folder must be added."""
-    source = {".".join(d.relative_to(ROOT).parts) for d in (ROOT / "seglight").rglob("*")
-              if d.is_dir() and d.name != "__pycache__" and any(d.glob("*.py"))}
+    source = {
+        ".".join(d.relative_to(ROOT).parts)
+        for d in (ROOT / "seglight").rglob("*")
+        if d.is_dir() and d.name != "__pycache__" and any(d.glob("*.py"))
+    }
     missing = sorted(source - set(_packages()))
     assert missing == [], f"add {missing} to [tool.setuptools] packages in pyproject.toml"
 
@@ -119,8 +133,7 @@ def _check(cmd: list[str], cwd: Path) -> None:
 def _run_installed(target: Path, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     """python -P (no cwd on sys.path) with only the install target on PYTHONPATH, from a folder outside the checkout."""
     env = {**os.environ, "PYTHONPATH": str(target), "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-P", *args], capture_output=True, text=True, timeout=300, cwd=cwd,
-                          env=env)
+    return subprocess.run([sys.executable, "-P", *args], capture_output=True, text=True, timeout=300, cwd=cwd, env=env)
 
 
 def test_wheel_ships_the_configs(installed, tmp_path):
@@ -142,8 +155,9 @@ def test_wheel_ships_the_configs(installed, tmp_path):
 
 def test_wheel_trains_and_predicts_outside_checkout(installed, tmp_path):
     run, images, masks = tmp_path / "run", tmp_path / "images", tmp_path / "masks"
-    out = _run_installed(installed, ["-m", "seglight.train", *TINY, f"data.root={tmp_path / 'shapes'}",
-                                     f"hydra.run.dir={run}"], tmp_path)
+    out = _run_installed(
+        installed, ["-m", "seglight.train", *TINY, f"data.root={tmp_path / 'shapes'}", f"hydra.run.dir={run}"], tmp_path
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
     assert 0.0 <= metrics[MONITOR] <= 1.0
@@ -152,8 +166,11 @@ def test_wheel_trains_and_predicts_outside_checkout(installed, tmp_path):
     images.mkdir()
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 255, (40, 56, 3), dtype=np.uint8)).save(images / "a.png")
-    out = _run_installed(installed, ["-m", "seglight.predict", f"ckpt={metrics['best_ckpt']}", f"input={images}",
-                                     f"output={masks}", "device=cpu"], tmp_path)
+    out = _run_installed(
+        installed,
+        ["-m", "seglight.predict", f"ckpt={metrics['best_ckpt']}", f"input={images}", f"output={masks}", "device=cpu"],
+        tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "predicted 1 image(s)" in out.stdout
     mask = np.array(Image.open(masks / "a.png"))

@@ -5,8 +5,7 @@ import pytest
 
 from seglight.data.palette import Palette, UnknownColorError, default_colors
 
-PAL = Palette(["bg", "a", "b", "c"], [(0, 0, 0), (255, 0, 0), (0, 255, 0), (10, 20, 30)],
-              void_colors=[(255, 255, 255)])
+PAL = Palette(["bg", "a", "b", "c"], [(0, 0, 0), (255, 0, 0), (0, 255, 0), (10, 20, 30)], void_colors=[(255, 255, 255)])
 
 
 def reference_to_index(rgb: np.ndarray, palette: Palette) -> np.ndarray:
@@ -67,12 +66,15 @@ def test_csv_round_trip(tmp_path):
     assert back.names == PAL.names and back.colors == PAL.colors and back.void_colors == PAL.void_colors
 
 
-@pytest.mark.parametrize("rows, match", [
-    ("name,r,g,b\na,0,0,0\nb,0,0,0\n", "duplicate colour"),
-    ("name,r,g,b\na,0,0,0\na,1,1,1\n", "duplicate class name"),
-    ("name,r,g\na,0,0\n", "missing"),
-    ("name,r,g,b\na,0,0,300\n", "RGB triple"),
-])
+@pytest.mark.parametrize(
+    "rows, match",
+    [
+        ("name,r,g,b\na,0,0,0\nb,0,0,0\n", "duplicate colour"),
+        ("name,r,g,b\na,0,0,0\na,1,1,1\n", "duplicate class name"),
+        ("name,r,g\na,0,0\n", "missing"),
+        ("name,r,g,b\na,0,0,300\n", "RGB triple"),
+    ],
+)
 def test_bad_csv_named_in_error(tmp_path, rows, match):
     path = tmp_path / "bad.csv"
     path.write_text(rows)

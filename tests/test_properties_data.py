@@ -8,14 +8,13 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from test_io_trust import write_oriented
 
 from seglight.data.io import read_image, read_mask
 from seglight.data.palette import Palette
 from seglight.data.transforms import to_input
-from seglight.inference import TorchPredictor
-from seglight.models.module import SegmentationModule
-
-from test_io_trust import write_oriented
+from seglight.inference.predictor import TorchPredictor
+from seglight.model.module import SegmentationModule
 
 BOUNDED = settings(max_examples=20, deadline=None)
 EDGE_SIZES = [(1, 1), (3, 300), (300, 3), (1, 33), (31, 65), (33, 97), (64, 64)]  # (H,W): odd, not /32, very wide
@@ -26,8 +25,9 @@ colors = st.tuples(st.integers(0, 255), st.integers(0, 255), st.integers(0, 255)
 
 @pytest.fixture(scope="module")
 def module() -> SegmentationModule:
-    return SegmentationModule(class_names=["a", "b", "c"], arch="Unet", encoder_name="resnet18",
-                              encoder_weights=None).eval()
+    return SegmentationModule(
+        class_names=["a", "b", "c"], arch="Unet", encoder_name="resnet18", encoder_weights=None
+    ).eval()
 
 
 def predictor(module: SegmentationModule, **kwargs) -> TorchPredictor:
@@ -50,6 +50,7 @@ def palettes(draw, max_void: int = 3) -> Palette:
 
 # ---- prediction sizes -----------------------------------------------------------------------------------------------
 
+
 @BOUNDED
 @given(size=sizes, k=st.integers(1, 8), tile_size=st.sampled_from([64, 1024]), seed=seeds)
 def test_predictions_have_the_displayed_input_size(module, size, k, tile_size, seed):
@@ -68,6 +69,7 @@ def test_predictions_have_the_displayed_input_size(module, size, k, tile_size, s
 
 
 # ---- palettes and masks ---------------------------------------------------------------------------------------------
+
 
 @BOUNDED
 @given(palette=palettes(), size=sizes, seed=seeds)
@@ -121,6 +123,7 @@ def test_all_void_and_single_class_index_masks_read_back(num_classes, size, data
 
 # ---- image files ----------------------------------------------------------------------------------------------------
 
+
 @BOUNDED
 @given(size=sizes, k=st.integers(1, 8), seed=seeds)
 def test_exif_orientation_turns_images_and_masks_upright(size, k, seed):
@@ -133,8 +136,9 @@ def test_exif_orientation_turns_images_and_masks_upright(size, k, seed):
 
 
 @BOUNDED
-@given(size=sizes, mode=st.sampled_from(["L", "I;16", "RGBA", "P", "RGB"]), fmt=st.sampled_from(["png", "tif"]),
-       seed=seeds)
+@given(
+    size=sizes, mode=st.sampled_from(["L", "I;16", "RGBA", "P", "RGB"]), fmt=st.sampled_from(["png", "tif"]), seed=seeds
+)
 def test_image_modes_read_as_rgb_uint8(size, mode, fmt, seed):
     """8/16-bit grey, RGBA and palette files -> (H,W,3) uint8: grey repeated (16-bit divided by 257 and rounded),
     alpha dropped, palette indices turned into their colours."""
@@ -169,6 +173,7 @@ def test_image_modes_read_as_rgb_uint8(size, mode, fmt, seed):
 
 
 # ---- sliding windows and flip TTA -----------------------------------------------------------------------------------
+
 
 @BOUNDED
 @given(tile=st.sampled_from([32, 64, 96]), data=st.data(), seed=seeds)

@@ -14,8 +14,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassJaccardIndex
 
-from seglight.losses import LOSSES, build_loss
-from seglight.metrics import build_metrics, class_scores
+from seglight.model.losses import LOSSES, build_loss
+from seglight.model.metrics import SegmentationMetrics, class_scores
 
 IGNORE = 255
 SETTINGS = settings(max_examples=25, deadline=None)
@@ -80,8 +80,9 @@ def pixel_batches(draw) -> tuple[int, list[tuple[torch.Tensor, torch.Tensor]]]:
         b, h, w = draw(st.integers(1, 3)), draw(st.integers(1, 17)), draw(st.integers(1, 17))
         pool = torch.tensor(used)
         target = pool[torch.randint(0, len(used), (b, h, w), generator=g)]
-        pred = torch.where(torch.rand(b, h, w, generator=g) < 0.5, target,
-                           pool[torch.randint(0, len(used), (b, h, w), generator=g)])
+        pred = torch.where(
+            torch.rand(b, h, w, generator=g) < 0.5, target, pool[torch.randint(0, len(used), (b, h, w), generator=g)]
+        )
         target[torch.rand(b, h, w, generator=g) < void] = IGNORE
         batches.append((pred, target))
     return c, batches
@@ -92,10 +93,14 @@ def pixel_batches(draw) -> tuple[int, list[tuple[torch.Tensor, torch.Tensor]]]:
 def test_metrics_equal_torchmetrics_on_random_pixels(case):
     c, batches = case
     kw = {"num_classes": c, "ignore_index": IGNORE}
-    ref = {"mIoU": MulticlassJaccardIndex(average="macro", **kw), "iou": MulticlassJaccardIndex(average="none", **kw),
-           "dice": MulticlassF1Score(average="macro", **kw), "f1": MulticlassF1Score(average="none", **kw),
-           "acc": MulticlassAccuracy(average="micro", **kw)}
-    ours = build_metrics(c, IGNORE)
+    ref = {
+        "mIoU": MulticlassJaccardIndex(average="macro", **kw),
+        "iou": MulticlassJaccardIndex(average="none", **kw),
+        "dice": MulticlassF1Score(average="macro", **kw),
+        "f1": MulticlassF1Score(average="none", **kw),
+        "acc": MulticlassAccuracy(average="micro", **kw),
+    }
+    ours = SegmentationMetrics(c, IGNORE)
     present = torch.zeros(c, dtype=torch.bool)
     for pred, target in batches:
         ours.update(pred, target)

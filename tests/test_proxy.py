@@ -10,14 +10,18 @@ import torch
 from hydra.utils import instantiate
 from PIL import Image
 
-from seglight.checkpoint import load_checkpoint
-from seglight.data.datamodule import SegDataModule, assign_folds, file_group
+from seglight.data.datamodule import SegDataModule
 from seglight.data.io import DataError
-from seglight.callbacks import EMA, RAW_KEY
-from seglight.training import build_module, build_trainer, train
+from seglight.data.splits import assign_folds, file_group
+from seglight.model.checkpoint import load_checkpoint
+from seglight.training.callbacks import EMA, RAW_KEY
+from seglight.training.fit import build_module, build_trainer
 
-CAMVID_LIKE = [f"0016E5_{f:05d}" for f in range(0, 9000, 300)] + [f"0006R0_f{f:05d}" for f in range(930, 3930, 300)] \
+CAMVID_LIKE = (
+    [f"0016E5_{f:05d}" for f in range(0, 9000, 300)]
+    + [f"0006R0_f{f:05d}" for f in range(930, 3930, 300)]
     + [f"0001TP_{f:06d}" for f in range(6690, 8520, 300)]
+)
 SEQUENCE_AND_BLOCK = r"^([^_]+)_f?(\d+)\d{3}$"  # CamVid: the sequence and the frame number // 1000
 
 
@@ -65,8 +69,17 @@ def test_datamodule_folds_pool_train_and_val_and_hold_out_one_fold(tmp_path):
     val_images, val_masks = _write(tmp_path / "val", val_stems)
     seen = []
     for fold in range(3):
-        dm = SegDataModule(str(images), str(masks), str(val_images), str(val_masks), num_classes=2, folds=3,
-                           fold=fold, group_pattern=r"^([^_]+)_", num_workers=0)
+        dm = SegDataModule(
+            str(images),
+            str(masks),
+            str(val_images),
+            str(val_masks),
+            num_classes=2,
+            folds=3,
+            fold=fold,
+            group_pattern=r"^([^_]+)_",
+            num_workers=0,
+        )
         val = {p.stem for p, _ in dm.split_pairs("val")}
         train = {p.stem for p, _ in dm.split_pairs("train")}
         assert val and not val & train and val | train == set(CAMVID_LIKE)
@@ -122,7 +135,8 @@ def test_ema_off_by_default_and_bad_decay_refused(train_cfg):
 def test_sweep_summary_gives_mean_and_spread_over_folds(tmp_path):
     import yaml
 
-    from seglight.sweep import write_summary
+    from seglight.training.sweep import write_summary
+
     scores = {"loss=ce": [0.50, 0.60, 0.55], "loss=dice_ce": [0.58, 0.62, 0.66]}
     job = 0
     for recipe, values in scores.items():

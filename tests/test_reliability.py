@@ -10,25 +10,21 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
+from helpers import train_command
 from hydra.utils import instantiate
 
-from seglight.checkpoint import UnsafeCheckpointError, load_checkpoint, load_module
-from seglight.losses import LOSSES
-from seglight.training import train
-
-from conftest import TINY
-
-
-def _train_cmd(run: Path, data_cache: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "seglight.train", *TINY, f"data.root={data_cache}", f"hydra.run.dir={run}",
-            "trainer.max_epochs=6", "trainer.limit_train_batches=2", *extra]
+from seglight.model.checkpoint import UnsafeCheckpointError, load_checkpoint, load_module
+from seglight.model.losses import LOSSES
+from seglight.training.fit import train
 
 
 def test_sigkill_then_resume_finishes_like_an_uninterrupted_run(tmp_path, data_cache):
     run = tmp_path / "run"
     last = run / "checkpoints" / "last.ckpt"
     env = {**os.environ, "WANDB_MODE": "offline"}
-    proc = subprocess.Popen(_train_cmd(run, data_cache), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        train_command(run, data_cache), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
     deadline = time.time() + 300
     while not last.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
@@ -37,8 +33,9 @@ def test_sigkill_then_resume_finishes_like_an_uninterrupted_run(tmp_path, data_c
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert killed_at < 5
-    resumed = subprocess.run(_train_cmd(run, data_cache, "resume=true"), capture_output=True, text=True, env=env,
-                             timeout=600)
+    resumed = subprocess.run(
+        train_command(run, data_cache, "resume=true"), capture_output=True, text=True, env=env, timeout=600
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     said = resumed.stdout + resumed.stderr
     assert f"resuming from {last}" in said
@@ -81,8 +78,12 @@ def test_crafted_checkpoint_is_refused_and_its_code_never_runs(tmp_path):
     torch.save({"state_dict": {}, "hyper_parameters": {"class_names": ["a"], "x": Payload()}}, evil)
     with pytest.raises(UnsafeCheckpointError, match="refused to load"):
         load_module(evil)
-    out = subprocess.run([sys.executable, "-m", "seglight.predict", f"ckpt={evil}", f"input={tmp_path}",
-                          f"output={tmp_path / 'out'}"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "seglight.predict", f"ckpt={evil}", f"input={tmp_path}", f"output={tmp_path / 'out'}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode != 0 and "refused to load" in out.stderr
     assert not marker.exists()
 
@@ -104,8 +105,14 @@ def test_ddp_two_processes_give_the_same_val_metrics_as_one(train_cfg):
     for devices, strategy in ((1, "auto"), (2, "ddp_spawn")):
         module = load_module(ckpt)
         dm = instantiate(cfg.data, _convert_="all")
-        trainer = pl.Trainer(accelerator="cpu", devices=devices, strategy=strategy, logger=False,
-                             enable_progress_bar=False, enable_model_summary=False)
+        trainer = pl.Trainer(
+            accelerator="cpu",
+            devices=devices,
+            strategy=strategy,
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
         results[devices] = trainer.validate(module, datamodule=dm, verbose=False)[0]
     for key in ("val/mIoU", "val/dice", "val/acc", "val/iou/background"):
         assert results[2][key] == pytest.approx(results[1][key], abs=1e-6), key
@@ -113,7 +120,8 @@ def test_ddp_two_processes_give_the_same_val_metrics_as_one(train_cfg):
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     """A save that dies half-way leaves the previous checkpoint whole and no temporary file."""
-    from seglight.checkpoint import AtomicCheckpointIO
+    from seglight.model.checkpoint import AtomicCheckpointIO
+
     io = AtomicCheckpointIO()
     path = tmp_path / "checkpoints" / "last.ckpt"
     io.save_checkpoint({"epoch": 1, "w": torch.ones(1000)}, path)

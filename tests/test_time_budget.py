@@ -4,9 +4,9 @@ import pytest
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 
-from seglight.optim import LRSchedule
-from seglight.time_budget import TimeBudget, epochs_that_fit, parse_duration
-from seglight.training import build_module, build_trainer
+from seglight.model.optim import LRSchedule
+from seglight.training.callbacks.time_budget import TimeBudget, epochs_that_fit, parse_duration
+from seglight.training.fit import build_module, build_trainer
 
 
 class FakeTime(pl.Callback):
@@ -44,8 +44,13 @@ def test_epochs_that_fit_counts_cadence_and_final_validation():
 def test_run_ends_annealed_and_validated_within_budget(train_cfg):
     # 2 steps per epoch (20 s), validation every 3rd epoch (5 s). 170 s fit 7 epochs: 140 s of training and
     # validations after epochs 2, 5 and 6 (forced: the last), 155 s; an 8th epoch would need 175 s.
-    cfg = train_cfg("trainer.max_epochs=50", "trainer.check_val_every_n_epoch=3", "scheduler=poly",
-                    "scheduler.warmup_steps=0", "logger=none")
+    cfg = train_cfg(
+        "trainer.max_epochs=50",
+        "trainer.check_val_every_n_epoch=3",
+        "scheduler=poly",
+        "scheduler.warmup_steps=0",
+        "logger=none",
+    )
     dm = instantiate(cfg.data, _convert_="all")
     module = build_module(cfg, dm)
     clock = FakeTime()

@@ -8,14 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from seglight.metrics import MONITOR
-from seglight.models.module import SegmentationModule
+from conftest import TINY
 from hydra.utils import instantiate
 
-from seglight.training import build_module, train
-
-from conftest import TINY
+from seglight.model.metrics import MONITOR
+from seglight.model.module import SegmentationModule
+from seglight.training.fit import build_module, train
 
 
 @pytest.mark.parametrize("loss", ["ce", "dice", "focal", "dice_ce", "jaccard", "tversky", "lovasz"])
@@ -32,8 +30,17 @@ def test_debug_run_writes_checkpoints_metrics_and_config(train_cfg):
     run = Path(cfg.run_dir)
     assert (run / "checkpoints" / "best.ckpt").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
     saved = json.loads((run / "metrics.json").read_text())
-    for key in ("val/mIoU", "val/dice", "val/acc", "val/loss", "best_ckpt",
-                "val/iou/background", "val/iou/circle", "val/iou/square", "val/iou/triangle"):
+    for key in (
+        "val/mIoU",
+        "val/dice",
+        "val/acc",
+        "val/loss",
+        "best_ckpt",
+        "val/iou/background",
+        "val/iou/circle",
+        "val/iou/square",
+        "val/iou/triangle",
+    ):
         assert key in saved, key
     assert saved["best_ckpt"] == str(run / "checkpoints" / "best.ckpt")
     assert saved["val/mIoU"] == pytest.approx(metrics["val/mIoU"])
@@ -51,12 +58,12 @@ def test_checkpoint_is_self_describing(train_cfg):
     assert hp["arch"] == "Unet" and hp["encoder_name"] == "resnet18" and hp["in_channels"] == 3
     assert len(hp["mean"]) == 3 and len(hp["std"]) == 3
     model = SegmentationModule.load_from_checkpoint(ckpt, map_location="cpu").eval()
-    x = torch.randn(2, 3, 64, 96)                                   # image (B,3,H,W)
+    x = torch.randn(2, 3, 64, 96)  # image (B,3,H,W)
     with torch.no_grad():
         logits = model(x)
-    assert logits.shape == (2, 4, 64, 96)                             # logits (B,C,H,W)
+    assert logits.shape == (2, 4, 64, 96)  # logits (B,C,H,W)
     pred = logits.softmax(dim=1).argmax(dim=1)
-    assert pred.shape == (2, 64, 96) and pred.dtype == torch.int64    # prediction (B,H,W)
+    assert pred.shape == (2, 64, 96) and pred.dtype == torch.int64  # prediction (B,H,W)
 
 
 def test_unetplusplus_mobilenet(train_cfg):
@@ -89,16 +96,33 @@ def test_unknown_class_weights_name_is_refused(train_cfg):
 
 def _run_cli(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     env = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "seglight.train", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "seglight.train", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_ddp_two_cpu_processes(tmp_path, data_cache):
     """trainer=ddp trainer.devices=2 on CPU (gloo), as a user runs it: a real launch of 2 processes."""
     run = tmp_path / "ddp"
-    out = _run_cli([*TINY, f"data.root={data_cache}", "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu",
-                    "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1.0",
-                    f"hydra.run.dir={run}"], tmp_path)
+    out = _run_cli(
+        [
+            *TINY,
+            f"data.root={data_cache}",
+            "trainer=ddp",
+            "trainer.devices=2",
+            "trainer.accelerator=cpu",
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=2",
+            "trainer.limit_val_batches=1.0",
+            f"hydra.run.dir={run}",
+        ],
+        tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "distributed_backend=gloo" in out.stderr + out.stdout
     assert "All distributed processes registered. Starting with 2 processes" in out.stderr + out.stdout

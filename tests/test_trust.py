@@ -4,7 +4,6 @@ validation and evaluate, checkpoints every epoch, validated endings, resumable l
 import csv
 import json
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -16,25 +15,39 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
+from conftest import compose_config
+from helpers import TOY, make_pairs, train_command
 from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 from PIL import Image
 
-from seglight.checkpoint import load_checkpoint
-from seglight.data.datamodule import SegDataModule, ShapesDataModule, seed_worker
-from seglight.evaluation import evaluate, split_dataset
-from seglight.inference import TorchPredictor
-from seglight.models.module import SegmentationModule
-from seglight.training import build_module, build_trainer, train
-
-from conftest import TINY, compose_config
-from helpers import TOY, make_pairs
+from seglight.data.datamodule import SegDataModule
+from seglight.data.loaders import seed_worker
+from seglight.data.synthetic import ShapesDataModule
+from seglight.inference.evaluation import evaluate, split_dataset
+from seglight.inference.predictor import TorchPredictor
+from seglight.model.checkpoint import load_checkpoint
+from seglight.model.module import SegmentationModule
+from seglight.training.fit import build_module, build_trainer, train
 
 
 def _folder_cfg(tmp_path: Path, images: Path, masks: Path, *overrides: str):
-    cfg = compose_config(["data=folder", f"data.images={images}", f"data.masks={masks}", "data.num_classes=3",
-                          "data.val_fraction=0.3", "data.crop_size=32", "data.batch_size=4", "data.eval_batch_size=4",
-                          "data.num_workers=0", "trainer=debug", "logger=csv", *overrides])
+    cfg = compose_config(
+        [
+            "data=folder",
+            f"data.images={images}",
+            f"data.masks={masks}",
+            "data.num_classes=3",
+            "data.val_fraction=0.3",
+            "data.crop_size=32",
+            "data.batch_size=4",
+            "data.eval_batch_size=4",
+            "data.num_workers=0",
+            "trainer=debug",
+            "logger=csv",
+            *overrides,
+        ]
+    )
     with open_dict(cfg):
         cfg.run_dir = str(tmp_path)
     return cfg
@@ -54,10 +67,25 @@ def test_val_split_is_independent_of_the_seed_and_evaluate_scores_the_recorded_s
     assert load_checkpoint(metrics["best_ckpt"])["data_split"]["files"] == splits[0]
 
     out = tmp_path / "eval"
-    res = subprocess.run([sys.executable, "-m", "seglight.evaluate", f"ckpt={metrics['best_ckpt']}", "data=folder",
-                          f"data.images={images}", f"data.masks={masks}", "data.num_classes=3",
-                          "data.val_fraction=0.3", "split=val", f"output={out}", "precision=32"],
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "seglight.evaluate",
+            f"ckpt={metrics['best_ckpt']}",
+            "data=folder",
+            f"data.images={images}",
+            f"data.masks={masks}",
+            "data.num_classes=3",
+            "data.val_fraction=0.3",
+            "split=val",
+            f"output={out}",
+            "precision=32",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     assert "scoring the checkpoint's own val split: 3 images" in res.stdout
     with (out / "per_image.csv").open() as f:
@@ -109,8 +137,12 @@ def test_class_weights_follow_a_reordered_palette(tmp_path):
     TOY.to_csv(tmp_path / "a.csv")
     rows = (tmp_path / "a.csv").read_text().splitlines()
     (tmp_path / "b.csv").write_text("\n".join([rows[0], rows[1], rows[3], rows[2]]) + "\n")  # red <-> green
-    weights = [SegDataModule(str(images), str(masks), palette=str(tmp_path / f"{p}.csv"), val_fraction=0.0,
-                             num_workers=0).class_weights() for p in ("a", "b")]
+    weights = [
+        SegDataModule(
+            str(images), str(masks), palette=str(tmp_path / f"{p}.csv"), val_fraction=0.0, num_workers=0
+        ).class_weights()
+        for p in ("a", "b")
+    ]
     assert weights[0][1] < weights[0][2]  # red is frequent, green rare
     assert weights[1] == [weights[0][0], weights[0][2], weights[0][1]]
     assert not list((tmp_path / ".seglight_cache").glob(".*tmp*"))  # written atomically, nothing left over
@@ -126,10 +158,18 @@ def test_validation_tiles_and_mixed_sizes_score_like_evaluate(tmp_path):
         Image.fromarray(rng.integers(0, 3, (h, w)).astype(np.uint8)).save(tmp_path / "ann" / f"{i}.png")
     torch.manual_seed(0)
     module = SegmentationModule(["a", "b", "c"], tile_size=64, tile_overlap=0.25).eval()
-    dm = SegDataModule(str(tmp_path / "img"), str(tmp_path / "ann"), val_images=str(tmp_path / "img"),
-                       val_masks=str(tmp_path / "ann"), num_classes=3, eval_batch_size=4, num_workers=0)
-    trainer = pl.Trainer(accelerator="cpu", precision="32-true", logger=False, enable_progress_bar=False,
-                         enable_model_summary=False)
+    dm = SegDataModule(
+        str(tmp_path / "img"),
+        str(tmp_path / "ann"),
+        val_images=str(tmp_path / "img"),
+        val_masks=str(tmp_path / "ann"),
+        num_classes=3,
+        eval_batch_size=4,
+        num_workers=0,
+    )
+    trainer = pl.Trainer(
+        accelerator="cpu", precision="32-true", logger=False, enable_progress_bar=False, enable_model_summary=False
+    )
     validated = trainer.validate(module, datamodule=dm, verbose=False)[0]
     predictor = TorchPredictor(module, precision="32", tile_size=64, tile_overlap=0.25)
     evaluated = evaluate(predictor, dm.raw_dataset("val"), tmp_path / "eval")
@@ -160,8 +200,7 @@ def test_last_checkpoint_is_written_after_every_training_epoch(train_cfg):
 def test_sigkill_between_validations_then_resume_keeps_every_epoch_in_the_csv(tmp_path, data_cache):
     run = tmp_path / "run"
     last = run / "checkpoints" / "last.ckpt"
-    cmd = [sys.executable, "-m", "seglight.train", *TINY, f"data.root={data_cache}", f"hydra.run.dir={run}",
-           "trainer.max_epochs=6", "trainer.limit_train_batches=2", "trainer.check_val_every_n_epoch=4"]
+    cmd = train_command(run, data_cache, "trainer.check_val_every_n_epoch=4")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     killed_at = None
@@ -195,7 +234,8 @@ def test_sigkill_between_validations_then_resume_keeps_every_epoch_in_the_csv(tm
 def test_resume_continues_the_same_wandb_run(tmp_path, monkeypatch):
     from pytorch_lightning.utilities import rank_zero_only
 
-    from seglight.loggers import WANDB_ID_FILE, wandb_logger
+    from seglight.training.loggers import WANDB_ID_FILE, wandb_logger
+
     monkeypatch.setenv("WANDB_MODE", "offline")
     first = wandb_logger(str(tmp_path), mode="offline")
     again = wandb_logger(str(tmp_path), mode="offline", resume=True)
@@ -263,8 +303,16 @@ def test_each_rank_augments_differently_and_reproducibly(tmp_path):
     images, masks = make_pairs(tmp_path, n=4, color_masks=False)
 
     def first_sample(rank: int, workers: int) -> torch.Tensor:
-        dm = SegDataModule(str(images), str(masks), num_classes=3, val_fraction=0.25, crop_size=32, batch_size=2,
-                           num_workers=workers, seed=3)
+        dm = SegDataModule(
+            str(images),
+            str(masks),
+            num_classes=3,
+            val_fraction=0.25,
+            crop_size=32,
+            batch_size=2,
+            num_workers=workers,
+            seed=3,
+        )
         dm.trainer = SimpleNamespace(global_rank=rank)
         dm.setup("fit")
         torch.manual_seed(0)

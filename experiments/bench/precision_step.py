@@ -18,7 +18,7 @@ from pathlib import Path
 import segmentation_models_pytorch as smp
 import torch
 
-from seglight.hardware import cpu_has_fast_bf16
+from seglight.util.hardware import cpu_has_fast_bf16
 
 
 def step_rate(channels_last: bool, bf16: bool, batch: int, size: int, steps: int) -> float:
@@ -50,8 +50,12 @@ def main() -> None:
     args = ap.parse_args()
     result = {"cpu_native_bf16": cpu_has_fast_bf16(), "batch": args.batch, "size": args.size}
     print(f"{'variant':28s} {'img/s':>8s} {'vs fp32':>8s}")
-    for name, cl, bf16 in (("fp32", False, False), ("channels_last", True, False), ("bf16 autocast", False, True),
-                           ("channels_last + bf16", True, True)):
+    for name, cl, bf16 in (
+        ("fp32", False, False),
+        ("channels_last", True, False),
+        ("bf16 autocast", False, True),
+        ("channels_last + bf16", True, True),
+    ):
         rate = step_rate(cl, bf16, args.batch, args.size, args.steps)
         result[name] = round(rate, 3)
         print(f"{name:28s} {rate:8.2f} {rate / result['fp32']:8.2f}", flush=True)

@@ -24,13 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seglight.checkpoint import load_module
 from seglight.data.synthetic import render_sample
 from seglight.data.transforms import to_input
-from seglight.exporting import export_onnx, export_onnx_int8
-from seglight.hardware import cpu_has_fast_bf16
-from seglight.inference import OnnxPredictor, TorchPredictor
-from seglight.models.module import SegmentationModule
+from seglight.inference.export import export_onnx, export_onnx_int8
+from seglight.inference.predictor import OnnxPredictor, TorchPredictor
+from seglight.model.checkpoint import load_module
+from seglight.model.module import SegmentationModule
+from seglight.util.hardware import cpu_has_fast_bf16
 
 H, W = 352, 480
 
@@ -49,7 +49,7 @@ def seglight_predict(predictor, images: list[np.ndarray], batch: int) -> list[np
     """Index masks the way ``seglight.predict`` makes them (without writing PNGs)."""
     out = []
     for i in range(0, len(images), batch):
-        out += predictor.predict_masks(images[i:i + batch])
+        out += predictor.predict_masks(images[i : i + batch])
     return out
 
 
@@ -73,8 +73,9 @@ def measure(ckpt: str | None, images: int = 16, batch: int = 4, repeats: int = 3
     """Times plain fp32, seglight torch, seglight onnxruntime and onnxruntime int8 on the same images;
     prints a table and returns img/s, speedups and pixel agreement with the plain fp32 argmax."""
     torch.manual_seed(0)
-    module = load_module(ckpt) if ckpt else SegmentationModule(
-        [f"c{i}" for i in range(11)], encoder_name="resnet18").eval()
+    module = (
+        load_module(ckpt) if ckpt else SegmentationModule([f"c{i}" for i in range(11)], encoder_name="resnet18").eval()
+    )
     ims = shapes_images(images)
     t_plain, ref = timed(lambda: plain(module, ims), repeats)
     rows = {"plain": ("plain fp32, 1 image at a time", t_plain, 1.0)}
@@ -89,14 +90,22 @@ def measure(ckpt: str | None, images: int = 16, batch: int = 4, repeats: int = 3
         export_onnx(load_module(ckpt) if ckpt else module, Path(d) / "m.onnx")
         add("onnx", f"seglight onnxruntime fp32 (batch {batch})", OnnxPredictor(Path(d) / "m.onnx"))
         export_onnx_int8(load_module(ckpt) if ckpt else module, Path(d) / "q.onnx", shapes_images(8, seed=1))
-        add("onnx_int8", f"seglight onnxruntime int8 (batch {batch}, 8 calibration images)",
-            OnnxPredictor(Path(d) / "q.onnx"))
+        add(
+            "onnx_int8",
+            f"seglight onnxruntime int8 (batch {batch}, 8 calibration images)",
+            OnnxPredictor(Path(d) / "q.onnx"),
+        )
 
     print(f"{'method':62s} {'img/s':>7s} {'speedup':>8s} {'pixel agreement vs fp32':>24s}")
     for name, t, agree in rows.values():
         print(f"{name:62s} {images / t:7.2f} {t_plain / t:8.2f} {agree:24.4%}")
-    result: dict[str, float | str] = {"size": f"{H}x{W}", "images": images, "batch": batch,
-                                      "cpu_native_bf16": cpu_has_fast_bf16(), "torch_threads": torch.get_num_threads()}
+    result: dict[str, float | str] = {
+        "size": f"{H}x{W}",
+        "images": images,
+        "batch": batch,
+        "cpu_native_bf16": cpu_has_fast_bf16(),
+        "torch_threads": torch.get_num_threads(),
+    }
     for key, (_, t, agree) in rows.items():
         result[f"{key}_img_s"] = images / t
         if key != "plain":

@@ -41,12 +41,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 sys.path.insert(0, str(Path(__file__).parent))
-from predict_speed import measure as measure_predict, timed  # noqa: E402
+from predict_speed import measure as measure_predict  # noqa: E402
+from predict_speed import timed
 
 from seglight.config import ROOT, compose_config  # noqa: E402
 from seglight.data.palette import Palette  # noqa: E402
-from seglight.hardware import cpu_has_fast_bf16, resolve_precision  # noqa: E402
-from seglight.training import build_module, build_trainer  # noqa: E402
+from seglight.training.fit import build_module, build_trainer  # noqa: E402
+from seglight.util.hardware import cpu_has_fast_bf16, resolve_precision  # noqa: E402
 
 CAMVID = ROOT.parent / "shared" / "camvid"
 
@@ -61,8 +62,15 @@ def cpu_name() -> str:
 # ---- parity: default vs fp32 training on the shapes data, through the real entry point ----------------
 def train_run(run_dir: Path, overrides: list[str]) -> dict[str, float]:
     """Runs ``python -m seglight.train`` in a child process; its val mIoU, wall time and peak RSS."""
-    cmd = [sys.executable, "-m", "seglight.train", "logger=csv", "trainer.enable_progress_bar=false",
-           f"hydra.run.dir={run_dir}", *overrides]
+    cmd = [
+        sys.executable,
+        "-m",
+        "seglight.train",
+        "logger=csv",
+        "trainer.enable_progress_bar=false",
+        f"hydra.run.dir={run_dir}",
+        *overrides,
+    ]
     print("$", " ".join(cmd[1:]), flush=True)
     t = time.perf_counter()
     with open(run_dir.parent / f"{run_dir.name}.log", "w") as log:
@@ -72,8 +80,12 @@ def train_run(run_dir: Path, overrides: list[str]) -> dict[str, float]:
     if proc.returncode:
         raise RuntimeError(f"training failed ({proc.returncode}); see {log.name}")
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    return {"miou": metrics["val/mIoU"], "wall_s": time.perf_counter() - t, "peak_rss_mb": usage.ru_maxrss / 1024,
-            "best_ckpt": metrics["best_ckpt"]}
+    return {
+        "miou": metrics["val/mIoU"],
+        "wall_s": time.perf_counter() - t,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "best_ckpt": metrics["best_ckpt"],
+    }
 
 
 def parity(work: Path, quick: bool) -> tuple[dict[str, float], str]:
@@ -83,9 +95,14 @@ def parity(work: Path, quick: bool) -> tuple[dict[str, float], str]:
     print(f"{'shapes training':32s} {'val mIoU':>9s} {'wall s':>8s} {'peak RSS MB':>12s}")
     for name, r in (("seglight defaults", fast), ("plain fp32", fp32)):
         print(f"{name:32s} {r['miou']:9.4f} {r['wall_s']:8.1f} {r['peak_rss_mb']:12.0f}")
-    return {"miou_defaults": fast["miou"], "miou_fp32": fp32["miou"], "miou_delta": fast["miou"] - fp32["miou"],
-            "train_wall_s_defaults": fast["wall_s"], "train_wall_s_fp32": fp32["wall_s"],
-            "peak_rss_mb": fast["peak_rss_mb"]}, fast["best_ckpt"]
+    return {
+        "miou_defaults": fast["miou"],
+        "miou_fp32": fp32["miou"],
+        "miou_delta": fast["miou"] - fp32["miou"],
+        "train_wall_s_defaults": fast["wall_s"],
+        "train_wall_s_fp32": fp32["wall_s"],
+        "peak_rss_mb": fast["peak_rss_mb"],
+    }, fast["best_ckpt"]
 
 
 # ---- lut: colour mask -> index mask ---------------------------------------------------------------
@@ -101,7 +118,7 @@ def lut_bench(repeats: int) -> dict[str, float]:
     colors = [tuple(int(v) for v in c) for c in rng.choice(256, (32, 3))]
     palette = Palette([f"c{i}" for i in range(32)], colors)
     index = np.kron(rng.integers(0, 32, (720 // 8, 960 // 8)), np.ones((8, 8), dtype=np.int64))
-    mask = np.array(colors, np.uint8)[index]                         # (720,960,3)
+    mask = np.array(colors, np.uint8)[index]  # (720,960,3)
     assert (palette.to_index(mask) == per_colour_loop(mask, colors)).all()  # same answer (also builds the LUT)
     t_lut, _ = timed(lambda: palette.to_index(mask), repeats * 5)
     t_loop, _ = timed(lambda: per_colour_loop(mask, colors), repeats)
@@ -113,11 +130,24 @@ def lut_bench(repeats: int) -> dict[str, float]:
 def train_config(work: Path) -> DictConfig:
     """The default config on CamVid-size data: real CamVid when ../shared/camvid exists, else shapes of
     416x416 (the same pixel count as CamVid's 360x480); 256x256 crops, batch 8."""
-    data = (["data=camvid", f"data.root={CAMVID}"] if (CAMVID / "train").is_dir()
-            else ["data.image_size=416", "data.num_train=96", "data.num_val=8", f"data.root={work / 'data'}"])
-    return compose_config([*data, "data.crop_size=256", "data.batch_size=8", "logger=csv",
-                           f"run_dir={work / 'trainer'}", "trainer.enable_progress_bar=false",
-                           "trainer.num_sanity_val_steps=0", "trainer.limit_val_batches=0", "trainer.max_epochs=1"])
+    data = (
+        ["data=camvid", f"data.root={CAMVID}"]
+        if (CAMVID / "train").is_dir()
+        else ["data.image_size=416", "data.num_train=96", "data.num_val=8", f"data.root={work / 'data'}"]
+    )
+    return compose_config(
+        [
+            *data,
+            "data.crop_size=256",
+            "data.batch_size=8",
+            "logger=csv",
+            f"run_dir={work / 'trainer'}",
+            "trainer.enable_progress_bar=false",
+            "trainer.num_sanity_val_steps=0",
+            "trainer.limit_val_batches=0",
+            "trainer.max_epochs=1",
+        ]
+    )
 
 
 def batches(loader) -> Iterator[dict[str, torch.Tensor]]:
@@ -196,12 +226,20 @@ def train_bench(work: Path, quick: bool) -> dict[str, float | str]:
     dm.prepare_data()
     dm.setup("fit")
     warmup, steps, repeats = (1, 4, 1) if quick else (2, 8, 3)
-    runs: dict[str, list[float]] = {"plain fp32": [], "plain, seglight precision + memory format": [],
-                                    "seglight Trainer (default config)": []}
+    runs: dict[str, list[float]] = {
+        "plain fp32": [],
+        "plain, seglight precision + memory format": [],
+        "seglight Trainer (default config)": [],
+    }
     for r in range(repeats):
-        for name, fn in zip(runs, (lambda: plain_loop(cfg, dm, warmup, steps, fast=False),
-                                   lambda: plain_loop(cfg, dm, warmup, steps, fast=True),
-                                   lambda: trainer_loop(cfg, dm, warmup, steps))):
+        for name, fn in zip(
+            runs,
+            (
+                lambda: plain_loop(cfg, dm, warmup, steps, fast=False),
+                lambda: plain_loop(cfg, dm, warmup, steps, fast=True),
+                lambda: trainer_loop(cfg, dm, warmup, steps),
+            ),
+        ):
             runs[name].append(fn())
             print(f"  repeat {r + 1}/{repeats} {name}: {runs[name][-1]:.2f} img/s", flush=True)
     rate = {k: statistics.median(v) for k, v in runs.items()}
@@ -212,10 +250,18 @@ def train_bench(work: Path, quick: bool) -> dict[str, float | str]:
     for name, v in rate.items():
         print(f"{name:52s} {v:8.2f} {v / plain32:8.2f}")
     print(f"{'train DataLoader alone (' + str(dm.num_workers) + ' workers)':52s} {loader:8.2f}")
-    return {"train_data": dm.__class__.__name__, "train_precision": precision,
-            "train_img_s_plain_fp32": plain32, "train_img_s_plain_same_precision": plain_fast,
-            "train_img_s_seglight": seg, "train_speedup": seg / plain32, "lightning_overhead": 1 - seg / plain_fast,
-            "loader_img_s": loader, "loader_headroom": loader / seg, "num_workers": dm.num_workers}
+    return {
+        "train_data": dm.__class__.__name__,
+        "train_precision": precision,
+        "train_img_s_plain_fp32": plain32,
+        "train_img_s_plain_same_precision": plain_fast,
+        "train_img_s_seglight": seg,
+        "train_speedup": seg / plain32,
+        "lightning_overhead": 1 - seg / plain_fast,
+        "loader_img_s": loader,
+        "loader_headroom": loader / seg,
+        "num_workers": dm.num_workers,
+    }
 
 
 def main() -> None:
@@ -225,9 +271,14 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="keep the runs' folders here (default: a temporary folder)")
     args = ap.parse_args()
     os.environ.setdefault("WANDB_MODE", "offline")
-    result: dict[str, object] = {"cpu": cpu_name(), "cores": os.cpu_count(), "cpu_native_bf16": cpu_has_fast_bf16(),
-                                 "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-                                 "quick": args.quick}
+    result: dict[str, object] = {
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "cpu_native_bf16": cpu_has_fast_bf16(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "quick": args.quick,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)

@@ -28,12 +28,19 @@ class ScanReport:
     split: str
     pairs: int = 0
     sizes: Counter = field(default_factory=Counter)  # (width, height) -> number of images
-    counts: np.ndarray | None = None                  # (C,) pixels per class, void excluded
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # (C,) px per class, no void
     faults: list[Fault] = field(default_factory=list)
 
 
-def scan_split(split: str, image_dir: str | Path, mask_dir: str | Path, num_classes: int,
-               palette: Palette | None, ignore_index: int = 255, void_values: tuple[int, ...] = ()) -> ScanReport:
+def scan_split(
+    split: str,
+    image_dir: str | Path,
+    mask_dir: str | Path,
+    num_classes: int,
+    palette: Palette | None,
+    ignore_index: int = 255,
+    void_values: tuple[int, ...] = (),
+) -> ScanReport:
     """Reads every pair of one split and collects faults instead of stopping at the first."""
     report = ScanReport(split, counts=np.zeros(num_classes, dtype=np.int64))
     listed = {}

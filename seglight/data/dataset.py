@@ -28,11 +28,21 @@ class SegmentationDataset(Dataset):
         pairs: the (image, mask) files, already paired (the folders are then not read).
     """
 
-    def __init__(self, image_dir: str | Path | None, mask_dir: str | Path | None, num_classes: int,
-                 palette: Palette | None = None, transform: Callable | None = None,
-                 ignore_index: int = 255, void_values: tuple[int, ...] = (), cache_masks: bool = False,
-                 pairs: list[tuple[Path, Path]] | None = None) -> None:
-        self.pairs = pairs if pairs is not None else pair_files(image_dir, mask_dir)
+    def __init__(
+        self,
+        image_dir: str | Path | None,
+        mask_dir: str | Path | None,
+        num_classes: int,
+        palette: Palette | None = None,
+        transform: Callable | None = None,
+        ignore_index: int = 255,
+        void_values: tuple[int, ...] = (),
+        cache_masks: bool = False,
+        pairs: list[tuple[Path, Path]] | None = None,
+    ) -> None:
+        if pairs is None and (image_dir is None or mask_dir is None):
+            raise ValueError("give the image and mask folders, or the pairs")
+        self.pairs = pairs if pairs is not None else pair_files(image_dir, mask_dir)  # type: ignore[arg-type]
         self.num_classes = num_classes
         self.palette = palette
         self.transform = transform
@@ -58,16 +68,16 @@ class SegmentationDataset(Dataset):
         image_path, mask_path = self.pairs[i]
         image, mask = read_image(image_path), self.read_mask(i)
         if image.shape[:2] != mask.shape:
-            raise DataError(f"image {image_path} is {image.shape[1]}x{image.shape[0]} but mask {mask_path} is "
-                            f"{mask.shape[1]}x{mask.shape[0]} (width x height)")
+            raise DataError(
+                f"image {image_path} is {image.shape[1]}x{image.shape[0]} but mask {mask_path} is "
+                f"{mask.shape[1]}x{mask.shape[0]} (width x height)"
+            )
         return image, mask
 
     def __getitem__(self, i: int) -> Sample:
         image, mask = self.read_pair(i)
         if self.transform is not None:
             out = self.transform(image=image, mask=mask)
-            image, mask = out["image"], out["mask"]
-        else:
-            image = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float() / 255.0
-            mask = torch.from_numpy(mask)
-        return {"image": image.float(), "mask": torch.as_tensor(mask).long()}
+            return {"image": out["image"].float(), "mask": torch.as_tensor(out["mask"]).long()}
+        x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float() / 255.0
+        return {"image": x, "mask": torch.from_numpy(mask).long()}

@@ -63,8 +63,10 @@ def _grey_to_uint8(arr: np.ndarray, path: Path) -> np.ndarray:
         return ((arr.astype(np.uint32) + 128) // 257).astype(np.uint8)  # v / 257 rounded: 0..65535 -> 0..255
     arr = arr.astype(np.float64)
     if not np.isfinite(arr).all():
-        raise DataError(f"{path}: float image with {int((~np.isfinite(arr)).sum())} pixel(s) not finite "
-                        "(NaN or infinity); replace them before training or prediction")
+        raise DataError(
+            f"{path}: float image with {int((~np.isfinite(arr)).sum())} pixel(s) not finite "
+            "(NaN or infinity); replace them before training or prediction"
+        )
     lo, hi = float(arr.min()), float(arr.max())
     if is_float and lo >= 0.0 and hi <= 1.0:
         scaled = arr * 255.0
@@ -95,8 +97,13 @@ def read_image(path: str | Path) -> np.ndarray:
     return np.asarray(img.convert("RGB"))
 
 
-def read_mask(path: str | Path, num_classes: int, palette: Palette | None = None,
-              ignore_index: int = 255, void_values: tuple[int, ...] = ()) -> np.ndarray:
+def read_mask(
+    path: str | Path,
+    num_classes: int,
+    palette: Palette | None = None,
+    ignore_index: int = 255,
+    void_values: tuple[int, ...] = (),
+) -> np.ndarray:
     """Mask file -> (H,W) uint8 of class indices in [0, num_classes) or ``ignore_index``, upright (EXIF orientation).
 
     With a palette the file is a colour mask; without, a single-channel index mask (mode L, P, I or I;16),
@@ -111,8 +118,10 @@ def read_mask(path: str | Path, num_classes: int, palette: Palette | None = None
         return palette.to_index(rgb, source=str(path))
     arr = np.asarray(img)
     if arr.ndim != 2:
-        raise DataError(f"{path}: expected a single-channel index mask, got shape {arr.shape} (mode {img.mode}); "
-                        "for colour masks give a palette (data.palette=FILE.csv)")
+        raise DataError(
+            f"{path}: expected a single-channel index mask, got shape {arr.shape} (mode {img.mode}); "
+            "for colour masks give a palette (data.palette=FILE.csv)"
+        )
     if arr.dtype.kind == "f" and not np.array_equal(arr, np.round(arr)):
         raise DataError(f"{path}: float mask with non-integer values; an index mask holds whole class indices")
     mask = arr.astype(np.int64, copy=False)
@@ -122,8 +131,9 @@ def read_mask(path: str | Path, num_classes: int, palette: Palette | None = None
     if bad.any():
         values, counts = np.unique(mask[bad], return_counts=True)
         listed = ", ".join(f"{int(v)} x{int(n)} px" for v, n in zip(values[:10], counts[:10]))
-        raise DataError(f"{path}: index value(s) not in 0..{num_classes - 1} and not ignore_index "
-                        f"{ignore_index}: {listed}")
+        raise DataError(
+            f"{path}: index value(s) not in 0..{num_classes - 1} and not ignore_index {ignore_index}: {listed}"
+        )
     return mask.astype(np.uint8)
 
 
@@ -143,12 +153,16 @@ def list_images(folder: str | Path) -> dict[str, Path]:
     return by_stem
 
 
-def match_by_stem(images: dict[str, Path], masks: dict[str, Path]
-                  ) -> tuple[list[tuple[Path, Path]], list[Path], list[Path]]:
+def match_by_stem(
+    images: dict[str, Path], masks: dict[str, Path]
+) -> tuple[list[tuple[Path, Path]], list[Path], list[Path]]:
     """(image, mask) pairs sharing a stem, images without a mask, masks without an image; each sorted by stem."""
     pairs = [(images[s], masks[s]) for s in sorted(set(images) & set(masks))]
-    return (pairs, [images[s] for s in sorted(set(images) - set(masks))],
-            [masks[s] for s in sorted(set(masks) - set(images))])
+    return (
+        pairs,
+        [images[s] for s in sorted(set(images) - set(masks))],
+        [masks[s] for s in sorted(set(masks) - set(images))],
+    )
 
 
 def pair_files(image_dir: str | Path, mask_dir: str | Path) -> list[tuple[Path, Path]]:
@@ -158,6 +172,9 @@ def pair_files(image_dir: str | Path, mask_dir: str | Path) -> list[tuple[Path, 
         lines = [f"image without a mask: {p}" for p in only_images[:10]]
         lines += [f"mask without an image: {p}" for p in only_masks[:10]]
         extra = len(only_images) + len(only_masks) - len(lines)
-        raise DataError("unpaired files between {} and {}:\n  {}{}".format(
-            image_dir, mask_dir, "\n  ".join(lines), f"\n  ... and {extra} more" if extra > 0 else ""))
+        raise DataError(
+            "unpaired files between {} and {}:\n  {}{}".format(
+                image_dir, mask_dir, "\n  ".join(lines), f"\n  ... and {extra} more" if extra > 0 else ""
+            )
+        )
     return pairs

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -21,12 +22,16 @@ MAX_LABEL = 255  # masks are stored as 8-bit class indices: classes 0..254 at mo
 def check_label_range(num_classes: int, ignore_index: int) -> None:
     """ValueError unless the classes and ``ignore_index`` fit the 8-bit masks (no label may wrap around)."""
     if num_classes > MAX_LABEL:
-        raise ValueError(f"{num_classes} classes, but at most {MAX_LABEL} are supported: masks are stored as "
-                         f"8-bit class indices (0..{MAX_LABEL - 1} for classes, {MAX_LABEL} for ignore_index); "
-                         f"merge classes to {MAX_LABEL} or fewer")
+        raise ValueError(
+            f"{num_classes} classes, but at most {MAX_LABEL} are supported: masks are stored as "
+            f"8-bit class indices (0..{MAX_LABEL - 1} for classes, {MAX_LABEL} for ignore_index); "
+            f"merge classes to {MAX_LABEL} or fewer"
+        )
     if not 0 <= ignore_index <= MAX_LABEL:
-        raise ValueError(f"ignore_index {ignore_index} is outside 0..{MAX_LABEL}: masks are stored as 8-bit class "
-                         f"indices; use ignore_index={MAX_LABEL}")
+        raise ValueError(
+            f"ignore_index {ignore_index} is outside 0..{MAX_LABEL}: masks are stored as 8-bit class "
+            f"indices; use ignore_index={MAX_LABEL}"
+        )
 
 
 def pack_rgb(rgb: np.ndarray) -> np.ndarray:
@@ -84,8 +89,10 @@ class Palette:
         _no_duplicates("colour", self.colors + self.void_colors)
         check_label_range(len(self.names), self.ignore_index)
         if self.ignore_index < len(self.names):
-            raise ValueError(f"ignore_index {self.ignore_index} collides with class {self.names[self.ignore_index]!r}; "
-                             f"use ignore_index={MAX_LABEL}")
+            raise ValueError(
+                f"ignore_index {self.ignore_index} collides with class {self.names[self.ignore_index]!r}; "
+                f"use ignore_index={MAX_LABEL}"
+            )
         self._lut: np.ndarray | None = None
 
     @property
@@ -93,8 +100,12 @@ class Palette:
         return len(self.names)
 
     @classmethod
-    def from_csv(cls, path: str | Path, ignore_index: int = 255,
-                 void_names: tuple[str, ...] = ("void", "ignore", "unlabelled", "unlabeled")) -> "Palette":
+    def from_csv(
+        cls,
+        path: str | Path,
+        ignore_index: int = 255,
+        void_names: tuple[str, ...] = ("void", "ignore", "unlabelled", "unlabeled"),
+    ) -> Palette:
         """Reads a CSV with a header ``name,r,g,b``; rows named like ``void`` become void colours."""
         path = Path(path)
         if not path.is_file():
@@ -164,11 +175,6 @@ class Palette:
             index = np.where((index >= 0) & (index <= MAX_LABEL), index, self.ignore_index).astype(np.uint8)
         return table[index]
 
-    def to_dict(self) -> dict:
-        """Plain values for checkpoints and configs."""
-        return {"names": list(self.names), "colors": [list(c) for c in self.colors],
-                "ignore_index": self.ignore_index, "void_colors": [list(c) for c in self.void_colors]}
-
 
 def _no_duplicates(what: str, items: list) -> None:
     seen, dup = set(), []
@@ -178,3 +184,29 @@ def _no_duplicates(what: str, items: list) -> None:
         seen.add(item)
     if dup:
         raise ValueError(f"palette has duplicate {what}(s): {dup}")
+
+
+def palette_from_options(
+    path: str | None,
+    num_classes: int | None,
+    class_names: Sequence[str] | None,
+    colors: Sequence[Sequence[int]] | None,
+    ignore_index: int = 255,
+) -> Palette:
+    """The classes of a data config: a palette CSV (colour masks), or ``num_classes`` / ``class_names`` with
+    optional ``colors`` (index masks; default colours otherwise)."""
+    if path is not None:
+        pal = Palette.from_csv(path, ignore_index=ignore_index)
+        if num_classes is not None and num_classes != pal.num_classes:
+            raise ValueError(
+                f"data.num_classes={num_classes} disagrees with {path} ({pal.num_classes} classes: {pal.names})"
+            )
+        return pal
+    if num_classes is None and class_names is None:
+        raise ValueError("give the classes: data.palette=FILE.csv (colour masks) or data.num_classes=N (index masks)")
+    n = int(num_classes) if num_classes is not None else len(class_names)  # type: ignore[arg-type]
+    names = list(class_names) if class_names is not None else [f"class_{i}" for i in range(n)]
+    if len(names) != n:
+        raise ValueError(f"data.num_classes={n} but {len(names)} class_names were given: {names}")
+    cols = [(int(c[0]), int(c[1]), int(c[2])) for c in colors] if colors is not None else default_colors(n)
+    return Palette(names, cols[:n], ignore_index=ignore_index)

@@ -10,16 +10,16 @@ Generation is seeded and cached.
 
 from __future__ import annotations
 
+import colorsys
 import os
 import shutil
 from pathlib import Path
-
-import colorsys
 
 import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
+from seglight.data.datamodule import SegDataModule
 from seglight.data.palette import Palette
 
 SHAPES_PALETTE = Palette(
@@ -34,7 +34,7 @@ CLASS_HUES = {1: 0.0, 2: 1 / 3, 3: 0.62}  # red circles, green squares, blue tri
 def _shape_color(rng: np.random.Generator, cls: int) -> tuple[int, int, int]:
     hue = (CLASS_HUES[cls] + rng.uniform(-0.06, 0.06)) % 1.0
     rgb = colorsys.hsv_to_rgb(hue, rng.uniform(0.55, 1.0), rng.uniform(0.55, 1.0))
-    return tuple(int(v * 255) for v in rgb)
+    return int(rgb[0] * 255), int(rgb[1] * 255), int(rgb[2] * 255)
 
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -77,8 +77,9 @@ def render_sample(rng: np.random.Generator, size: int = 128, max_shapes: int = 4
     return np.asarray(image), np.asarray(mask)
 
 
-def write_shapes(root: str | Path, splits: dict[str, int], size: int = 128, seed: int = 0,
-                 palette: Palette = SHAPES_PALETTE) -> Path:
+def write_shapes(
+    root: str | Path, splits: dict[str, int], size: int = 128, seed: int = 0, palette: Palette = SHAPES_PALETTE
+) -> Path:
     """Writes ``root/<split>/images/*.png`` and colour masks ``root/<split>/masks/*.png``; returns root.
 
     Writes into a temporary folder renamed at the end, so an interrupted run leaves no half data set
@@ -109,3 +110,40 @@ def write_shapes(root: str | Path, splits: dict[str, int], size: int = 128, seed
             raise
         shutil.rmtree(tmp, ignore_errors=True)
     return root
+
+
+class ShapesDataModule(SegDataModule):
+    """The embedded default: procedurally generated shapes (see seglight.data.synthetic), colour masks."""
+
+    def __init__(
+        self,
+        root: str = "~/.cache/seglight",
+        num_train: int = 512,
+        num_val: int = 128,
+        num_test: int = 0,
+        image_size: int = 128,
+        data_seed: int = 0,
+        **kwargs,
+    ) -> None:
+        name = f"shapes-{num_train}-{num_val}-{num_test}-{image_size}-s{data_seed}"
+        self.root = Path(root).expanduser() / name
+        self.sizes = {"train": num_train, "val": num_val, "test": num_test}  # images per split
+        d = {
+            s: (str(self.root / s / "images"), str(self.root / s / "masks")) if n > 0 else (None, None)
+            for s, n in self.sizes.items()
+        }
+        self.image_size = image_size
+        self.data_seed = data_seed
+        kwargs.setdefault("crop_size", image_size)
+        kwargs.update(palette=None, class_names=SHAPES_PALETTE.names, colors=SHAPES_PALETTE.colors)
+        super().__init__(*d["train"], *d["val"], *d["test"], **kwargs)
+        self.is_color = True  # masks are written as colours through the palette
+        self.generate()
+
+    def generate(self) -> None:
+        write_shapes(
+            self.root, {k: v for k, v in self.sizes.items() if v > 0}, self.image_size, self.data_seed, self.palette
+        )
+
+    def prepare_data(self) -> None:
+        self.generate()

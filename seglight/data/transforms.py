@@ -15,9 +15,16 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def train_transform(crop_size: int | tuple[int, int], scale: tuple[float, float] = (0.5, 2.0),
-                    hflip: float = 0.5, color_jitter: float = 0.5, ignore_index: int = 255,
-                    mean=IMAGENET_MEAN, std=IMAGENET_STD, seed: int | None = None) -> A.Compose:
+def train_transform(
+    crop_size: int | tuple[int, int],
+    scale: tuple[float, float] = (0.5, 2.0),
+    hflip: float = 0.5,
+    color_jitter: float = 0.5,
+    ignore_index: int = 255,
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+    seed: int | None = None,
+) -> A.Compose:
     """Random scale, crop (padding with ignore_index where the image is smaller), flip, colour jitter.
 
     Output: image (3,h,w) float normalised, mask (h,w) uint8, with (h,w) = crop_size. albumentations 2
@@ -27,8 +34,14 @@ def train_transform(crop_size: int | tuple[int, int], scale: tuple[float, float]
     h, w = (crop_size, crop_size) if isinstance(crop_size, int) else tuple(crop_size)
     steps = []
     if scale[0] != 1.0 or scale[1] != 1.0:
-        steps.append(A.RandomScale(scale_limit=(scale[0] - 1.0, scale[1] - 1.0), p=1.0,
-                                   interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST))
+        steps.append(
+            A.RandomScale(
+                scale_limit=(scale[0] - 1.0, scale[1] - 1.0),
+                p=1.0,
+                interpolation=cv2.INTER_LINEAR,
+                mask_interpolation=cv2.INTER_NEAREST,
+            )
+        )
     steps += [
         A.PadIfNeeded(min_height=h, min_width=w, border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=ignore_index),
         A.RandomCrop(height=h, width=w),
@@ -66,7 +79,7 @@ def pad_to_multiple(x: torch.Tensor, divisor: int = 32, value: float | None = No
 
 class EvalTransform:
     """Normalise with ``to_input``, the Predictor's own input function; no resizing or padding: the model pads
-    (and tiles) each image as ``Predictor`` does (seglight.models.tiling), so val/test metrics during training
+    (and tiles) each image as ``Predictor`` does (seglight.model.tiling), so val/test metrics during training
     equal ``seglight.evaluate``'s. Called like an albumentations pipeline:
     ``t(image=(H,W,3) uint8, mask=(H,W))`` -> {"image": (3,H,W) float, "mask": (H,W) long}.
     """

@@ -1,0 +1,1 @@
+"""Images and masks: palette, reading, datasets, transforms, splits, the DataModule, data checks."""

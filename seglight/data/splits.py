@@ -1,0 +1,198 @@
+"""How files are split: a seeded val hold-out, grouped cross-validation folds, and which data options decide
+the split (to tell whether a checkpoint's recorded split applies to a data config)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from seglight.data.io import DataError, pair_files
+
+log = logging.getLogger(__name__)
+
+# data options that decide which files go to which split
+SPLIT_KEYS = ("val_fraction", "split_seed", "folds", "fold", "group_pattern")
+# data options that change neither the files nor their labels (loading and augmentation)
+LOADING_KEYS = (
+    "batch_size",
+    "eval_batch_size",
+    "num_workers",
+    "pin_memory",
+    "cache_masks",
+    "cache_dir",
+    "crop_size",
+    "scale",
+    "hflip",
+    "color_jitter",
+    "seed",
+    "mean",
+    "std",
+    "require_test",
+)
+
+
+def data_differences(recorded: dict[str, Any], current: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Keys whose values differ between two data configs: (those naming the files and labels, the split's)."""
+    keys = sorted((set(recorded) | set(current)) - set(LOADING_KEYS))
+    differ = [k for k in keys if recorded.get(k) != current.get(k)]
+    return [k for k in differ if k not in SPLIT_KEYS], [k for k in differ if k in SPLIT_KEYS]
+
+
+def file_group(stem: str, pattern: str | None) -> str:
+    """The group of a file for cross-validation: the text ``pattern`` (a regex searched in the file stem)
+    captures, its groups joined by "_" (e.g. CamVid's sequence and frame block); the stem itself without one."""
+    if pattern is None:
+        return stem
+    match = re.search(pattern, stem)
+    if match is None:
+        raise DataError(f"data.group_pattern={pattern!r} does not match the file name {stem!r}")
+    return "_".join(g for g in match.groups() if g is not None) or match.group(0)
+
+
+def assign_folds(stems: Sequence[str], folds: int, pattern: str | None = None, seed: int = 0) -> list[int]:
+    """The fold (0..folds-1) of each file: whole groups (``file_group``) go to one fold, largest first, each to
+    the fold with the fewest files so far (groups of equal size in an order drawn with ``seed``)."""
+    groups: dict[str, list[int]] = {}
+    for i, stem in enumerate(stems):
+        groups.setdefault(file_group(stem, pattern), []).append(i)
+    if len(groups) < folds:
+        raise DataError(
+            f"{len(groups)} groups ({sorted(groups)[:5]}...) cannot fill data.folds={folds}; "
+            "use fewer folds or a finer data.group_pattern"
+        )
+    names = sorted(groups)
+    order = np.random.default_rng(seed).permutation(len(names))
+    ranked = sorted((names[i] for i in order), key=lambda g: -len(groups[g]))  # stable: seeded order among ties
+    sizes = [0] * folds
+    assignment = [0] * len(stems)
+    for g in ranked:
+        k = int(np.argmin(sizes))
+        sizes[k] += len(groups[g])
+        for i in groups[g]:
+            assignment[i] = k
+    return assignment
+
+
+def holdout(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(val indices, train indices) of n items: a ``fraction`` (at least one) drawn with ``seed``, both sorted."""
+    order = np.random.default_rng(seed).permutation(n)
+    k = max(1, int(round(n * fraction)))
+    return sorted(order[:k].tolist()), sorted(order[k:].tolist())
+
+
+class SplitFiles:
+    """Which (image, mask) files form the train, val and test splits of a data set's folders ``dirs``
+    ({split: (images, masks)}): the folders' own, a ``val_fraction`` hold-out of train drawn with
+    ``split_seed``, cross-validation ``folds`` over train+val (val = fold ``fold``, groups by
+    ``group_pattern``), or ``recorded`` file names (a run's splits.json) where they are set."""
+
+    def __init__(
+        self,
+        dirs: dict[str, tuple[str | None, str | None]],
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
+        folds: int = 0,
+        fold: int = 0,
+        group_pattern: str | None = None,
+        require_test: bool = False,
+    ) -> None:
+        if folds > 1 and not 0 <= fold < folds:
+            raise ValueError(f"data.fold={fold} is not one of 0..{folds - 1} (data.folds={folds})")
+        self.dirs = dirs
+        self.val_fraction = val_fraction
+        self.split_seed = split_seed
+        self.folds = folds
+        self.fold = fold
+        self.group_pattern = group_pattern
+        self.require_test = require_test
+        self.recorded: dict[str, list[str]] | None = None
+
+    def has(self, split: str) -> bool:
+        """Whether the split's folders are configured and exist; a missing required split is an error."""
+        images, masks = self.dirs[split]
+        if images is None or masks is None:
+            return False
+        present = Path(images).is_dir() and Path(masks).is_dir()
+        if not present:
+            if split == "train" or (split == "test" and self.require_test):
+                raise DataError(f"{split} split not found: {images} / {masks}")
+            log.warning("%s split not found (%s, %s): skipped", split, images, masks)
+        return present
+
+    def pairs(self, split: str) -> list[tuple[Path, Path]]:
+        """The (image, mask) files of a split. Without val folders, val is a ``val_fraction`` of the training
+        pairs drawn with ``split_seed`` (not the training seed: runs with other seeds hold out the same
+        images) and train is the rest. With ``recorded`` files for the split, those, in their order."""
+        if split not in self.dirs:
+            raise ValueError(f"unknown split {split!r}; choose train, val or test")
+        if self.recorded is not None and split in self.recorded:
+            return self._recorded_pairs(split)
+        if self.folds > 1 and split in ("train", "val"):
+            return self._fold_pairs(split)
+        pairs = self._source_pairs(split)
+        if split in ("train", "val") and not self.has("val"):
+            if self.val_fraction <= 0:
+                if split == "val":
+                    raise ValueError("no val split: give data.val_images/val_masks or data.val_fraction > 0")
+                return pairs
+            val_idx, train_idx = holdout(len(pairs), self.val_fraction, self.split_seed)
+            return [pairs[i] for i in (val_idx if split == "val" else train_idx)]
+        return pairs
+
+    def _source_pairs(self, split: str) -> list[tuple[Path, Path]]:
+        """The pairs a split is drawn from: its own folders, the training folders for a val hold-out, or both
+        the train and val folders for cross-validation folds (a file name may then appear once only)."""
+        if self.folds > 1 and split in ("train", "val"):
+            pool = self._folder_pairs("train") + (self._folder_pairs("val") if self.has("val") else [])
+            names = [image.name for image, _ in pool]
+            shared = sorted({n for n in names if names.count(n) > 1})
+            if shared:
+                raise DataError(
+                    f"the train and val folders share file names {shared[:5]}: cross-validation needs each image once"
+                )
+            return pool
+        if split == "val" and not self.has("val"):
+            split = "train"
+        if split != "train" and not self.has(split):
+            raise DataError(f"{split} split not found: {self.dirs[split]}")
+        return self._folder_pairs(split)
+
+    def _folder_pairs(self, split: str) -> list[tuple[Path, Path]]:
+        images, masks = self.dirs[split]
+        if images is None or masks is None:
+            raise DataError(f"no {split} folders configured (data.images / data.masks)")
+        return pair_files(images, masks)
+
+    def _fold_pairs(self, split: str) -> list[tuple[Path, Path]]:
+        """Cross-validation: the train and val folders' pairs, grouped by ``group_pattern``, in ``folds`` folds;
+        val is fold ``fold``, train the others."""
+        pool = self._source_pairs(split)
+        assignment = assign_folds([image.stem for image, _ in pool], self.folds, self.group_pattern, self.split_seed)
+        return [p for p, k in zip(pool, assignment) if (k == self.fold) == (split == "val")]
+
+    def files(self) -> dict[str, list[str]]:
+        """{"train": [...], "val": [...], "test": [...]}: the image file names of each split (empty where the
+        split is missing), as written to a run's splits.json."""
+        files = {}
+        for split in ("train", "val", "test"):
+            present = (
+                split == "train" or self.has(split) or (split == "val" and (self.val_fraction > 0 or self.folds > 1))
+            )
+            files[split] = [image.name for image, _ in self.pairs(split)] if present else []
+        return files
+
+    def _recorded_pairs(self, split: str) -> list[tuple[Path, Path]]:
+        """The recorded image files of ``split``, looked up among the pairs the split is drawn from."""
+        pool = {image.name: (image, mask) for image, mask in self._source_pairs(split)}
+        wanted = self.recorded[split]  # type: ignore[index]
+        missing = [n for n in wanted if n not in pool]
+        if missing:
+            raise DataError(
+                f"{len(missing)} of the {len(wanted)} recorded {split} images are not in the configured "
+                f"{split} folders {self.dirs[split]}: {missing[:5]}"
+            )
+        return [pool[n] for n in wanted]

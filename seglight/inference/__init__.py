@@ -1,0 +1,1 @@
+"""Using a trained model: the Predictor (torch, ONNX), prediction files, evaluation, export."""

@@ -1,0 +1,223 @@
+"""Export a checkpoint: ONNX (dynamic batch/height/width, metadata), TorchScript, and smp's save_pretrained.
+
+Each export checks itself against the torch model on a sample input and reports the largest absolute
+difference of the logits and the argmax agreement.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from seglight.data.transforms import normalize, pad_to_multiple, to_input
+from seglight.model.checkpoint import load_module
+from seglight.model.module import SegmentationModule
+from seglight.util.hardware import cpu_flags
+
+
+def metadata(module: SegmentationModule) -> dict[str, Any]:
+    """What a deployed model needs besides its weights: classes, colours, normalisation, architecture."""
+    hp = module.hp
+    return {
+        "class_names": module.class_names,
+        "colors": [list(c) for c in module.palette.colors],
+        "ignore_index": hp.ignore_index,
+        "mean": list(hp.mean),
+        "std": list(hp.std),
+        "arch": hp.arch,
+        "encoder_name": hp.encoder_name,
+        "in_channels": hp.in_channels,
+        "divisor": module.divisor,
+        "input": f"image (B,3,H,W) float, normalised with mean/std, H and W multiples of {module.divisor}",
+        "output": "logits (B,C,H,W)",
+    }
+
+
+def sample_input(
+    module: SegmentationModule, batch: int = 2, size: tuple[int, int] = (256, 320), seed: int = 0
+) -> torch.Tensor:
+    """A smooth random image batch (B,3,H,W), normalised like training data, for self-checks."""
+    g = torch.Generator().manual_seed(seed)
+    low = torch.rand(batch, 3, size[0] // 16, size[1] // 16, generator=g)
+    rgb = torch.nn.functional.interpolate(low, size=size, mode="bilinear", align_corners=False)
+    return normalize(rgb, module.hp.mean, module.hp.std)
+
+
+def compare(reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
+    """Logits (B,C,H,W) of two backends -> largest absolute difference and argmax agreement."""
+    return {
+        "max_abs_diff": float(np.abs(reference - other).max()),
+        "argmax_agreement": float((reference.argmax(1) == other.argmax(1)).mean()),
+    }
+
+
+@torch.inference_mode()
+def _self_check(
+    module: SegmentationModule, run: Callable[[torch.Tensor], np.ndarray], inputs: list[torch.Tensor] | None = None
+) -> dict[str, float]:
+    """``run`` (the exported model) against torch: the largest logit difference and the mean argmax agreement
+    over ``inputs`` (default: one input of another shape than the trace, which tests the dynamic axes)."""
+    inputs = inputs or [sample_input(module, batch=1, size=(224, 352), seed=1)]
+    results = [compare(module.model(x).float().numpy(), run(x)) for x in inputs]
+    return {
+        "max_abs_diff": max(r["max_abs_diff"] for r in results),
+        "argmax_agreement": float(np.mean([r["argmax_agreement"] for r in results])),
+    }
+
+
+def _onnx_runner(path: Path) -> Callable[[torch.Tensor], np.ndarray]:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return lambda x: session.run(None, {"image": x.numpy()})[0]
+
+
+def _write_onnx(module: SegmentationModule, path: Path, opset: int) -> None:
+    """The fp32 model as one .onnx file (legacy exporter, no external-data sidecar), dynamic batch and size."""
+    model = module.model.eval().to(memory_format=torch.contiguous_format)
+    torch.onnx.export(
+        model,
+        (sample_input(module),),
+        str(path),
+        input_names=["image"],
+        output_names=["logits"],
+        opset_version=opset,
+        dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch", 2: "height", 3: "width"}},
+        dynamo=False,
+    )
+
+
+def _set_metadata(module: SegmentationModule, path: Path) -> None:
+    """Stores seglight's metadata (classes, colours, normalisation) in the .onnx file, replacing any earlier."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    kept = [(e.key, e.value) for e in proto.metadata_props if e.key != "seglight"]
+    del proto.metadata_props[:]
+    for key, value in [*kept, ("seglight", json.dumps(metadata(module)))]:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(path))
+
+
+def export_onnx(module: SegmentationModule, path: Path, opset: int = 17) -> dict[str, float]:
+    """Writes one .onnx file with seglight metadata and checks it against torch."""
+    _write_onnx(module, path, opset)
+    _set_metadata(module, path)
+    return _self_check(module, _onnx_runner(path))
+
+
+def export_onnx_int8(
+    module: SegmentationModule, path: Path, calibration: list[np.ndarray], opset: int = 17
+) -> dict[str, float]:
+    """Static int8 quantisation of the ONNX export (QDQ, per-channel int8 weights, uint8 activations whose
+    ranges are calibrated on ``calibration``: representative images (H,W,3) uint8, e.g. 16 val images).
+
+    The check runs on the calibration images (int8 error is data dependent; random inputs would say little).
+    Without VNNI (AVX2 only) weights use 7 bits (``reduce_range``) so that int8 products cannot saturate.
+    """
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if not calibration:
+        raise ValueError("int8 export needs calibration images (calibration=DIR of representative images)")
+    hp = module.hp
+    inputs = [pad_to_multiple(to_input(im, hp.mean, hp.std)).numpy() for im in calibration]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter(inputs)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            x = next(self.items, None)
+            return None if x is None else {"image": x}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32, prepared = Path(tmp) / "fp32.onnx", Path(tmp) / "prepared.onnx"
+        _write_onnx(module, fp32, opset)
+        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+        vnni = any(f in cpu_flags() for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
+        quantize_static(
+            str(prepared),
+            str(path),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            reduce_range=not vnni,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
+    _set_metadata(module, path)
+    return _self_check(module, _onnx_runner(path), [torch.from_numpy(x) for x in inputs])
+
+
+def export_torchscript(module: SegmentationModule, path: Path) -> dict[str, float]:
+    model = module.model.eval().to(memory_format=torch.contiguous_format)
+    with torch.inference_mode(False), torch.no_grad():
+        traced = torch.jit.trace(model, sample_input(module), check_trace=False)
+    torch.jit.save(traced, str(path), _extra_files={"seglight.json": json.dumps(metadata(module))})
+    loaded: Any = torch.jit.load(str(path))
+    return _self_check(module, lambda x: loaded(x).numpy())
+
+
+def export_smp(module: SegmentationModule, folder: Path) -> dict[str, float]:
+    """smp's save_pretrained format: ``smp.from_pretrained(folder)`` loads the trained weights in plain smp."""
+    import segmentation_models_pytorch as smp
+
+    model: Any = module.model  # an smp model (typed as a Module attribute)
+    model.save_pretrained(str(folder))
+    (folder / "seglight.json").write_text(json.dumps(metadata(module), indent=2))
+    loaded: Any = smp.from_pretrained(str(folder)).eval()
+    return _self_check(module, lambda x: loaded(x).numpy())
+
+
+FILES = {"onnx": "model.onnx", "onnx_int8": "model.int8.onnx", "torchscript": "model.torchscript.pt"}
+
+
+def export_checkpoint(
+    ckpt: str | Path,
+    format: str,
+    output: str | Path,
+    opset: int = 17,
+    smp_folder: bool = True,
+    calibration: str | None = None,
+    calibration_images: int = 16,
+    min_agreement: float = 0.999,
+    min_agreement_int8: float = 0.99,
+) -> bool:
+    """Exports a checkpoint as ``format`` (``FILES``) into ``output`` (and smp's folder), prints each export's
+    self-check against torch; False if an argmax agreement is below its threshold (int8 has its own)."""
+    from seglight.data.io import read_image
+    from seglight.inference.files import list_inputs
+
+    if format not in FILES:
+        raise ValueError(f"unknown format {format!r}; choose one of {sorted(FILES)}")
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    module = load_module(ckpt)
+    target = out / FILES[format]
+    if format == "onnx_int8":
+        if not calibration:
+            raise ValueError("format=onnx_int8 needs calibration=DIR|GLOB of representative images (e.g. val images)")
+        images = [read_image(p) for p in list_inputs(calibration)[:calibration_images]]
+        results = {target.name: (export_onnx_int8(module, target, images, opset), min_agreement_int8)}
+    elif format == "onnx":
+        results = {target.name: (export_onnx(module, target, opset), min_agreement)}
+    else:
+        results = {target.name: (export_torchscript(module, target), min_agreement)}
+    if smp_folder:
+        results["smp/"] = (export_smp(module, out / "smp"), min_agreement)
+    passed = True
+    for name, (r, need) in results.items():
+        ok = r["argmax_agreement"] >= need
+        passed &= ok
+        print(
+            f"{out / name}: max |logit diff| {r['max_abs_diff']:.2e}, argmax agreement "
+            f"{r['argmax_agreement']:.4%} vs torch {'OK' if ok else 'BELOW ' + str(need)}"
+        )
+    return passed

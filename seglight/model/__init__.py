@@ -1,0 +1,1 @@
+"""The LightningModule and what it is built from: smp factory, losses, metrics, optimisers, checkpoints, tiling."""

@@ -1,0 +1,216 @@
+"""Loss registry: name -> loss for multiclass logits (B,C,H,W) and targets (B,H,W) long.
+
+Every loss ignores pixels equal to ``ignore_index`` and takes optional per-class weights (C,). A batch whose
+pixels are all ignored gives a loss of 0 with zero gradient (not NaN), so one void crop does not stop training.
+Build one with ``build_loss(name, num_classes, ignore_index, class_weights, **kwargs)``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+LOSSES: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register(name: str):
+    def add(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        LOSSES[name] = factory
+        return factory
+
+    return add
+
+
+def build_loss(
+    name: str, num_classes: int, ignore_index: int = 255, class_weights: Sequence[float] | None = None, **kwargs
+) -> nn.Module:
+    """The registered loss ``name``; kwargs are the loss's own options (focal: alpha, gamma; ...)."""
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; choose one of {sorted(LOSSES)}")
+    weight = None
+    if class_weights is not None:
+        weight = torch.as_tensor(list(class_weights), dtype=torch.float32)
+        if weight.numel() != num_classes:
+            raise ValueError(f"{weight.numel()} class weights given for {num_classes} classes")
+    return LOSSES[name](num_classes=num_classes, ignore_index=ignore_index, weight=weight, **kwargs)
+
+
+def _valid_one_hot(logits: Tensor, target: Tensor, ignore_index: int) -> tuple[Tensor, Tensor, Tensor]:
+    """probs (B,C,N), one-hot target (B,C,N), valid (B,1,N) with ignored pixels zeroed."""
+    b, c = logits.shape[:2]
+    probs = logits.float().softmax(dim=1).reshape(b, c, -1)
+    target = target.reshape(b, -1)
+    valid = (target != ignore_index).unsqueeze(1)
+    one_hot = F.one_hot(torch.where(valid.squeeze(1), target, 0), c).permute(0, 2, 1).float()
+    return probs * valid, one_hot * valid, valid
+
+
+class SoftTverskyLoss(nn.Module):
+    """1 - Tversky index per class, computed over the whole batch, averaged over classes present.
+
+    alpha = beta = 0.5 is the soft Dice loss, alpha = beta = 1 the soft Jaccard loss. Classes absent
+    from the batch's targets are left out of the mean (as in smp); ``weight`` (C,) weights the mean.
+    """
+
+    weight: Tensor  # (C,) a buffer
+
+    def __init__(
+        self,
+        num_classes: int,
+        ignore_index: int = 255,
+        weight: Tensor | None = None,
+        alpha: float = 0.5,
+        beta: float = 0.5,
+        smooth: float = 0.0,
+        eps: float = 1e-7,
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.alpha = alpha
+        self.beta = beta
+        self.smooth = smooth
+        self.eps = eps
+        self.register_buffer("weight", weight if weight is not None else torch.ones(num_classes))
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        probs, one_hot, _ = _valid_one_hot(logits, target, self.ignore_index)
+        dims = (0, 2)
+        tp = (probs * one_hot).sum(dims)
+        fp = (probs * (1 - one_hot)).sum(dims)
+        fn = ((1 - probs) * one_hot).sum(dims)
+        index = (tp + self.smooth) / (tp + self.alpha * fp + self.beta * fn + self.smooth).clamp_min(self.eps)
+        present = (one_hot.sum(dims) > 0).float() * self.weight
+        return ((1 - index) * present).sum() / present.sum().clamp_min(self.eps)
+
+
+class FocalLoss(nn.Module):
+    """Focal loss: mean over valid pixels of -alpha * w[y] * (1 - p_y)^gamma * log p_y."""
+
+    weight: Tensor  # (C,) a buffer
+
+    def __init__(
+        self,
+        num_classes: int,
+        ignore_index: int = 255,
+        weight: Tensor | None = None,
+        alpha: float = 1.0,
+        gamma: float = 2.0,
+    ) -> None:
+        super().__init__()
+        self.ignore_index = ignore_index
+        self.alpha = alpha
+        self.gamma = gamma
+        self.register_buffer("weight", weight if weight is not None else torch.ones(num_classes))
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        valid = target != self.ignore_index
+        safe = torch.where(valid, target, 0)
+        logp = F.log_softmax(logits.float(), dim=1).gather(1, safe.unsqueeze(1)).squeeze(1)  # (B,H,W)
+        loss = -self.alpha * self.weight[safe] * (1 - logp.exp()).pow(self.gamma) * logp
+        return (loss * valid).sum() / valid.sum().clamp_min(1)
+
+
+class LovaszLoss(nn.Module):
+    """smp's Lovasz-softmax (multiclass, ignore_index); class weights are not defined for it."""
+
+    def __init__(self, num_classes: int, ignore_index: int = 255, weight: Tensor | None = None) -> None:
+        super().__init__()
+        if weight is not None:
+            raise ValueError("the lovasz loss takes no class weights; use ce, dice, focal, dice_ce or tversky")
+        from segmentation_models_pytorch.losses import LovaszLoss as SmpLovasz
+
+        self.loss = SmpLovasz("multiclass", ignore_index=ignore_index, from_logits=True)
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        return self.loss(logits.float(), target).sum()  # smp gives an empty (0,C) tensor if every pixel is ignored
+
+
+class WeightedSum(nn.Module):
+    """sum_k weight_k * loss_k(logits, target)."""
+
+    def __init__(self, terms: dict[str, tuple[float, nn.Module]]) -> None:
+        super().__init__()
+        self.weights = {k: float(w) for k, (w, _) in terms.items()}
+        self.terms = nn.ModuleDict({k: m for k, (_, m) in terms.items()})
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        return sum(self.weights[k] * m(logits, target) for k, m in self.terms.items())
+
+
+class CrossEntropy(nn.CrossEntropyLoss):
+    """nn.CrossEntropyLoss's mean in fp32 (logits from bf16 autocast are upcast first): the summed loss over
+    the valid pixels divided by their summed class weights w[y] (their count if unweighted), 0 if there are none
+    (torch's mean is 0/0 = NaN then)."""
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        total = F.cross_entropy(
+            logits.float(),
+            target,
+            weight=self.weight,
+            ignore_index=self.ignore_index,
+            reduction="sum",
+            label_smoothing=self.label_smoothing,
+        )
+        valid = target != self.ignore_index  # (B,H,W)
+        if self.weight is None:
+            norm = valid.sum().float()
+        else:
+            norm = (self.weight[torch.where(valid, target, 0)] * valid).sum()
+        return total / torch.where(norm > 0, norm, torch.ones_like(norm))
+
+
+@register("ce")
+def ce(num_classes: int, ignore_index: int, weight: Tensor | None = None, label_smoothing: float = 0.0) -> nn.Module:
+    return CrossEntropy(weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing)
+
+
+@register("dice")
+def dice(num_classes: int, ignore_index: int, weight: Tensor | None = None, smooth: float = 0.0) -> nn.Module:
+    return SoftTverskyLoss(num_classes, ignore_index, weight, alpha=0.5, beta=0.5, smooth=smooth)
+
+
+@register("jaccard")
+def jaccard(num_classes: int, ignore_index: int, weight: Tensor | None = None, smooth: float = 0.0) -> nn.Module:
+    return SoftTverskyLoss(num_classes, ignore_index, weight, alpha=1.0, beta=1.0, smooth=smooth)
+
+
+@register("tversky")
+def tversky(
+    num_classes: int,
+    ignore_index: int,
+    weight: Tensor | None = None,
+    alpha: float = 0.3,
+    beta: float = 0.7,
+    smooth: float = 0.0,
+) -> nn.Module:
+    """alpha weighs false positives, beta false negatives (beta > alpha favours recall)."""
+    return SoftTverskyLoss(num_classes, ignore_index, weight, alpha=alpha, beta=beta, smooth=smooth)
+
+
+@register("focal")
+def focal(
+    num_classes: int, ignore_index: int, weight: Tensor | None = None, alpha: float = 1.0, gamma: float = 2.0
+) -> nn.Module:
+    return FocalLoss(num_classes, ignore_index, weight, alpha=alpha, gamma=gamma)
+
+
+@register("lovasz")
+def lovasz(num_classes: int, ignore_index: int, weight: Tensor | None = None) -> nn.Module:
+    return LovaszLoss(num_classes, ignore_index, weight)
+
+
+@register("dice_ce")
+def dice_ce(
+    num_classes: int, ignore_index: int, weight: Tensor | None = None, dice_weight: float = 1.0, ce_weight: float = 1.0
+) -> nn.Module:
+    """dice_weight * Dice + ce_weight * cross-entropy."""
+    return WeightedSum(
+        {
+            "dice": (dice_weight, dice(num_classes, ignore_index, weight)),
+            "ce": (ce_weight, ce(num_classes, ignore_index, weight)),
+        }
+    )

@@ -1,0 +1,236 @@
+"""SegmentationModule: smp model + loss + metrics in one LightningModule.
+
+The constructor takes plain values only (names, numbers, lists) and saves them as hyperparameters,
+so a checkpoint is self-describing: ``SegmentationModule.load_from_checkpoint(path)`` rebuilds the
+model with its class names, colours, ignore_index, normalisation and architecture, no Hydra needed.
+
+Shapes: image (B,3,H,W) float -> logits (B,C,H,W) -> prediction (B,H,W) long; mask (B,H,W) long.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+
+from seglight.data.palette import Palette, default_colors
+from seglight.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from seglight.model.factory import create_model
+from seglight.model.losses import build_loss
+from seglight.model.metrics import LOSS, SegmentationMetrics, flatten
+from seglight.model.optim import build_optimizer, build_scheduler
+from seglight.model.tiling import TILE_OVERLAP, TILE_SIZE, needs_tiles, padded, sliding_window
+
+Batch = dict[str, Tensor]
+STAGES = ("train", "val", "test")
+UNBOUNDED_EPOCHS = 100  # the provisional schedule length, in epochs, of a run bounded by time, not epochs
+
+
+class SegmentationModule(pl.LightningModule):
+    _nonfinite: Tensor | None
+    data_split: dict[str, Any] | None
+
+    def __init__(
+        self,
+        class_names: Sequence[str],
+        arch: str = "Unet",
+        encoder_name: str = "resnet18",
+        encoder_weights: str | None = None,
+        in_channels: int = 3,
+        model_kwargs: dict[str, Any] | None = None,
+        colors: Sequence[Sequence[int]] | None = None,
+        ignore_index: int = 255,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        loss: str = "ce",
+        loss_kwargs: dict[str, Any] | None = None,
+        class_weights: Sequence[float] | None = None,
+        optimizer: str = "adamw",
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        scheduler: str = "cosine",
+        warmup_steps: int = 0,
+        scheduler_kwargs: dict[str, Any] | None = None,
+        channels_last: bool = True,
+        tile_size: int | None = TILE_SIZE,
+        tile_overlap: float = TILE_OVERLAP,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.class_names = list(class_names)
+        self.num_classes = len(self.class_names)
+        self.model = create_model(
+            arch, encoder_name, encoder_weights, in_channels, self.num_classes, **(model_kwargs or {})
+        )
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.loss_fn = build_loss(loss, self.num_classes, ignore_index, class_weights, **(loss_kwargs or {}))
+        metrics = SegmentationMetrics(self.num_classes, ignore_index)
+        self.train_metrics = metrics.clone()
+        self.val_metrics = metrics.clone()
+        self.test_metrics = metrics.clone()
+        self.last_val_confusion: Tensor | None = None  # (C,C) counts, rows = ground truth; for plots
+        self._nonfinite: Tensor | None = None  # on accelerators: a non-finite loss since the last check
+        self.data_split: dict[str, Any] | None = None  # how the run's data was split; saved in checkpoints
+        self.validated_step = -1  # the global step whose weights were last validated
+
+    @classmethod
+    def load_from_checkpoint(
+        cls, checkpoint_path, map_location=None, hparams_file=None, strict=None, weights_only=None, **kwargs: Any
+    ) -> SegmentationModule:
+        """Lightning's loader without the encoder's weight source: the trained weights come from the state
+        dict, so a checkpoint trained from the hub or a local .pth loads offline on any machine. The checkpoint
+        file keeps the source it recorded; the loaded module's hparams say ``encoder_weights=None``."""
+        kwargs.setdefault("encoder_weights", None)
+        return super().load_from_checkpoint(
+            checkpoint_path,
+            map_location=map_location,
+            hparams_file=hparams_file,
+            strict=strict,
+            weights_only=weights_only,
+            **kwargs,
+        )
+
+    # ---- model ---------------------------------------------------------------------------
+    @property
+    def palette(self) -> Palette:
+        """The classes' colours from the checkpoint (default colours if none were stored)."""
+        colors = self.hp.colors if self.hp.colors is not None else default_colors(self.num_classes)
+        return Palette(self.class_names, [tuple(c) for c in colors], ignore_index=self.hp.ignore_index)
+
+    @property
+    def hp(self) -> Any:
+        """The saved constructor arguments (``hparams``), read as attributes: ``module.hp.mean``."""
+        return self.hparams
+
+    @property
+    def divisor(self) -> int:
+        """What H and W of the model's input must be multiples of (the encoder's output stride)."""
+        return int(getattr(self.model.encoder, "output_stride", 32))
+
+    def forward(self, image: Tensor) -> Tensor:
+        """image (B,in_channels,H,W), H and W multiples of ``divisor`` -> logits (B,C,H,W)."""
+        if self.hp.channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
+        return self.model(image)
+
+    def predict_logits(self, image: Tensor) -> Tensor:
+        """image (B,in_channels,H,W) of any size -> scores (B,C,H,W) by the rule predict and evaluate follow
+        (seglight.model.tiling): padded to ``divisor``; above ``tile_size``, log of the window-averaged
+        probabilities (the same argmax, and cross-entropy reads them like logits)."""
+        if not needs_tiles(image, self.hp.tile_size):
+            return padded(self, image, self.divisor)
+        probs = sliding_window(
+            lambda x: padded(self, x, self.divisor).float().softmax(dim=1),
+            image,
+            self.num_classes,
+            self.hp.tile_size,
+            self.hp.tile_overlap,
+            self.divisor,
+        )
+        return probs.to(image.device).clamp_min(1e-8).log()
+
+    def _metrics(self, stage: str):
+        return getattr(self, f"{stage}_metrics")
+
+    # ---- steps ---------------------------------------------------------------------------
+    def _shared_step(self, batch: Batch, stage: str) -> Tensor:
+        """Training batches are crops of one size. Val/test images keep their own size: each batch is
+        scored whole (``predict_logits``); images of different sizes come as lists (``collate_eval``)."""
+        images, masks = batch["image"], batch["mask"]  # (B,3,H,W) float, (B,H,W) long; or lists of them
+        groups: list[tuple[Tensor, Tensor, Tensor]]  # (image, mask, logits (B,C,H,W))
+        if stage == "train":
+            groups = [(images, masks, self(images))]
+        else:
+            pairs = zip(images, masks) if isinstance(images, list) else [(images, masks)]
+            shaped = [(x if x.ndim == 4 else x[None], y if y.ndim == 3 else y[None]) for x, y in pairs]
+            groups = [(x, y, self.predict_logits(x)) for x, y in shaped]
+        losses = []
+        for _, mask, logits in groups:
+            losses.append(self.loss_fn(logits, mask))
+            self._metrics(stage).update(logits.argmax(dim=1), mask)  # prediction (B,H,W)
+        loss = torch.stack(losses).mean()
+        self.log(
+            f"{stage}/{LOSS}",
+            loss,
+            on_step=stage == "train",
+            on_epoch=True,
+            prog_bar=stage != "test",
+            batch_size=len(images),
+            sync_dist=stage != "train",
+        )
+        return loss
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        loss = self._shared_step(batch, "train")
+        self._check_finite(loss, batch_idx)
+        return loss
+
+    def _check_finite(self, loss: Tensor, batch_idx: int) -> None:
+        """Stops training on a non-finite loss. On CPU it looks at every step (reading a CPU tensor costs
+        nothing). On an accelerator reading the loss would sync the host every step, so a flag is kept on
+        the device and read every ``log_every_n_steps`` steps, when Lightning reads logged values anyway."""
+        bad = ~torch.isfinite(loss.detach())
+        if loss.device.type != "cpu":
+            self._nonfinite = bad if self._nonfinite is None else self._nonfinite | bad
+            if (self.global_step + 1) % max(1, int(getattr(self.trainer, "log_every_n_steps", 1))):
+                return
+            bad, self._nonfinite = self._nonfinite, None
+        if bad:
+            raise FloatingPointError(
+                f"non-finite training loss at global step {self.global_step} (epoch {self.current_epoch}, "
+                f"batch {batch_idx}; on an accelerator it may have started up to log_every_n_steps earlier); "
+                "stopping. The last checkpoint is kept: lower the learning rate, check the data "
+                "(python -m seglight.check_data) or use trainer.precision=32"
+            )
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._shared_step(batch, "test")
+
+    def _log_epoch_metrics(self, stage: str) -> None:
+        values = flatten(self._metrics(stage).compute(), stage, self.class_names)  # synced across ranks
+        self._metrics(stage).reset()
+        for key, value in values.items():
+            self.log(key, value, prog_bar=key.endswith("/mIoU"))  # already synced: same on every rank
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch_metrics("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch_metrics("val")
+        self.last_val_confusion = self.val_metrics.last_confusion  # type: ignore[assignment]
+        if not self.trainer.sanity_checking:
+            self.validated_step = self.global_step
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch_metrics("test")
+
+    # ---- optimisation --------------------------------------------------------------------
+    def configure_optimizers(self):
+        hp = self.hp
+        opt = build_optimizer(hp.optimizer, self.parameters(), hp.lr, hp.weight_decay, **(hp.optimizer_kwargs or {}))
+        if hp.scheduler in (None, "none"):
+            return opt
+        total = self.trainer.estimated_stepping_batches
+        if not math.isfinite(total):  # max_epochs=-1 bounded by time: TimeBudget sets the length after epoch 0
+            if self.trainer.train_dataloader is None:
+                self.trainer.fit_loop.setup_data()
+            per_epoch = self.trainer.num_training_batches
+            total = UNBOUNDED_EPOCHS * (int(per_epoch) if math.isfinite(per_epoch) else 1000)
+        sched = build_scheduler(hp.scheduler, opt, total, hp.warmup_steps, **(hp.scheduler_kwargs or {}))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # ---- checkpoint ----------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.data_split is not None:
+            checkpoint["data_split"] = self.data_split
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.data_split = checkpoint.get("data_split", self.data_split)

@@ -1,0 +1,58 @@
+"""Optimizer and LR-schedule registries, built from plain values (names and numbers)."""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import torch
+from torch.optim.lr_scheduler import LambdaLR
+
+OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+SCHEDULERS = ("none", "cosine", "poly", "constant")
+
+
+def build_optimizer(
+    name: str, params: Iterable, lr: float, weight_decay: float = 0.0, **kwargs
+) -> torch.optim.Optimizer:
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}")
+    return OPTIMIZERS[name](params, lr=lr, weight_decay=weight_decay, **kwargs)
+
+
+def lr_factor(
+    name: str, step: int, total_steps: int, warmup_steps: int = 0, power: float = 0.9, min_factor: float = 0.0
+) -> float:
+    """LR multiplier at ``step``: linear warm-up, then cosine / poly decay to ``min_factor``, or constant."""
+    if name not in SCHEDULERS:
+        raise ValueError(f"unknown scheduler {name!r}; choose one of {list(SCHEDULERS)}")
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if name in ("none", "constant"):
+        return 1.0
+    t = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    decay = 0.5 * (1 + math.cos(math.pi * t)) if name == "cosine" else (1 - t) ** power
+    return min_factor + (1 - min_factor) * decay
+
+
+class LRSchedule:
+    """``lr_factor`` as a picklable callable for LambdaLR. ``total_steps`` may be changed while training
+    (seglight.training.callbacks.TimeBudget fits it to the epochs that fit a time budget); LambdaLR saves it in
+    the scheduler's state, so a resumed run continues the same schedule."""
+
+    def __init__(self, name: str, total_steps: int, warmup_steps: int = 0, **kwargs) -> None:
+        lr_factor(name, 0, total_steps, warmup_steps, **kwargs)  # validates the name early
+        self.name = name
+        self.total_steps = total_steps
+        self.warmup_steps = warmup_steps
+        self.kwargs = kwargs
+
+    def __call__(self, step: int) -> float:
+        return lr_factor(self.name, step, self.total_steps, self.warmup_steps, **self.kwargs)
+
+
+def build_scheduler(
+    name: str, optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0, **kwargs
+) -> LambdaLR:
+    """A per-step LambdaLR following ``lr_factor``."""
+    return LambdaLR(optimizer, LRSchedule(name, total_steps, warmup_steps, **kwargs))

@@ -1,0 +1,1 @@
+"""What a person reads: per-class tables, the data report, figures (colour masks, overlays, confusion, curves)."""

@@ -1,0 +1,116 @@
+"""Pictures: colour masks, overlays, side-by-side panels, confusion matrix, training curves."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib.pyplot as plt  # headless machines fall back to Agg by themselves; notebooks stay inline
+import numpy as np
+import torch
+
+from seglight.data.palette import Palette
+
+
+def denormalize(image: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """Normalised image (3,H,W) float -> (H,W,3) uint8."""
+    m = torch.tensor(mean, dtype=torch.float32)[:, None, None]
+    s = torch.tensor(std, dtype=torch.float32)[:, None, None]
+    rgb = (image.detach().float().cpu() * s + m).clamp(0, 1) * 255
+    return rgb.round().byte().permute(1, 2, 0).numpy()
+
+
+def overlay(image: np.ndarray, index: np.ndarray, palette: Palette, alpha: float = 0.5) -> np.ndarray:
+    """Palette colours of index (H,W) blended over image (H,W,3) uint8; ignored pixels show the image."""
+    colour = palette.to_color(index).astype(np.float32)
+    out = image.astype(np.float32) * (1 - alpha) + colour * alpha
+    keep = np.asarray(index) == palette.ignore_index
+    out[keep] = image[keep]
+    return out.round().astype(np.uint8)
+
+
+def panel(image: np.ndarray, target: np.ndarray | None, pred: np.ndarray, palette: Palette) -> np.ndarray:
+    """One row (H, k*W, 3) uint8: image | ground truth | prediction | overlay of the prediction."""
+    tiles = [image] + ([palette.to_color(target)] if target is not None else [])
+    tiles += [palette.to_color(pred), overlay(image, pred, palette)]
+    return np.concatenate(tiles, axis=1)
+
+
+def confusion_figure(confusion: np.ndarray, class_names: Sequence[str], title: str = "confusion (row-normalised)"):
+    """Row-normalised confusion matrix (rows: ground truth) as a matplotlib Figure."""
+    cm = np.asarray(confusion, dtype=np.float64)
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    n = len(class_names)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.55 * n, 1.0 + 0.5 * n))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(n), class_names)
+    ax.set_xlabel("prediction")
+    ax.set_ylabel("ground truth")
+    ax.set_title(title)
+    if n <= 20:
+        for i in range(n):
+            for j in range(n):
+                ax.text(
+                    j,
+                    i,
+                    f"{norm[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if norm[i, j] > 0.5 else "black",
+                )
+    fig.tight_layout()
+    return fig
+
+
+def figure_to_array(fig) -> np.ndarray:
+    """Matplotlib Figure -> (H,W,3) uint8, and closes it."""
+    fig.canvas.draw()
+    rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return rgb
+
+
+def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
+    """Saves a Figure as PNG and closes it."""
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return Path(path)
+
+
+def read_csv_log(path: str | Path) -> dict[str, list[tuple[float, float]]]:
+    """Lightning CSVLogger metrics.csv -> {metric: [(epoch or step, value), ...]}."""
+    series: dict[str, list[tuple[float, float]]] = {}
+    with Path(path).open(newline="") as f:
+        for row in csv.DictReader(f):
+            x = float(row.get("epoch") or row.get("step") or 0)
+            for key, value in row.items():
+                if key in ("epoch", "step") or value in ("", None):
+                    continue
+                series.setdefault(key, []).append((x, float(value)))
+    return series
+
+
+def curves_figure(
+    metrics_csv: str | Path,
+    keys: Sequence[str] = ("train/loss_epoch", "val/loss", "val/mIoU", "train/mIoU", "val/dice"),
+):
+    """Training curves from a CSVLogger file: losses on the left, metrics on the right."""
+    series = read_csv_log(metrics_csv)
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for key in keys:
+        if key not in series:
+            continue
+        xs, ys = zip(*series[key])
+        ax = ax_loss if "loss" in key else ax_metric
+        ax.plot(np.array(xs) + (1 if "val" in key or "epoch" in key else 0), ys, marker="o", ms=3, label=key)
+    for ax, title in ((ax_loss, "loss"), (ax_metric, "metrics")):
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

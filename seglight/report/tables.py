@@ -1,0 +1,31 @@
+"""Human-readable results: scores as text and the per-class table."""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+
+def score_text(value: float | None, digits: int = 4, missing: str = "-") -> str:
+    """A score with ``digits`` decimals; ``missing`` for None or NaN (a class absent from target and prediction)."""
+    return missing if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def class_table(metrics: Mapping[str, float], stage: str, class_names: Sequence[str], title: str = "") -> Table:
+    """Rich table: one row per class with its IoU ("-" if it has none), then the mean rows."""
+    table = Table(title=title or f"{stage} per-class IoU")
+    table.add_column("class")
+    table.add_column("IoU", justify="right")
+    for name in class_names:
+        table.add_row(name, score_text(metrics.get(f"{stage}/iou/{name}")))
+    for key in ("mIoU", "dice", "acc"):
+        if f"{stage}/{key}" in metrics:
+            table.add_row(f"[bold]{key}[/bold]", f"[bold]{score_text(metrics[f'{stage}/{key}'])}[/bold]")
+    return table
+
+
+def print_class_table(metrics: Mapping[str, float], stage: str, class_names: Sequence[str], title: str = "") -> None:
+    Console().print(class_table(metrics, stage, class_names, title))

@@ -1,0 +1,124 @@
+"""Train for a wall-clock budget instead of a fixed number of epochs.
+
+A fixed epoch count is a guess about the machine's speed: too many and ``max_time`` cuts the run before
+the LR schedule has annealed (and, between validations, before the last weights are scored); too few and
+the budget is wasted. The speed of the same machine varies from day to day (experiments/camvid/README.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+from typing import Any, Callable
+
+import pytorch_lightning as pl
+
+from seglight.model.optim import LRSchedule
+
+log = logging.getLogger(__name__)
+
+
+def parse_duration(value: str | float | int) -> float:
+    """Seconds from ``"DD:HH:MM:SS"`` (Lightning's max_time format) or a number of minutes."""
+    if isinstance(value, (int, float)):
+        return float(value) * 60
+    parts = [float(p) for p in str(value).split(":")]
+    if len(parts) != 4:
+        raise ValueError(f"time budget {value!r}: expected DD:HH:MM:SS or a number of minutes")
+    return timedelta(days=parts[0], hours=parts[1], minutes=parts[2], seconds=parts[3]).total_seconds()
+
+
+def epochs_that_fit(left_s: float, epoch_s: float, val_s: float, next_epoch: int, val_every: int) -> int:
+    """How many more epochs (numbered from ``next_epoch``, 0-based) fit into ``left_s`` seconds, counting a
+    validation on every ``val_every``-th epoch and on the last one."""
+    n = 0
+    while True:
+        m = n + 1
+        last = next_epoch + m - 1
+        vals = sum((e + 1) % val_every == 0 for e in range(next_epoch, last + 1)) + ((last + 1) % val_every != 0)
+        if m * epoch_s + vals * val_s > left_s:
+            return n
+        n = m
+
+
+class TimeBudget(pl.Callback):
+    """Fits the run to ``budget`` of fit time (training + validation), measured on this machine.
+
+    After each training epoch it takes the mean time of the recent epochs (the first, with its warm-up,
+    only while it is the sole one) and of the last validation, and sets ``max_epochs`` to the most epochs
+    that fit into what is left (never above the configured ``max_epochs``). The per-step LR schedule is
+    stretched or shrunk to end at that epoch, and that epoch is always validated, so the run ends annealed,
+    scored and checkpointed near the budget. ``Trainer.max_time`` stays the hard limit. Resumes continue
+    from the elapsed time saved in the checkpoint; on several processes rank 0's plan is broadcast.
+    ``budget=None`` turns it off (the default config's way of offering it).
+    """
+
+    def __init__(self, budget: str | float | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.budget_s = None if budget is None else parse_duration(budget)
+        self.clock = clock
+        self.elapsed_s = 0.0
+        self.epoch_s: list[float] = []
+        self.val_s = 0.0
+        self._mark = self._epoch_start = self._val_start = 0.0
+        self._val_this_epoch = 0.0
+        self._cap: int | None = None
+        self._val_every = 1
+
+    def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self._cap = trainer.fit_loop.max_epochs if (trainer.fit_loop.max_epochs or -1) > 0 else None
+        self._val_every = trainer.check_val_every_n_epoch or 1
+        self._mark = self.clock()
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self._epoch_start = self.clock()
+        self._val_this_epoch = 0.0
+        if self.budget_s is None:
+            return
+        planned = trainer.fit_loop.max_epochs
+        last = planned is not None and planned > 0 and trainer.current_epoch + 1 >= planned
+        trainer.check_val_every_n_epoch = 1 if last else self._val_every
+
+    def on_validation_epoch_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self._val_start = self.clock()
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking and trainer.state.fn == "fit":
+            self.val_s = self.clock() - self._val_start
+            self._val_this_epoch += self.val_s
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        now = self.clock()
+        self.epoch_s.append(now - self._epoch_start - self._val_this_epoch)
+        self.elapsed_s += now - self._mark
+        self._mark = now
+        if self.budget_s is None:
+            return
+        recent = self.epoch_s[1:][-5:] or self.epoch_s
+        epoch_s = sum(recent) / len(recent)
+        done = trainer.current_epoch + 1
+        more = epochs_that_fit(self.budget_s - self.elapsed_s, epoch_s, self.val_s, done, self._val_every)
+        planned = done + more if self._cap is None else min(self._cap, done + more)
+        planned = int(trainer.strategy.broadcast(planned, src=0))
+        trainer.fit_loop.max_epochs = planned
+        steps_per_epoch = trainer.global_step / done
+        for config in trainer.lr_scheduler_configs:
+            for schedule in getattr(config.scheduler, "lr_lambdas", []):
+                if isinstance(schedule, LRSchedule):
+                    schedule.total_steps = max(1, round(planned * steps_per_epoch))
+        log.info(
+            "time budget: %.0f of %.0f s used; epoch %.0f s, validation %.0f s -> %d epochs in all",
+            self.elapsed_s,
+            self.budget_s,
+            epoch_s,
+            self.val_s,
+            planned,
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"elapsed_s": self.elapsed_s, "epoch_s": self.epoch_s, "val_s": self.val_s}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.elapsed_s = state_dict["elapsed_s"]
+        self.epoch_s = state_dict["epoch_s"]
+        self.val_s = state_dict["val_s"]

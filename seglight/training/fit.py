@@ -1,0 +1,220 @@
+"""train(cfg): compose objects from a config, fit, validate the best checkpoint, write metrics.json."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+
+from seglight.data.datamodule import SegDataModule
+from seglight.model.checkpoint import AtomicCheckpointIO, load_checkpoint
+from seglight.model.metrics import MONITOR
+from seglight.model.module import SegmentationModule
+from seglight.report.tables import print_class_table
+from seglight.training.callbacks.time_budget import TimeBudget, parse_duration
+from seglight.training.loggers import CSVLogger
+from seglight.util.files import write_json
+from seglight.util.hardware import resolve_precision
+from seglight.util.values import plain
+
+log = logging.getLogger(__name__)
+
+AUTO_WEIGHTS = {"auto": 1.0, "auto_sqrt": 0.5}  # loss.class_weights=<name>: power of the median-frequency weights
+SPLITS_FILE = "splits.json"  # in the run dir: {"train": [...], "val": [...], "test": [...]} image file names
+MAX_TIME_SHARE = 0.97  # max_epochs=-1 with max_time only: plan the run to end within this share of max_time
+# How the loss, optimizer and scheduler groups become SegmentationModule arguments: the keys listed map to the
+# argument named beside them; every other key of the group (loss.gamma, optimizer.betas, scheduler.power)
+# goes into <group>_kwargs, which the registries pass to the loss / optimizer / schedule as keyword arguments.
+GROUP_ARGUMENTS = {
+    "loss": {"name": "loss", "class_weights": "class_weights"},
+    "optimizer": {"name": "optimizer", "lr": "lr", "weight_decay": "weight_decay"},
+    "scheduler": {"name": "scheduler", "warmup_steps": "warmup_steps"},
+}
+
+
+def group_arguments(cfg: DictConfig) -> dict[str, Any]:
+    """SegmentationModule arguments from the loss, optimizer and scheduler groups (``GROUP_ARGUMENTS``)."""
+    args: dict[str, Any] = {}
+    for group, named in GROUP_ARGUMENTS.items():
+        options = plain(cfg[group])
+        args.update({argument: options.pop(key) for key, argument in named.items()})
+        args[f"{group}_kwargs"] = options
+    return args
+
+
+def build_module(cfg: DictConfig, dm: SegDataModule) -> SegmentationModule:
+    """The SegmentationModule from cfg.model + loss/optimizer/scheduler groups + what the data says."""
+    args = group_arguments(cfg)
+    weights = args["class_weights"]
+    if isinstance(weights, str):
+        if weights not in AUTO_WEIGHTS:
+            raise ValueError(f"loss.class_weights={weights!r}: use {' or '.join(AUTO_WEIGHTS)}, null or a list")
+        log.info("class weights (%s: median frequency to the power %s)", weights, AUTO_WEIGHTS[weights])
+        args["class_weights"] = dm.class_weights(power=AUTO_WEIGHTS[weights])
+        log.info("class weights: %s", dict(zip(dm.class_names, args["class_weights"])))
+    return instantiate(
+        cfg.model,
+        _convert_="all",
+        class_names=dm.class_names,
+        colors=[list(c) for c in dm.palette.colors],
+        ignore_index=dm.ignore_index,
+        mean=list(dm.mean),
+        std=list(dm.std),
+        **args,
+    )
+
+
+def _bound_the_run(cfg: DictConfig, callbacks: list[pl.Callback]) -> None:
+    """``trainer.max_epochs=-1`` runs until a time limit: a time budget, or ``max_time`` (then the budget is
+    ``max_time``, so the LR schedule is fitted to it). Neither nor ``max_steps``: an error saying so."""
+    t = cfg.trainer
+    if t.get("max_epochs") != -1 or (t.get("max_steps") or -1) > 0:
+        return
+    budget = next((c for c in callbacks if isinstance(c, TimeBudget)), None)
+    if budget is not None and budget.budget_s is not None:
+        return
+    if budget is None:
+        raise ValueError(
+            "trainer.max_epochs=-1 needs the time budget callback (callbacks.time_budget) to fit the "
+            "LR schedule to the run's time; or give trainer.max_epochs=N or trainer.max_steps=N"
+        )
+    if not t.get("max_time"):
+        raise ValueError(
+            "trainer.max_epochs=-1 trains without end: bound it with callbacks.time_budget.budget="
+            "DD:HH:MM:SS (or minutes), trainer.max_time=DD:HH:MM:SS, or trainer.max_steps=N"
+        )
+    budget.budget_s = parse_duration(t.max_time) * MAX_TIME_SHARE
+    log.info("trainer.max_epochs=-1: fitting the run to trainer.max_time=%s", t.max_time)
+
+
+def build_trainer(cfg: DictConfig, **kwargs) -> pl.Trainer:
+    """Trainer from cfg.trainer with cfg.callbacks and cfg.logger, adapted to this machine:
+    precision 'auto' resolved, SyncBatchNorm only with CUDA (it has no CPU kernels), no
+    LearningRateMonitor without a logger (Lightning refuses that combination), atomic checkpoint writes."""
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    if not loggers:
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    _bound_the_run(cfg, callbacks)
+    precision = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
+    sync_bn = bool(cfg.trainer.sync_batchnorm) and torch.cuda.is_available()
+    if cfg.trainer.sync_batchnorm and not sync_bn:
+        log.info("sync_batchnorm off: SyncBatchNorm needs CUDA")
+    return instantiate(
+        cfg.trainer,
+        precision=precision,
+        sync_batchnorm=sync_bn,
+        callbacks=callbacks,
+        logger=loggers or False,
+        plugins=[AtomicCheckpointIO()],
+        **kwargs,
+    )
+
+
+def keep_history(loggers: list, checkpoint: dict[str, Any] | None) -> None:
+    """Before resuming from ``checkpoint``: CSV logs keep their rows up to it (those of later, unsaved epochs
+    are dropped: they are trained again); a fresh run (None) starts them anew. TensorBoard and W&B keep their
+    history by writing to the same folder / run."""
+    for lg in loggers:
+        if isinstance(lg, CSVLogger):
+            if checkpoint is None:
+                lg.experiment.drop_after(None)
+            else:
+                lg.experiment.drop_after(checkpoint["epoch"], checkpoint["global_step"])
+
+
+def validate_the_end(trainer: pl.Trainer, module: SegmentationModule, dm: SegDataModule) -> None:
+    """Validates the weights the run ended with when its last epoch was not validated (a time limit or an
+    epoch count between validations ended it), and makes them best.ckpt when they score higher."""
+    if trainer.global_step == 0 or module.validated_step == trainer.global_step:
+        return
+    log.info("the last epoch was not validated: validating the final weights (step %d)", trainer.global_step)
+    score = torch.tensor(trainer.validate(module, datamodule=dm, verbose=False)[0][MONITOR])
+    best = next(
+        (
+            cb
+            for cb in trainer.checkpoint_callbacks
+            if isinstance(cb, ModelCheckpoint) and cb.monitor == MONITOR and cb.dirpath
+        ),
+        None,
+    )
+    if best is None or (best.best_model_score is not None and score <= best.best_model_score):
+        return
+    path = str(Path(str(best.dirpath)) / f"{best.filename or 'best'}{best.FILE_EXTENSION}")
+    best.best_model_path, best.best_model_score, best.kth_best_model_path = path, score, path
+    best.best_k_models, best.kth_value = {path: score}, score
+    trainer.save_checkpoint(path)
+    log.info("final weights score %s %.4f: saved as %s", MONITOR, float(score), path)
+    for cb in trainer.checkpoint_callbacks:  # last.ckpt: a resume that extends the run must know the new best
+        if not isinstance(cb, ModelCheckpoint) or cb.monitor is not None or not trainer.is_global_zero:
+            continue
+        last = Path(cb.dirpath or "") / f"{cb.filename}{cb.FILE_EXTENSION}"
+        if last.is_file():
+            checkpoint = load_checkpoint(last)
+            checkpoint["callbacks"][best.state_key] = best.state_dict()
+            AtomicCheckpointIO().save_checkpoint(checkpoint, last)
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fits the configured model and returns the best checkpoint's val metrics (also in run_dir/metrics.json).
+
+    Keys: ``val/mIoU``, ``val/dice``, ``val/acc``, ``val/loss``, ``val/iou/<class>``, ``best_ckpt``, and
+    ``test/...`` when the data has a test split.
+    """
+    pl.seed_everything(cfg.seed, workers=True)
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dm: SegDataModule = instantiate(cfg.data, _convert_="all")
+    module = build_module(cfg, dm)
+    trainer = build_trainer(cfg)
+    resolved = plain(cfg)
+    resolved["trainer"]["precision"] = str(trainer.precision)
+    module.data_split = {"data": resolved["data"], "files": dm.split_files()}
+
+    resumed = None
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if cfg.resume:
+        if last.exists():
+            log.info("resuming from %s", last)
+            resumed = load_checkpoint(last)
+            if resumed.get("data_split"):  # train and validate on the files the run started with
+                dm.use_recorded_splits(resumed["data_split"]["files"])
+                module.data_split = resumed["data_split"]
+        else:
+            log.warning("resume=true but %s does not exist: starting fresh", last)
+    keep_history(trainer.loggers, resumed)
+    if trainer.is_global_zero:
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
+        write_json(run_dir / SPLITS_FILE, module.data_split["files"])
+    for lg in trainer.loggers:
+        lg.log_hyperparams(resolved)
+    trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resumed is not None else None)
+    if not trainer.interrupted:
+        validate_the_end(trainer, module, dm)
+
+    best = next(
+        (
+            c.best_model_path
+            for c in trainer.checkpoint_callbacks
+            if isinstance(c, ModelCheckpoint) and c.monitor == MONITOR and c.best_model_path
+        ),
+        "",
+    )
+    metrics: dict[str, Any] = dict(trainer.validate(module, datamodule=dm, ckpt_path=best or None, verbose=False)[0])
+    if cfg.get("test_after_fit", True) and dm.has_split("test"):
+        metrics.update(trainer.test(module, datamodule=dm, ckpt_path=best or None, verbose=False)[0])
+    metrics = {k: float(v) for k, v in metrics.items()}
+    metrics["best_ckpt"] = best
+    if trainer.is_global_zero:
+        write_json(run_dir / "metrics.json", metrics)
+        print_class_table(metrics, "val", dm.class_names, title="val per-class IoU (best checkpoint)")
+        if "test/mIoU" in metrics:
+            print_class_table(metrics, "test", dm.class_names)
+        log.info("val/mIoU %.4f; best checkpoint %s; run dir %s", metrics[MONITOR], best or "(none)", run_dir)
+    return metrics

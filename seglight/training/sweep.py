@@ -1,0 +1,110 @@
+"""After a --multirun sweep: summary.csv and summary.md in the sweep dir, one row per job, best first."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import re
+import statistics
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ["job", "overrides", "val/mIoU", "val/dice", "val/acc", "best_ckpt", "run_dir"]
+
+
+def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
+    """One row per job dir holding metrics.json, sorted by val/mIoU (best first); failed jobs last."""
+    rows = []
+    for overrides_file in sorted(Path(sweep_dir).glob("*/.hydra/overrides.yaml")):
+        job_dir = overrides_file.parent.parent
+        overrides = yaml.safe_load(overrides_file.read_text()) or []
+        metrics_file = job_dir / "metrics.json"
+        metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+        rows.append(
+            {
+                "job": job_dir.name,
+                "overrides": " ".join(overrides),
+                "val/mIoU": metrics.get("val/mIoU"),
+                "val/dice": metrics.get("val/dice"),
+                "val/acc": metrics.get("val/acc"),
+                "best_ckpt": metrics.get("best_ckpt", "(failed)"),
+                "run_dir": str(job_dir),
+            }
+        )
+    return sorted(rows, key=lambda r: (r["val/mIoU"] is None, -(r["val/mIoU"] or 0.0)))
+
+
+FOLD = re.compile(r"(^|\s)data\.fold=\S+")
+
+
+def fold_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Jobs that differ only in ``data.fold`` -> one row per recipe: its overrides without the fold, the number
+    of folds scored, and the mean, standard deviation (n-1), min and max of their val/mIoU; best mean first."""
+    recipes: dict[str, list[float]] = {}
+    for r in rows:
+        if FOLD.search(r["overrides"]) and r["val/mIoU"] is not None:
+            recipe = " ".join(FOLD.sub(" ", r["overrides"]).split())
+            recipes.setdefault(recipe, []).append(float(r["val/mIoU"]))
+    out = [
+        {
+            "recipe": k,
+            "folds": len(v),
+            "mean": statistics.fmean(v),
+            "std": statistics.stdev(v) if len(v) > 1 else 0.0,
+            "min": min(v),
+            "max": max(v),
+        }
+        for k, v in recipes.items()
+    ]
+    return sorted(out, key=lambda r: -r["mean"])
+
+
+def _cell(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def write_summary(sweep_dir: str | Path) -> list[dict[str, Any]]:
+    """Writes summary.csv and summary.md into sweep_dir (with a table of cross-validated recipes, mean +- std
+    over their folds, where the sweep ran over data.fold); returns the rows."""
+    sweep_dir = Path(sweep_dir)
+    rows = collect(sweep_dir)
+    with (sweep_dir / "summary.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = ["| rank | " + " | ".join(COLUMNS[1:5]) + " |", "|---" * 5 + "|"]
+    lines += [f"| {i + 1} | " + " | ".join(_cell(r[c]) for c in COLUMNS[1:5]) + " |" for i, r in enumerate(rows)]
+    folds = fold_summary(rows)
+    if folds:
+        lines += [
+            "",
+            "Cross-validation: val/mIoU over the folds of each recipe",
+            "",
+            "| recipe | folds | mean +- std | min | max |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {f['recipe'] or '(defaults)'} | {f['folds']} | {f['mean']:.4f} +- {f['std']:.4f} | "
+            f"{f['min']:.4f} | {f['max']:.4f} |"
+            for f in folds
+        ]
+    (sweep_dir / "summary.md").write_text("\n".join(lines) + "\n")
+    return rows
+
+
+class SweepSummary(Callback):
+    """Hydra callback: at the end of a multirun, summarises its jobs (see write_summary)."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        rows = write_summary(sweep_dir)
+        log.info("sweep summary (%d jobs): %s", len(rows), sweep_dir / "summary.csv")
+        if rows:
+            print((sweep_dir / "summary.md").read_text())
