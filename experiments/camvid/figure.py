@@ -1,6 +1,6 @@
 """Predictions vs ground truth on CamVid val images, as one PNG (rows: image | truth | prediction | overlay).
 
-    python experiments/camvid/figure.py CKPT [--n 4] [--out experiments/camvid/predictions.png]
+python experiments/camvid/figure.py CKPT [--n 4] [--out experiments/camvid/predictions.png]
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import numpy as np
 from PIL import Image
 
 from seglight.data.datamodule import SegDataModule
-from seglight.inference import Predictor
-from seglight.visualize import panel
+from seglight.inference.predictor import Predictor
+from seglight.report.figures import panel
 
 CAMVID = Path(__file__).resolve().parents[3] / "shared" / "camvid"
 
@@ -25,8 +25,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("predictions.png"))
     args = ap.parse_args()
     predictor = Predictor.load(args.ckpt, device="cpu")
-    val = SegDataModule("train", "trainannot", "val", "valannot", root=str(CAMVID), num_classes=11,
-                        void_values=[11]).raw_dataset("val")
+    val = SegDataModule(
+        "train", "trainannot", "val", "valannot", root=str(CAMVID), num_classes=11, void_values=[11]
+    ).raw_dataset("val")
     rows = []
     for i in np.linspace(0, len(val) - 1, args.n).astype(int):
         image, mask = val.read_pair(int(i))
