@@ -1,8 +1,8 @@
 import pytest
 
-from seglight import hardware
 from seglight.model.optim import lr_factor
 from seglight.training.loggers import wandb_mode
+from seglight.util import hardware
 
 
 def test_precision_auto_follows_cpu_bf16(monkeypatch):
