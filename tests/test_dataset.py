@@ -149,3 +149,8 @@ def test_cached_masks_are_decoded_once_and_identical(tmp_path, monkeypatch):
         for i in range(3):
             torch.testing.assert_close(cached[i]["mask"], plain[i]["mask"])
     assert len(calls) == 3 * 3 + 3  # the plain set decodes every time, the cached one once per mask
+
+
+def test_shapes_data_refuses_classes_of_its_own(tmp_path):
+    with pytest.raises(ValueError, match="brings its own classes: drop data.num_classes"):
+        ShapesDataModule(root=str(tmp_path), num_train=2, num_val=1, image_size=32, num_workers=0, num_classes=3)

@@ -135,6 +135,9 @@ class ShapesDataModule(SegDataModule):
         self.image_size = image_size
         self.data_seed = data_seed
         kwargs.setdefault("crop_size", image_size)
+        given = sorted({"palette", "class_names", "colors", "num_classes"} & set(kwargs))
+        if given:
+            raise ValueError(f"the shapes data brings its own classes: drop data.{', data.'.join(given)}")
         kwargs.update(palette=None, class_names=SHAPES_PALETTE.names, colors=SHAPES_PALETTE.colors)
         super().__init__(*d["train"], *d["val"], *d["test"], **kwargs)
         self.is_color = True  # masks are written as colours through the palette
