@@ -98,7 +98,7 @@ def test_val_split_is_independent_of_the_seed_and_evaluate_scores_the_recorded_s
     assert [p.name for p, _ in dm.split_pairs("val")] != splits[0]["val"]
     data_cfg = OmegaConf.to_container(_folder_cfg(tmp_path, images, masks, "data.split_seed=5").data, resolve=True)
     with caplog.at_level(logging.WARNING):
-        dataset = split_dataset(dm, "val", metrics["best_ckpt"], data_cfg)
+        dataset = split_dataset(dm, "val", load_checkpoint(metrics["best_ckpt"])["data_split"], data_cfg)
     assert [p.name for p, _ in dataset.pairs] == splits[0]["val"]
     assert "data.split_seed differ from the checkpoint's" in caplog.text
 

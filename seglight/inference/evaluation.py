@@ -16,7 +16,6 @@ from seglight.data.datamodule import SegDataModule
 from seglight.data.dataset import SegmentationDataset
 from seglight.data.splits import data_differences
 from seglight.inference.predictor import Predictor
-from seglight.model.checkpoint import load_checkpoint
 from seglight.model.metrics import ACC, IOU, MIOU, class_scores, confusion_matrix, confusion_scores, flatten
 from seglight.report.figures import confusion_figure, save_figure
 from seglight.report.tables import print_class_table, score_text
@@ -25,11 +24,16 @@ from seglight.util.files import write_json
 log = logging.getLogger(__name__)
 
 
-def split_dataset(dm: SegDataModule, split: str, ckpt: str | Path, data_cfg: dict[str, Any]) -> SegmentationDataset:
-    """The images to score for ``split``: those the checkpoint's run recorded for it (its splits.json) when
-    the configured data is the data it was trained on, else the configured split, with a warning naming the
-    data options that differ from the checkpoint's."""
-    recorded = load_checkpoint(ckpt).get("data_split") if Path(ckpt).suffix == ".ckpt" else None
+def split_dataset(
+    dm: SegDataModule,
+    split: str,
+    recorded: dict[str, Any] | None,
+    data_cfg: dict[str, Any],
+    ckpt: str | Path = "the model",
+) -> SegmentationDataset:
+    """The images to score for ``split``: those the checkpoint's run recorded for it (``recorded``, the
+    checkpoint's ``data_split``: its data config and splits.json) when the configured data is the data it was
+    trained on, else the configured split, with a warning naming the data options that differ."""
     if recorded is None:
         log.warning("%s records no data split: scoring the configured %s split", ckpt, split)
         return dm.raw_dataset(split)
@@ -115,4 +119,4 @@ def evaluate_checkpoint(
 
     model = Predictor.load(ckpt, **predictor)
     dm = instantiate(data, _convert_="all")
-    return evaluate(model, split_dataset(dm, split, ckpt, data), output)
+    return evaluate(model, split_dataset(dm, split, model.data_split, data, ckpt), output)

@@ -11,7 +11,7 @@ import contextlib
 import json
 import logging
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -55,6 +55,7 @@ class Predictor:
         self.tile_overlap = tile_overlap
         self.tta = tta
         self.divisor = divisor
+        self.data_split: dict[str, Any] | None = None  # how the model's training data was split, where known
 
     # ---- construction --------------------------------------------------------------------
     @staticmethod
@@ -126,6 +127,7 @@ class TorchPredictor(Predictor):
             "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device
         )
         self.module = module.to(self.device).eval()
+        self.data_split = module.data_split
         self.module.model.to(memory_format=torch.channels_last)
         self.precision = resolve_precision(precision, self.device.type)
         log.info("predicting on %s, precision %s", self.device, self.precision)

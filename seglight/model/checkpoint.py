@@ -55,4 +55,5 @@ def load_module(path: str | Path, device: str | torch.device = "cpu") -> Segment
     hp["encoder_weights"] = None  # the trained weights come from the state dict, not a file or the hub
     module = SegmentationModule(**hp)
     module.load_state_dict(ckpt["state_dict"])
+    module.on_load_checkpoint(ckpt)  # the run's recorded data split
     return module.to(device).eval()
