@@ -154,3 +154,23 @@ def test_cached_masks_are_decoded_once_and_identical(tmp_path, monkeypatch):
 def test_shapes_data_refuses_classes_of_its_own(tmp_path):
     with pytest.raises(ValueError, match="brings its own classes: drop data.num_classes"):
         ShapesDataModule(root=str(tmp_path), num_train=2, num_val=1, image_size=32, num_workers=0, num_classes=3)
+
+
+def test_strong_photometric_changes_colours_not_labels(tmp_path):
+    """data.photometric=strong recolours the image (more than basic does) and leaves the mask as it was."""
+    images, masks = make_pairs(tmp_path, n=2, size=(64, 64))
+    plain = SegmentationDataset(images, masks, 3, TOY, train_transform(64, (1.0, 1.0), 0.0, 0.0))
+    change = {}
+    for kind in ("basic", "strong"):
+        tf = train_transform(64, (1.0, 1.0), hflip=0.0, color_jitter=1.0, photometric=kind)
+        ds = SegmentationDataset(images, masks, 3, TOY, tf)
+        diffs = []
+        for seed in range(20):
+            tf.set_random_seed(seed)
+            a, b = plain[seed % 2], ds[seed % 2]
+            assert torch.equal(a["mask"], b["mask"])
+            diffs.append((a["image"] - b["image"]).abs().mean().item())
+        change[kind] = sum(diffs) / len(diffs)
+    assert change["basic"] > 0.05 and change["strong"] > 1.2 * change["basic"], change
+    with pytest.raises(ValueError, match="data.photometric='vivid'"):
+        train_transform(64, photometric="vivid")

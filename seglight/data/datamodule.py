@@ -22,7 +22,13 @@ from seglight.data.dataset import SegmentationDataset
 from seglight.data.loaders import auto_workers, collate_eval, seed_worker
 from seglight.data.palette import palette_from_options
 from seglight.data.splits import SplitFiles
-from seglight.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
+from seglight.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    eval_transform,
+    photometric_steps,
+    train_transform,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +70,7 @@ class SegDataModule(pl.LightningDataModule):
         scale: Sequence[float] = (0.5, 2.0),
         hflip: float = 0.5,
         color_jitter: float = 0.5,
+        photometric: str = "basic",
         batch_size: int = 8,
         eval_batch_size: int | None = None,
         num_workers: int | str = "auto",
@@ -105,6 +112,8 @@ class SegDataModule(pl.LightningDataModule):
         self.scale = (float(scale[0]), float(scale[1]))
         self.hflip = hflip
         self.color_jitter = color_jitter
+        self.photometric = photometric
+        photometric_steps(photometric, 0.0)  # an unknown name fails here, not in the first worker
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = auto_workers() if num_workers == "auto" else int(num_workers)
@@ -173,6 +182,7 @@ class SegDataModule(pl.LightningDataModule):
                     self.mean,
                     self.std,
                     seed=seed,
+                    photometric=self.photometric,
                 ),
             )
             self.datasets["val"] = self._dataset(self.split_pairs("val"), self.eval_transform())

@@ -28,6 +28,7 @@ LOADING_KEYS = (
     "scale",
     "hflip",
     "color_jitter",
+    "photometric",
     "seed",
     "mean",
     "std",

@@ -14,6 +14,27 @@ from albumentations.pytorch import ToTensorV2
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+PHOTOMETRIC = ("basic", "strong")
+
+
+def photometric_steps(kind: str, p: float) -> list[A.BasicTransform]:
+    """The colour augmentation ``kind`` applied with probability ``p`` (image only; masks are untouched).
+
+    basic: moderate colour jitter. strong: wider brightness/contrast plus gamma, for data whose scenes differ
+    in light (CamVid's dusk sequence 0001TP against its daylight ones), and occasional blur or grey.
+    """
+    if kind not in PHOTOMETRIC:
+        raise ValueError(f"data.photometric={kind!r}: expected one of {', '.join(PHOTOMETRIC)}")
+    if p <= 0:
+        return []
+    if kind == "basic":
+        return [A.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.03, p=p)]
+    return [
+        A.ColorJitter(brightness=0.5, contrast=0.5, saturation=0.5, hue=0.05, p=p),
+        A.RandomGamma(gamma_limit=(60, 160), p=p / 2),
+        A.OneOf([A.GaussianBlur(blur_limit=(3, 5)), A.ToGray()], p=p / 5),
+    ]
+
 
 def train_transform(
     crop_size: int | tuple[int, int],
@@ -24,8 +45,10 @@ def train_transform(
     mean=IMAGENET_MEAN,
     std=IMAGENET_STD,
     seed: int | None = None,
+    photometric: str = "basic",
 ) -> A.Compose:
-    """Random scale, crop (padding with ignore_index where the image is smaller), flip, colour jitter.
+    """Random scale, crop (padding with ignore_index where the image is smaller), flip, colour augmentation
+    (``photometric_steps``, with probability ``color_jitter``).
 
     Output: image (3,h,w) float normalised, mask (h,w) uint8, with (h,w) = crop_size. albumentations 2
     draws from its own generator: ``seed`` makes it reproducible (DataLoader workers reseed it, see
@@ -47,8 +70,7 @@ def train_transform(
         A.RandomCrop(height=h, width=w),
         A.HorizontalFlip(p=hflip),
     ]
-    if color_jitter > 0:
-        steps.append(A.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.03, p=color_jitter))
+    steps += photometric_steps(photometric, color_jitter)
     steps += [A.Normalize(mean=mean, std=std), ToTensorV2()]
     return A.Compose(steps, seed=seed)
 
