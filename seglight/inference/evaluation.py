@@ -19,7 +19,7 @@ from seglight.inference.predictor import Predictor
 from seglight.model.metrics import ACC, IOU, MIOU, class_scores, confusion_matrix, confusion_scores, flatten
 from seglight.report.figures import confusion_figure, save_figure
 from seglight.report.tables import print_class_table, score_text
-from seglight.util.files import write_json
+from seglight.util.files import atomic_write, write_json
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,8 @@ def evaluate(predictor: Predictor, dataset: SegmentationDataset, output: str | P
 
     Writes ``metrics.json`` (``mIoU``, ``dice``, ``acc``, ``iou/<class>``), ``per_class.csv`` (class, IoU,
     Dice, pixel share), ``per_image.csv`` (``image`` path, ``mIoU``, ``acc``, ``iou/<class>``; empty where a class
-    is in neither mask nor prediction) and ``confusion.png`` (row-normalised) into ``output``; returns the metrics.
+    is in neither mask nor prediction), ``confusions.npz`` (``save_confusions``) and ``confusion.png``
+    (row-normalised) into ``output``; returns the metrics.
     """
     names, ignore = predictor.class_names, dataset.ignore_index
     if dataset.num_classes != len(names):
@@ -72,13 +73,14 @@ def evaluate(predictor: Predictor, dataset: SegmentationDataset, output: str | P
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     total = torch.zeros(len(names), len(names), dtype=torch.long)
-    per_image = []
+    per_image, confusions = [], []
     for i in tqdm(range(len(dataset)), desc="evaluate", unit="img"):
         image, mask = dataset.read_pair(i)
         pred = torch.from_numpy(predictor.predict_masks([image])[0].astype(np.int64))[None]  # (1,H,W)
         target = torch.from_numpy(mask.astype(np.int64))[None]  # (1,H,W)
         confusion = confusion_matrix(pred, target, len(names), ignore)  # (C,C)
         total += confusion
+        confusions.append(confusion.numpy())
         per_image.append((str(dataset.pairs[i][0]), confusion_scores(confusion)))
     result = flatten(confusion_scores(total), "", names)
     cm = total.numpy()
@@ -93,11 +95,30 @@ def evaluate(predictor: Predictor, dataset: SegmentationDataset, output: str | P
             dice = score_text(per_class_dice[k], digits=6, missing="")
             w.writerow([name, iou, dice, f"{share[k]:.6f}"])
     _write_per_image(output / "per_image.csv", per_image, names)
+    save_confusions(output / CONFUSIONS, [image for image, _ in per_image], confusions, names)
     save_figure(confusion_figure(cm, names), output / "confusion.png")
     print_class_table(
         {f"eval/{k}": v for k, v in result.items()}, "eval", names, title=f"evaluation ({len(dataset)} images)"
     )
     return result
+
+
+CONFUSIONS = "confusions.npz"
+
+
+def save_confusions(path: Path, images: list[str], confusions: list[np.ndarray], names: list[str]) -> None:
+    """confusions.npz: ``images`` (N,) paths, ``confusions`` (N,C,C) int64 counts per image (rows = target),
+    ``class_names`` (C,): what bootstrap intervals and ``seglight.compare`` resample."""
+    stack = np.stack(confusions).astype(np.int64) if confusions else np.zeros((0, len(names), len(names)), np.int64)
+    atomic_write(
+        path, lambda f: np.savez_compressed(f, images=np.array(images), confusions=stack, class_names=np.array(names))
+    )
+
+
+def load_confusions(path: str | Path) -> tuple[list[str], np.ndarray, list[str]]:
+    """confusions.npz -> (image paths, (N,C,C) counts, class names)."""
+    with np.load(path) as z:
+        return [str(x) for x in z["images"]], z["confusions"], [str(x) for x in z["class_names"]]
 
 
 def _write_per_image(path: Path, rows: list[tuple[str, dict[str, torch.Tensor]]], names: list[str]) -> None:

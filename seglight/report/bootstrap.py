@@ -1,0 +1,109 @@
+"""How sure a segmentation score is: bootstrap over images of the dataset-level confusion matrix.
+
+The scores are the ones ``seglight.model.metrics`` defines: one confusion matrix summed over the images
+(rows = target, columns = prediction, void left out), IoU per class, mIoU the macro mean over the classes
+present in target or prediction. A bootstrap replicate draws N images with replacement from the N scored,
+sums their (C,C) matrices and scores the sum; the 2.5th and 97.5th percentiles of R replicates are the 95%
+interval. Images, not pixels, are the unit: pixels of one image are far from independent.
+
+``paired_difference`` draws the same images for two models scored on the same images, so the interval of
+B - A is that of the difference, not of two overlapping intervals.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+REPLICATES = 1000
+LEVEL = 0.95
+
+
+def scores(confusions: np.ndarray) -> dict[str, np.ndarray]:
+    """(..., C, C) counts -> {"mIoU": (...), "dice": (...), "acc": (...), "iou", "class_dice", "precision",
+    "recall": (..., C)}; a class absent from target and prediction scores NaN and is left out of the means."""
+    cm = confusions.astype(np.float64)
+    tp = np.diagonal(cm, axis1=-2, axis2=-1)
+    predicted, actual = cm.sum(-2), cm.sum(-1)
+    fp, fn = predicted - tp, actual - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(tp + fp + fn > 0, tp / (tp + fp + fn), np.nan)
+        dice = np.where(tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan)
+        precision = np.where(predicted > 0, tp / predicted, np.nan)
+        recall = np.where(actual > 0, tp / actual, np.nan)
+        total = cm.sum((-2, -1))
+        acc = np.where(total > 0, tp.sum(-1) / total, np.nan)
+    return {
+        "mIoU": _macro(iou),
+        "dice": _macro(dice),
+        "acc": acc,
+        "iou": iou,
+        "class_dice": dice,
+        "precision": precision,
+        "recall": recall,
+    }
+
+
+def _macro(values: np.ndarray) -> np.ndarray:
+    """Mean over the last axis of the non-NaN values (0 where all are NaN, as the metrics module does)."""
+    present = ~np.isnan(values)
+    return np.where(present.any(-1), np.nansum(values, -1) / np.maximum(present.sum(-1), 1), 0.0)
+
+
+def replicate_weights(n: int, replicates: int = REPLICATES, seed: int = 0) -> np.ndarray:
+    """(R, n) how often each of n images is drawn in each of R bootstrap replicates (rows sum to n)."""
+    if n < 1:
+        raise ValueError("a bootstrap needs at least one image")
+    return np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=replicates)
+
+
+def _resampled(confusions: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(N,C,C) and (R,N) -> (R,C,C): each replicate's summed confusion matrix."""
+    n, c, _ = confusions.shape
+    return (weights @ confusions.reshape(n, c * c).astype(np.float64)).reshape(-1, c, c)
+
+
+def interval(samples: np.ndarray, level: float = LEVEL) -> np.ndarray:
+    """(R, ...) replicates -> (..., 2) percentile interval [low, high]; NaN where every replicate is NaN."""
+    tail = (1 - level) / 2 * 100
+    with warnings.catch_warnings():  # a class absent from every replicate has no interval: NaN, no warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = np.nanpercentile(samples, [tail, 100 - tail], axis=0)
+    return np.stack([low, high], axis=-1)
+
+
+def bootstrap(confusions: np.ndarray, replicates: int = REPLICATES, seed: int = 0, level: float = LEVEL) -> dict:
+    """Per-image confusion matrices (N,C,C) -> the scores of their sum with intervals.
+
+    Returns {name: value} for the ``scores`` of the summed matrix, {name + "_ci": (..., 2)} for each, and
+    "per_image_mIoU" (the mean over images of each image's own mIoU) with its "per_image_mIoU_ci".
+    """
+    weights = replicate_weights(len(confusions), replicates, seed)
+    point, samples = scores(confusions.sum(0)), scores(_resampled(confusions, weights))
+    out: dict[str, Any] = dict(point)
+    out.update({f"{k}_ci": interval(v, level) for k, v in samples.items()})
+    image_miou = scores(confusions)["mIoU"]  # (N,)
+    out["per_image_mIoU"] = float(image_miou.mean())
+    out["per_image_mIoU_ci"] = interval((weights @ image_miou) / len(confusions), level)
+    return out
+
+
+def paired_difference(
+    a: np.ndarray, b: np.ndarray, replicates: int = REPLICATES, seed: int = 0, level: float = LEVEL
+) -> dict[str, np.ndarray]:
+    """Two models' per-image confusion matrices (N,C,C) on the same N images, in the same order -> B - A:
+    {"mIoU_diff": (), "mIoU_diff_ci": (2,), "iou_diff": (C,), "iou_diff_ci": (C,2)}, each replicate drawing
+    the same images for both."""
+    if a.shape != b.shape:
+        raise ValueError(f"paired runs need the same images and classes: {a.shape} vs {b.shape}")
+    weights = replicate_weights(len(a), replicates, seed)
+    sa, sb = scores(_resampled(a, weights)), scores(_resampled(b, weights))
+    pa, pb = scores(a.sum(0)), scores(b.sum(0))
+    return {
+        "mIoU_diff": pb["mIoU"] - pa["mIoU"],
+        "mIoU_diff_ci": interval(sb["mIoU"] - sa["mIoU"], level),
+        "iou_diff": pb["iou"] - pa["iou"],
+        "iou_diff_ci": interval(sb["iou"] - sa["iou"], level),
+    }

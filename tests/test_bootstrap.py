@@ -1,0 +1,69 @@
+"""Bootstrap intervals over images: known answers on synthetic predictions."""
+
+import numpy as np
+import torch
+
+from seglight.model.metrics import confusion_matrix, confusion_scores
+from seglight.report.bootstrap import bootstrap, paired_difference, scores
+
+
+def synthetic_confusions(rng, n=40, c=4, size=32, wrong=(0.1, 0.1, 0.1, 0.1), targets_seed=None):
+    """n images (size x size) with random labels (drawn from ``targets_seed`` where given, so two calls
+    score the same images); each class's pixels are mislabelled at its own rate."""
+    targets = np.random.default_rng(targets_seed) if targets_seed is not None else rng
+    out = []
+    for _ in range(n):
+        target = targets.integers(0, c, (size, size))
+        pred = target.copy()
+        flip = rng.random((size, size)) < np.asarray(wrong)[target]
+        pred[flip] = (target[flip] + rng.integers(1, c, flip.sum())) % c
+        out.append(confusion_matrix(torch.from_numpy(pred)[None], torch.from_numpy(target)[None], c).numpy())
+    return np.stack(out)
+
+
+def test_scores_equal_the_metrics_module():
+    rng = np.random.default_rng(0)
+    conf = synthetic_confusions(rng, n=5, wrong=(0.0, 0.2, 0.5, 0.9))
+    conf[:, 3, :] = 0  # class 3 never in the target ...
+    conf[:, :, 3] = 0  # ... nor predicted: absent, NaN, out of the mean
+    ours = scores(conf.sum(0))
+    ref = confusion_scores(torch.from_numpy(conf.sum(0)))
+    np.testing.assert_allclose(ours["mIoU"], float(ref["mIoU"]), rtol=1e-6)
+    np.testing.assert_allclose(ours["iou"], ref["iou"].numpy(), rtol=1e-6)
+    np.testing.assert_allclose(ours["acc"], float(ref["acc"]), rtol=1e-6)
+    assert np.isnan(ours["iou"][3])
+
+
+def test_interval_holds_the_point_and_narrows_with_more_images():
+    rng = np.random.default_rng(1)
+    few, many = synthetic_confusions(rng, n=10), synthetic_confusions(rng, n=160)
+    a, b = bootstrap(few), bootstrap(many)
+    for r in (a, b):
+        low, high = r["mIoU_ci"]
+        assert low <= r["mIoU"] <= high and low < high
+        assert (r["iou_ci"][:, 0] <= r["iou"]).all() and (r["iou"] <= r["iou_ci"][:, 1]).all()
+    width = lambda r: r["mIoU_ci"][1] - r["mIoU_ci"][0]  # noqa: E731
+    assert width(b) < width(a) / 2  # ~1/sqrt(16) of it in theory
+
+
+def test_identical_runs_differ_by_an_interval_around_zero():
+    conf = synthetic_confusions(np.random.default_rng(2))
+    diff = paired_difference(conf, conf.copy())
+    assert diff["mIoU_diff"] == 0 and diff["mIoU_diff_ci"][0] <= 0 <= diff["mIoU_diff_ci"][1]
+    # two equally good models, different errors on the same images: the interval still holds 0
+    a = synthetic_confusions(np.random.default_rng(8), targets_seed=9)
+    b = synthetic_confusions(np.random.default_rng(10), targets_seed=9)
+    diff = paired_difference(a, b)
+    assert diff["mIoU_diff_ci"][0] <= 0 <= diff["mIoU_diff_ci"][1]
+    assert (diff["iou_diff_ci"][:, 0] <= 0).all() and (diff["iou_diff_ci"][:, 1] >= 0).all()
+
+
+def test_a_degraded_class_has_its_interval_below_zero_and_the_others_contain_zero():
+    a = synthetic_confusions(np.random.default_rng(4), wrong=(0.1, 0.1, 0.1, 0.1), targets_seed=7)
+    b = synthetic_confusions(np.random.default_rng(5), wrong=(0.1, 0.1, 0.4, 0.1), targets_seed=7)  # class 2 worse
+    assert (a.sum(-1) == b.sum(-1)).all()  # the same images: the same target pixels per class
+    diff = paired_difference(a, b)
+    assert diff["mIoU_diff_ci"][1] < 0
+    assert diff["iou_diff_ci"][2, 1] < 0
+    # the other classes only lose the pixels class 2 now gives them: small, but they are not degraded alike
+    assert (diff["iou_diff"][[0, 1, 3]] > diff["iou_diff"][2] / 3).all()
