@@ -45,3 +45,16 @@ def train_cfg(tmp_path, data_cache) -> Callable[..., DictConfig]:
         return cfg
 
     return make
+
+
+@pytest.fixture(scope="session")
+def trained_tiny(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """(best checkpoint, data root, run dir) of the shapes model trained for a few steps, once per session.
+    Shared: a test that changes the checkpoint or the run dir copies them first."""
+    from seglight.training.fit import train
+
+    root = tmp_path_factory.mktemp("trained_tiny")
+    cfg = compose_config([*TINY, f"data.root={root / 'data'}", "trainer.limit_train_batches=4"])
+    with open_dict(cfg):
+        cfg.run_dir = str(root / "run")
+    return Path(train(cfg)["best_ckpt"]), root / "data", root / "run"

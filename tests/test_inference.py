@@ -24,12 +24,8 @@ SIZES = [(333, 517), (1000, 1400), (64, 90)]  # (H, W)
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("trained")
-    cfg = compose_config([*TINY, f"data.root={root / 'data'}", "trainer.limit_train_batches=4"])
-    with open_dict(cfg):
-        cfg.run_dir = str(root / "run")
-    return Path(train(cfg)["best_ckpt"])
+def ckpt(trained_tiny) -> Path:
+    return trained_tiny[0]
 
 
 @pytest.fixture(scope="module")

@@ -138,7 +138,7 @@ class PairsDataset:
 def test_evaluate_leaves_an_absent_class_empty_in_per_class_csv(tmp_path):
     target = np.array([[0, 0, 1, 255]])
     pred = np.array([[0, 1, 1, 2]])  # class 2 predicted on void only: absent; class 3 nowhere: absent
-    result = evaluate(FixedPredictor(list("abcd"), [pred]), PairsDataset([target], 4), tmp_path)
+    result = evaluate(FixedPredictor(list("abcd"), [pred]), PairsDataset([target], 4), tmp_path, report=False)
     with (tmp_path / "per_class.csv").open(newline="") as f:
         rows = {r["class"]: r for r in csv.DictReader(f)}
     assert rows["a"]["IoU"] == "0.500000" and rows["a"]["Dice"] == "0.666667"

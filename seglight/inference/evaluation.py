@@ -15,11 +15,17 @@ from tqdm import tqdm
 from seglight.data.datamodule import SegDataModule
 from seglight.data.dataset import SegmentationDataset
 from seglight.data.splits import data_differences
+from seglight.inference.export import store_temperature
 from seglight.inference.predictor import Predictor
+from seglight.model.calibration import PixelSample, ReliabilityBins, fit_temperature, sample_ece
 from seglight.model.metrics import ACC, IOU, MIOU, class_scores, confusion_matrix, confusion_scores, flatten
+from seglight.report.bootstrap import REPLICATES, bootstrap
+from seglight.report.confusions import CONFUSIONS, save_confusions
+from seglight.report.evaluation_report import Gallery, write_report
 from seglight.report.figures import confusion_figure, save_figure
 from seglight.report.tables import print_class_table, score_text
-from seglight.util.files import atomic_write, write_json
+from seglight.util.files import write_json
+from seglight.util.provenance import code_version
 
 log = logging.getLogger(__name__)
 
@@ -59,66 +65,130 @@ def split_dataset(
     return dataset
 
 
-def evaluate(predictor: Predictor, dataset: SegmentationDataset, output: str | Path) -> dict[str, float]:
+def evaluate(
+    predictor: Predictor,
+    dataset: SegmentationDataset,
+    output: str | Path,
+    report: bool = True,
+    calibrate: bool = False,
+    top_k: int = 6,
+    provenance: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Predicts every image of ``dataset`` at its own size and scores it against its mask (void ignored).
 
-    Writes ``metrics.json`` (``mIoU``, ``dice``, ``acc``, ``iou/<class>``), ``per_class.csv`` (class, IoU,
-    Dice, pixel share), ``per_image.csv`` (``image`` path, ``mIoU``, ``acc``, ``iou/<class>``; empty where a class
-    is in neither mask nor prediction), ``confusions.npz`` (``save_confusions``) and ``confusion.png``
-    (row-normalised) into ``output``; returns the metrics.
+    Writes into ``output``: ``metrics.json`` (``mIoU``, ``dice``, ``acc``, ``iou/<class>``, each with its 95%
+    bootstrap interval over images as ``mIoU_ci``, ``dice_ci``, ``acc_ci``, ``iou_ci/<class>`` [low, high]),
+    ``per_class.csv`` (class, IoU, Dice, pixel share), ``per_image.csv`` (``image`` path, ``mIoU``, ``acc``,
+    ``iou/<class>``; empty where a class is in neither mask nor prediction), ``confusions.npz``
+    (``save_confusions``) and ``confusion.png`` (row-normalised); with ``report`` also ``report.html`` (and
+    ``ece`` in metrics.json). ``calibrate`` fits a softmax temperature on these images (metrics.json:
+    ``temperature``, ``ece_sample_before``/``after``); the caller stores it with the model. Returns the metrics.
     """
     names, ignore = predictor.class_names, dataset.ignore_index
     if dataset.num_classes != len(names):
         raise ValueError(f"the model has {len(names)} classes {names}, the data {dataset.num_classes}")
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    total = torch.zeros(len(names), len(names), dtype=torch.long)
+    reliability, sample = ReliabilityBins(), PixelSample()
+    gallery = Gallery(top_k, predictor.palette) if report else None
     per_image, confusions = [], []
     for i in tqdm(range(len(dataset)), desc="evaluate", unit="img"):
         image, mask = dataset.read_pair(i)
-        pred = torch.from_numpy(predictor.predict_masks([image])[0].astype(np.int64))[None]  # (1,H,W)
+        if report or calibrate:  # probabilities: calibration needs them
+            probs = predictor.predict_images([image])[0]  # (C,H,W)
+            pred = probs.argmax(axis=0)
+            reliability.update(probs, mask, ignore)
+            if calibrate:
+                sample.update(probs, mask, ignore)
+        else:
+            pred = predictor.predict_masks([image])[0]
         target = torch.from_numpy(mask.astype(np.int64))[None]  # (1,H,W)
-        confusion = confusion_matrix(pred, target, len(names), ignore)  # (C,C)
-        total += confusion
+        confusion = confusion_matrix(torch.from_numpy(pred.astype(np.int64))[None], target, len(names), ignore)
         confusions.append(confusion.numpy())
-        per_image.append((str(dataset.pairs[i][0]), confusion_scores(confusion)))
-    result = flatten(confusion_scores(total), "", names)
-    cm = total.numpy()
-    share = cm.sum(axis=1) / max(cm.sum(), 1)
-    per_class_dice = class_scores(total)[1].tolist()
+        scores = confusion_scores(confusion)
+        per_image.append((str(dataset.pairs[i][0]), scores))
+        if gallery is not None:
+            gallery.offer(dataset.pairs[i][0].name, float(scores[MIOU]), image, mask, pred)
+    total = np.sum(confusions, axis=0) if confusions else np.zeros((len(names),) * 2, np.int64)
+    stats = bootstrap(np.stack(confusions)) if confusions else None
+    result: dict[str, Any] = flatten(confusion_scores(torch.from_numpy(total)), "", names)
+    if stats is not None:
+        result.update(intervals(stats, names))
+    calibration: dict[str, Any] = {"ece": reliability.ece(), "bins": len(reliability.count)}
+    if report or calibrate:
+        calibration["temperature"] = predictor.temperature
+        result["ece"] = calibration["ece"]
+    if calibrate:
+        log_probs, labels = sample.arrays()
+        fitted = fit_temperature(log_probs, labels)
+        calibration.update(
+            fitted=predictor.temperature * fitted,  # the sample's log-probabilities already had T applied
+            ece_before=sample_ece(log_probs, labels),
+            ece_after=sample_ece(log_probs, labels, fitted),
+            sample_pixels=len(labels),
+        )
+        result.update(
+            temperature=calibration["fitted"],
+            ece_sample_before=calibration["ece_before"],
+            ece_sample_after=calibration["ece_after"],
+        )
     write_json(output / "metrics.json", result)
-    with (output / "per_class.csv").open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["class", "IoU", "Dice", "pixel_share"])
-        for k, name in enumerate(names):
-            iou = score_text(result[f"iou/{name}"], digits=6, missing="")  # an absent class: empty cell
-            dice = score_text(per_class_dice[k], digits=6, missing="")
-            w.writerow([name, iou, dice, f"{share[k]:.6f}"])
+    _write_per_class(output / "per_class.csv", result, total, names)
     _write_per_image(output / "per_image.csv", per_image, names)
     save_confusions(output / CONFUSIONS, [image for image, _ in per_image], confusions, names)
-    save_figure(confusion_figure(cm, names), output / "confusion.png")
+    save_figure(confusion_figure(total, names), output / "confusion.png")
+    if gallery is not None and stats is not None:
+        provenance = {
+            "checkpoint": "(a model given in code)",
+            "split": "(a dataset given in code)",
+            **(provenance or {}),
+        }
+        calibration["stored_in"] = provenance["checkpoint"]
+        stats["replicates"] = REPLICATES
+        write_report(
+            output / "report.html",
+            stats,
+            names,
+            predictor.palette,
+            total,
+            reliability,
+            gallery,
+            calibration,
+            provenance,
+            len(dataset),
+        )
     print_class_table(
         {f"eval/{k}": v for k, v in result.items()}, "eval", names, title=f"evaluation ({len(dataset)} images)"
     )
+    if stats is not None:
+        low, high = result["mIoU_ci"]
+        print(f"mIoU {result['mIoU']:.4f}, 95% CI [{low:.4f}, {high:.4f}] (bootstrap over {len(dataset)} images)")
     return result
 
 
-CONFUSIONS = "confusions.npz"
+def intervals(stats: dict[str, Any], names: list[str]) -> dict[str, list[float] | None]:
+    """Bootstrap intervals as metrics.json keys: mIoU_ci, dice_ci, acc_ci, iou_ci/<class> -> [low, high]
+    (None for a class with no interval)."""
+    out: dict[str, list[float] | None] = {f"{k}_ci": _pair(stats[f"{k}_ci"]) for k in (MIOU, "dice", ACC)}
+    out.update({f"{IOU}_ci/{name}": _pair(stats["iou_ci"][k]) for k, name in enumerate(names)})
+    return out
 
 
-def save_confusions(path: Path, images: list[str], confusions: list[np.ndarray], names: list[str]) -> None:
-    """confusions.npz: ``images`` (N,) paths, ``confusions`` (N,C,C) int64 counts per image (rows = target),
-    ``class_names`` (C,): what bootstrap intervals and ``seglight.compare`` resample."""
-    stack = np.stack(confusions).astype(np.int64) if confusions else np.zeros((0, len(names), len(names)), np.int64)
-    atomic_write(
-        path, lambda f: np.savez_compressed(f, images=np.array(images), confusions=stack, class_names=np.array(names))
-    )
+def _pair(ci: np.ndarray) -> list[float] | None:
+    return None if np.isnan(ci).any() else [float(ci[0]), float(ci[1])]
 
 
-def load_confusions(path: str | Path) -> tuple[list[str], np.ndarray, list[str]]:
-    """confusions.npz -> (image paths, (N,C,C) counts, class names)."""
-    with np.load(path) as z:
-        return [str(x) for x in z["images"]], z["confusions"], [str(x) for x in z["class_names"]]
+def _write_per_class(path: Path, result: dict[str, Any], total: np.ndarray, names: list[str]) -> None:
+    """per_class.csv: class, IoU, Dice, pixel share (an absent class: empty cells)."""
+    share = total.sum(axis=1) / max(total.sum(), 1)
+    per_class_dice = class_scores(torch.from_numpy(total))[1].tolist()
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["class", "IoU", "Dice", "pixel_share"])
+        for k, name in enumerate(names):
+            iou = score_text(result[f"iou/{name}"], digits=6, missing="")
+            dice = score_text(per_class_dice[k], digits=6, missing="")
+            w.writerow([name, iou, dice, f"{share[k]:.6f}"])
 
 
 def _write_per_image(path: Path, rows: list[tuple[str, dict[str, torch.Tensor]]], names: list[str]) -> None:
@@ -132,12 +202,41 @@ def _write_per_image(path: Path, rows: list[tuple[str, dict[str, torch.Tensor]]]
 
 
 def evaluate_checkpoint(
-    ckpt: str | Path, data: dict[str, Any], split: str, output: str | Path, **predictor: Any
-) -> dict[str, float]:
+    ckpt: str | Path,
+    data: dict[str, Any],
+    split: str,
+    output: str | Path,
+    report: bool = True,
+    calibrate: bool = False,
+    top_k: int = 6,
+    **predictor: Any,
+) -> dict[str, Any]:
     """``evaluate`` of the model at ``ckpt`` on ``split`` of the data config ``data`` (plain values, resolved;
-    the split the checkpoint recorded where it applies, see ``split_dataset``), run with ``predictor`` options."""
+    the split the checkpoint recorded where it applies, see ``split_dataset``), run with ``predictor`` options.
+    With ``calibrate`` the fitted temperature is written into the model file (``store_temperature``)."""
     from hydra.utils import instantiate
 
     model = Predictor.load(ckpt, **predictor)
     dm = instantiate(data, _convert_="all")
-    return evaluate(model, split_dataset(dm, split, model.data_split, data, ckpt), output)
+    dataset = split_dataset(dm, split, model.data_split, data, ckpt)
+    provenance = _provenance(Path(ckpt), split, dm.splits.recorded is not None, model)
+    result = evaluate(model, dataset, output, report, calibrate, top_k, provenance)
+    if calibrate:
+        store_temperature(ckpt, result["temperature"])
+        print(f"softmax temperature {result['temperature']:.4f} stored in {ckpt}")
+    return result
+
+
+def _provenance(ckpt: Path, split: str, recorded: bool, model: Predictor) -> dict[str, Any]:
+    """What report.html says about where the model and the images came from."""
+    run_dir = ckpt.resolve().parent.parent
+    config = run_dir / "config.yaml"
+    return {
+        "checkpoint": str(ckpt.resolve()),
+        "run dir": str(run_dir) if config.exists() else "-",
+        "split": f"{split} ({'recorded by the run, splits.json' if recorded else 'as configured'})",
+        "classes": ", ".join(model.class_names),
+        "trained with seglight": model.code_version or "not recorded",
+        "evaluated with seglight": code_version() or "not a git checkout",
+        "config": config.read_text() if config.exists() else "",
+    }

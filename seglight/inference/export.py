@@ -15,8 +15,9 @@ import numpy as np
 import torch
 
 from seglight.data.transforms import normalize, pad_to_multiple, to_input
-from seglight.model.checkpoint import load_module
+from seglight.model.checkpoint import load_checkpoint, load_module
 from seglight.model.module import SegmentationModule
+from seglight.util.files import atomic_write
 from seglight.util.hardware import cpu_flags
 
 
@@ -33,8 +34,10 @@ def metadata(module: SegmentationModule) -> dict[str, Any]:
         "encoder_name": hp.encoder_name,
         "in_channels": hp.in_channels,
         "divisor": module.divisor,
+        "temperature": module.temperature,
+        "code_version": module.code_version,
         "input": f"image (B,3,H,W) float, normalised with mean/std, H and W multiples of {module.divisor}",
-        "output": "logits (B,C,H,W)",
+        "output": "logits (B,C,H,W); probabilities are softmax(logits / temperature)",
     }
 
 
@@ -94,15 +97,36 @@ def _write_onnx(module: SegmentationModule, path: Path, opset: int) -> None:
 
 def _set_metadata(module: SegmentationModule, path: Path) -> None:
     """Stores seglight's metadata (classes, colours, normalisation) in the .onnx file, replacing any earlier."""
+    _write_onnx_metadata(path, metadata(module))
+
+
+def _write_onnx_metadata(path: Path, info: dict[str, Any]) -> None:
     import onnx
 
     proto = onnx.load(str(path))
     kept = [(e.key, e.value) for e in proto.metadata_props if e.key != "seglight"]
     del proto.metadata_props[:]
-    for key, value in [*kept, ("seglight", json.dumps(metadata(module)))]:
+    for key, value in [*kept, ("seglight", json.dumps(info))]:
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
-    onnx.save(proto, str(path))
+    atomic_write(path, lambda f: f.write(proto.SerializeToString()))
+
+
+def store_temperature(path: str | Path, temperature: float) -> None:
+    """Writes a fitted softmax temperature into a model file: a .ckpt (its ``temperature`` entry) or an .onnx
+    file (its seglight metadata), each rewritten atomically."""
+    path = Path(path)
+    if path.suffix == ".onnx":
+        import onnx
+
+        meta = {e.key: e.value for e in onnx.load(str(path), load_external_data=False).metadata_props}
+        info = json.loads(meta["seglight"])
+        info["temperature"] = float(temperature)
+        _write_onnx_metadata(path, info)
+        return
+    ckpt = load_checkpoint(path)
+    ckpt["temperature"] = float(temperature)
+    atomic_write(path, lambda f: torch.save(ckpt, f), fsync=True)
 
 
 def export_onnx(module: SegmentationModule, path: Path, opset: int = 17) -> dict[str, float]:

@@ -46,6 +46,7 @@ class Predictor:
         tile_overlap: float = TILE_OVERLAP,
         tta: bool = False,
         divisor: int = 32,
+        temperature: float = 1.0,
     ) -> None:
         self.class_names = list(class_names)
         self.palette = palette
@@ -55,7 +56,9 @@ class Predictor:
         self.tile_overlap = tile_overlap
         self.tta = tta
         self.divisor = divisor
+        self.temperature = temperature  # probabilities are softmax(logits / temperature); masks do not depend on it
         self.data_split: dict[str, Any] | None = None  # how the model's training data was split, where known
+        self.code_version: str | None = None  # the seglight commit that trained the model, where recorded
 
     # ---- construction --------------------------------------------------------------------
     @staticmethod
@@ -78,8 +81,9 @@ class Predictor:
 
     # ---- shared pipeline -----------------------------------------------------------------
     def _probs(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B,3,H,W), H and W multiples of the divisor -> probabilities (B,C,H,W)."""
-        return self._logits(x).softmax(dim=1)
+        """x (B,3,H,W), H and W multiples of the divisor -> probabilities (B,C,H,W), softmax(logits / T)."""
+        logits = self._logits(x)
+        return (logits / self.temperature if self.temperature != 1.0 else logits).softmax(dim=1)
 
     def _padded_probs(self, x: torch.Tensor) -> torch.Tensor:
         """x (B,3,H,W) of any size -> probabilities (B,C,H,W); with TTA averaged with those of the mirrored image
@@ -122,12 +126,14 @@ class TorchPredictor(Predictor):
     def __init__(self, module, device: str = "auto", precision: str = "auto", **kwargs) -> None:
         hp = module.hp
         kwargs.setdefault("divisor", module.divisor)
+        kwargs.setdefault("temperature", module.temperature)
         super().__init__(module.class_names, module.palette, hp.mean, hp.std, **kwargs)
         self.device = torch.device(
             "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device
         )
         self.module = module.to(self.device).eval()
         self.data_split = module.data_split
+        self.code_version = module.code_version
         self.module.model.to(memory_format=torch.channels_last)
         self.precision = resolve_precision(precision, self.device.type)
         log.info("predicting on %s, precision %s", self.device, self.precision)
@@ -163,8 +169,10 @@ class OnnxPredictor(Predictor):
         info = json.loads(meta["seglight"])
         palette = Palette(info["class_names"], [tuple(c) for c in info["colors"]], ignore_index=info["ignore_index"])
         kwargs.setdefault("divisor", info.get("divisor", 32))  # exports before the divisor was recorded: 32
+        kwargs.setdefault("temperature", info.get("temperature", 1.0))
         super().__init__(info["class_names"], palette, info["mean"], info["std"], **kwargs)
         self.input_name = self.session.get_inputs()[0].name
+        self.code_version = info.get("code_version")
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         out = self.session.run(None, {self.input_name: np.ascontiguousarray(x.numpy(), dtype=np.float32)})[0]

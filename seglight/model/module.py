@@ -20,9 +20,10 @@ from seglight.data.palette import Palette, default_colors
 from seglight.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from seglight.model.factory import create_model
 from seglight.model.losses import build_loss
-from seglight.model.metrics import LOSS, SegmentationMetrics, flatten
+from seglight.model.metrics import LOSS, SegmentationMetrics, confusion_matrix, flatten
 from seglight.model.optim import build_optimizer, build_scheduler
 from seglight.model.tiling import TILE_OVERLAP, TILE_SIZE, needs_tiles, padded, sliding_window
+from seglight.util.provenance import code_version
 
 Batch = dict[str, Tensor]
 STAGES = ("train", "val", "test")
@@ -74,8 +75,11 @@ class SegmentationModule(pl.LightningModule):
         self.val_metrics = metrics.clone()
         self.test_metrics = metrics.clone()
         self.last_val_confusion: Tensor | None = None  # (C,C) counts, rows = ground truth; for plots
+        self.image_confusions: list[Tensor] | None = None  # a list: validation appends each image's (C,C) counts
         self._nonfinite: Tensor | None = None  # on accelerators: a non-finite loss since the last check
         self.data_split: dict[str, Any] | None = None  # how the run's data was split; saved in checkpoints
+        self.temperature = 1.0  # softmax temperature fitted by ``seglight.evaluate calibrate=true``; saved too
+        self.code_version: str | None = None  # the seglight commit that trained it (set when fit starts); saved
         self.validated_step = -1  # the global step whose weights were last validated
 
     @classmethod
@@ -152,7 +156,10 @@ class SegmentationModule(pl.LightningModule):
         losses = []
         for _, mask, logits in groups:
             losses.append(self.loss_fn(logits, mask))
-            self._metrics(stage).update(logits.argmax(dim=1), mask)  # prediction (B,H,W)
+            pred = logits.argmax(dim=1)  # (B,H,W)
+            self._metrics(stage).update(pred, mask)
+            if stage == "val" and self.image_confusions is not None:  # per image, in the loader's order
+                self.image_confusions += [self._confusion(p[None], m[None]) for p, m in zip(pred, mask)]
         loss = torch.stack(losses).mean()
         self.log(
             f"{stage}/{LOSS}",
@@ -164,6 +171,10 @@ class SegmentationModule(pl.LightningModule):
             sync_dist=stage != "train",
         )
         return loss
+
+    def _confusion(self, pred: Tensor, mask: Tensor) -> Tensor:
+        """pred (1,H,W), mask (1,H,W) -> (C,C) long counts on the CPU, rows = target, void left out."""
+        return confusion_matrix(pred, mask, self.num_classes, self.hp.ignore_index).cpu()
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss = self._shared_step(batch, "train")
@@ -228,9 +239,17 @@ class SegmentationModule(pl.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # ---- checkpoint ----------------------------------------------------------------------
+    def on_fit_start(self) -> None:
+        if self.code_version is None:  # a resumed run keeps the commit it started with
+            self.code_version = code_version()
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.data_split is not None:
             checkpoint["data_split"] = self.data_split
+        checkpoint["temperature"] = self.temperature
+        checkpoint["code_version"] = self.code_version
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.data_split = checkpoint.get("data_split", self.data_split)
+        self.temperature = float(checkpoint.get("temperature", 1.0))
+        self.code_version = checkpoint.get("code_version", self.code_version)
