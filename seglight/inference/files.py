@@ -1,4 +1,5 @@
-"""predict_files: images on disk -> <name>.png (index mask), <name>_color.png, <name>_overlay.png [+ probs].
+"""predict_files: images on disk -> <name>.png (index mask), <name>_color.png, <name>_overlay.png [+ probs,
+entropy].
 
 <name> is the input's path relative to its input root, without the extension (see ``input_root``), so a
 recursive glob mirrors the sub-folders under the output. Outputs are written atomically (temporary file +
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
+from matplotlib import colormaps
 from PIL import Image
 from tqdm import tqdm
 
@@ -55,7 +57,7 @@ def input_root(spec: str) -> Path:
     return Path(*fixed) if fixed else Path(".")
 
 
-def output_paths(output: Path, name: str, save_probs: bool) -> dict[str, Path]:
+def output_paths(output: Path, name: str, save_probs: bool, save_uncertainty: bool = False) -> dict[str, Path]:
     """The files written for one input; ``name`` is its path relative to the input root without the extension."""
     paths = {
         "index": output / f"{name}.png",
@@ -64,10 +66,14 @@ def output_paths(output: Path, name: str, save_probs: bool) -> dict[str, Path]:
     }
     if save_probs:
         paths["probs"] = output / f"{name}_probs.npz"
+    if save_uncertainty:
+        paths["entropy"] = output / f"{name}_entropy.png"
     return paths
 
 
-def plan_outputs(files: list[Path], root: Path, output: Path, save_probs: bool) -> dict[Path, dict[str, Path]]:
+def plan_outputs(
+    files: list[Path], root: Path, output: Path, save_probs: bool, save_uncertainty: bool = False
+) -> dict[Path, dict[str, Path]]:
     """Each input's output paths, checked before anything is written: DataError if two inputs would write
     the same file (``a.jpg`` and ``a.png``; ``a.png`` and ``a_color.png``) or an output would overwrite an input.
     Paths are compared ignoring case, as macOS and Windows file systems do."""
@@ -79,7 +85,7 @@ def plan_outputs(files: list[Path], root: Path, output: Path, save_probs: bool) 
     writer: dict[str, Path] = {}
     plan = {}
     for f in files:
-        plan[f] = output_paths(output, f.relative_to(root).with_suffix("").as_posix(), save_probs)
+        plan[f] = output_paths(output, f.relative_to(root).with_suffix("").as_posix(), save_probs, save_uncertainty)
         for p in plan[f].values():
             k = key(p)
             if k in inputs:
@@ -97,16 +103,40 @@ def plan_outputs(files: list[Path], root: Path, output: Path, save_probs: bool) 
     return plan
 
 
+def predictive_entropy(probs: np.ndarray) -> np.ndarray:
+    """Probabilities (C,H,W) -> entropy (H,W) float32 divided by log C: 0 where one class has all the
+    probability, 1 where all C classes are equally likely."""
+    c = probs.shape[0]
+    if c < 2:
+        return np.zeros(probs.shape[1:], np.float32)
+    p = np.clip(probs.astype(np.float64), 0.0, 1.0)
+    plogp = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)  # 0 log 0 = 0
+    return np.clip(-plogp.sum(axis=0) / np.log(c), 0.0, 1.0).astype(np.float32)
+
+
+def entropy_image(entropy: np.ndarray, cmap: str = "magma") -> np.ndarray:
+    """Entropy (H,W) in [0,1] -> (H,W,3) uint8 RGB in the colour map (magma: black = sure, light = unsure)."""
+    return colormaps[cmap](np.clip(entropy, 0.0, 1.0), bytes=True)[..., :3]
+
+
 def write_outputs(
     paths: dict[str, Path], image: np.ndarray, index: np.ndarray, predictor: Predictor, probs: np.ndarray | None = None
 ) -> None:
-    """Writes the index (H,W) uint8, colour and overlay PNGs (and probabilities (C,H,W)) for one image."""
+    """Writes the index (H,W) uint8, colour and overlay PNGs for one image, and from its probabilities (C,H,W)
+    the ``probs`` .npz and the ``entropy`` PNG where ``paths`` name them."""
     atomic_write(paths["index"], lambda f: Image.fromarray(index).save(f, format="PNG"))
     atomic_write(paths["color"], lambda f: Image.fromarray(predictor.palette.to_color(index)).save(f, format="PNG"))
     atomic_write(
         paths["overlay"], lambda f: Image.fromarray(overlay(image, index, predictor.palette)).save(f, format="PNG")
     )
-    if probs is not None:
+    if "probs" not in paths and "entropy" not in paths:
+        return
+    if probs is None:
+        raise ValueError(f"{paths['index']}: the probabilities and the entropy are written from the probabilities")
+    if "entropy" in paths:
+        rgb = entropy_image(predictive_entropy(probs))
+        atomic_write(paths["entropy"], lambda f: Image.fromarray(rgb).save(f, format="PNG"))
+    if "probs" in paths:
         atomic_write(
             paths["probs"],
             lambda f: np.savez_compressed(
@@ -131,6 +161,7 @@ def predict_files(
     batch_size: int = 4,
     save_probs: bool = False,
     overwrite: bool = False,
+    save_uncertainty: bool = False,
 ) -> dict[str, int]:
     """Predicts every input image; images of equal size go through the model together. Returns counts.
 
@@ -138,10 +169,12 @@ def predict_files(
     shows it at. Output names mirror the input's path under ``input_root(inputs)`` without the extension
     (``dir/**/*.png`` writes ``output/x/a.png`` for ``dir/x/a.png``); inputs whose outputs would collide
     (``a.jpg`` and ``a.png`` in one folder) or overwrite an input are refused up front, naming the files.
+    ``save_probs`` adds ``<name>_probs.npz``, ``save_uncertainty`` ``<name>_entropy.png`` (``predictive_entropy``
+    in the magma colour map).
     """
     output = Path(output)
     files = list_inputs(inputs)
-    plan = plan_outputs(files, input_root(inputs), output, save_probs)
+    plan = plan_outputs(files, input_root(inputs), output, save_probs, save_uncertainty)
     output.mkdir(parents=True, exist_ok=True)
     todo = [f for f in files if overwrite or not all(p.exists() for p in plan[f].values())]
     sizes = {f: image_size(f) for f in todo}
@@ -149,7 +182,7 @@ def predict_files(
         for batch in _batches(todo, sizes, batch_size):
             images = [read_image(f) for f in batch]
             probs: list[np.ndarray] | list[None]
-            if save_probs:
+            if save_probs or save_uncertainty:
                 probs = predictor.predict_images(images)
                 masks = [p.argmax(axis=0).astype(np.uint8) for p in probs]
             else:
@@ -167,8 +200,10 @@ def predict_checkpoint(
     batch_size: int = 4,
     save_probs: bool = False,
     overwrite: bool = False,
+    save_uncertainty: bool = False,
     **predictor: Any,
 ) -> dict[str, int]:
     """``predict_files`` with the model at ``ckpt`` (a .ckpt or .onnx) run with ``predictor`` options (device,
     precision, tta, tile_size, tile_overlap: conf/predictor)."""
-    return predict_files(Predictor.load(ckpt, **predictor), input, output, batch_size, save_probs, overwrite)
+    model = Predictor.load(ckpt, **predictor)
+    return predict_files(model, input, output, batch_size, save_probs, overwrite, save_uncertainty)

@@ -14,9 +14,32 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from seglight.report.bootstrap import bootstrap
+from seglight.report.confusions import VAL_CONFUSIONS, load_confusions
+
 log = logging.getLogger(__name__)
 
-COLUMNS = ["job", "overrides", "val/mIoU", "val/dice", "val/acc", "best_ckpt", "run_dir"]
+COLUMNS = ["job", "overrides", "val/mIoU", "val/mIoU_ci", "val/dice", "val/acc", "best_ckpt", "run_dir"]
+SHOWN = COLUMNS[1:6]  # the columns of summary.md
+AGREE = 1e-4  # a job's val_confusions.npz must give its metrics.json val/mIoU to this: else it is stale
+
+
+def miou_interval(job_dir: Path, miou: float | None) -> str | None:
+    """``"[low, high]"``: the 95% bootstrap interval over val images of the job's val mIoU, from the per-image
+    confusion matrices of its final validation (``val_confusions.npz``); None if it has none, or if they do
+    not give its val/mIoU (a file left from another run)."""
+    path = job_dir / VAL_CONFUSIONS
+    if miou is None or not path.is_file():
+        return None
+    _, confusions, _ = load_confusions(path)
+    if len(confusions) == 0:
+        return None
+    result = bootstrap(confusions)
+    if abs(float(result["mIoU"]) - miou) > AGREE:
+        log.warning("%s gives val/mIoU %.4f, metrics.json %.4f: no interval", path, result["mIoU"], miou)
+        return None
+    low, high = result["mIoU_ci"]
+    return f"[{low:.3f}, {high:.3f}]"
 
 
 def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
@@ -32,6 +55,7 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
                 "job": job_dir.name,
                 "overrides": " ".join(overrides),
                 "val/mIoU": metrics.get("val/mIoU"),
+                "val/mIoU_ci": miou_interval(job_dir, metrics.get("val/mIoU")),
                 "val/dice": metrics.get("val/dice"),
                 "val/acc": metrics.get("val/acc"),
                 "best_ckpt": metrics.get("best_ckpt", "(failed)"),
@@ -79,8 +103,8 @@ def write_summary(sweep_dir: str | Path) -> list[dict[str, Any]]:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    lines = ["| rank | " + " | ".join(COLUMNS[1:5]) + " |", "|---" * 5 + "|"]
-    lines += [f"| {i + 1} | " + " | ".join(_cell(r[c]) for c in COLUMNS[1:5]) + " |" for i, r in enumerate(rows)]
+    lines = ["| rank | " + " | ".join(SHOWN) + " |", "|---" * (len(SHOWN) + 1) + "|"]
+    lines += [f"| {i + 1} | " + " | ".join(_cell(r[c]) for c in SHOWN) + " |" for i, r in enumerate(rows)]
     folds = fold_summary(rows)
     if folds:
         lines += [

@@ -1,0 +1,140 @@
+"""The final validation's per-image confusion matrices (val_confusions.npz) and the sweep summary's val mIoU
+interval made from them."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+import yaml
+from PIL import Image
+
+from seglight.data.datamodule import SegDataModule
+from seglight.inference.predictor import TorchPredictor
+from seglight.model.metrics import confusion_matrix
+from seglight.model.module import SegmentationModule
+from seglight.report.bootstrap import bootstrap, scores
+from seglight.report.confusions import VAL_CONFUSIONS, load_confusions, save_confusions
+from seglight.training.fit import ImageConfusions, train
+from seglight.training.sweep import write_summary
+
+SIZES = [(70, 150), (64, 64), (90, 40), (70, 150), (33, 97)]  # mixed sizes, padding, and windows of 64
+
+
+@pytest.fixture
+def mixed(tmp_path) -> SegDataModule:
+    rng = np.random.default_rng(0)
+    for d in ("img", "ann"):
+        (tmp_path / d).mkdir()
+    for i, (h, w) in enumerate(SIZES):
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(tmp_path / "img" / f"{i}.png")
+        Image.fromarray(rng.integers(0, 3, (h, w)).astype(np.uint8)).save(tmp_path / "ann" / f"{i}.png")
+    return SegDataModule(
+        str(tmp_path / "img"),
+        str(tmp_path / "ann"),
+        val_images=str(tmp_path / "img"),
+        val_masks=str(tmp_path / "ann"),
+        num_classes=3,
+        eval_batch_size=2,
+        num_workers=0,
+    )
+
+
+def _validate(module: SegmentationModule, dm: SegDataModule, path, **trainer) -> dict[str, float]:
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        precision="32-true",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[ImageConfusions(path)],
+        **trainer,
+    )
+    return trainer.validate(module, datamodule=dm, verbose=False)[0]
+
+
+def test_validation_writes_each_images_confusion_as_evaluate_scores_it(mixed, tmp_path):
+    torch.manual_seed(0)
+    module = SegmentationModule(["a", "b", "c"], tile_size=64, tile_overlap=0.25).eval()
+    validated = _validate(module, mixed, tmp_path / VAL_CONFUSIONS)
+    images, confusions, names = load_confusions(tmp_path / VAL_CONFUSIONS)
+    dataset = mixed.raw_dataset("val")
+    assert images == [str(p[0]) for p in dataset.pairs] and names == ["a", "b", "c"]
+    assert confusions.shape == (len(SIZES), 3, 3) and confusions.dtype == np.int64
+    predictor = TorchPredictor(module, precision="32", tile_size=64, tile_overlap=0.25)  # evaluate's way
+    for i, (h, w) in enumerate(SIZES):
+        image, mask = dataset.read_pair(i)
+        pred = torch.from_numpy(predictor.predict_masks([image])[0].astype(np.int64))[None]
+        expected = confusion_matrix(pred, torch.from_numpy(mask.astype(np.int64))[None], 3).numpy()
+        np.testing.assert_array_equal(confusions[i], expected)
+        assert confusions[i].sum() == h * w
+    assert float(scores(confusions.sum(0))["mIoU"]) == pytest.approx(validated["val/mIoU"], abs=1e-6)
+    assert module.image_confusions is None  # collected for that validation only
+
+
+def test_two_processes_write_the_same_confusions_as_one(mixed, tmp_path):
+    torch.manual_seed(0)
+    module = SegmentationModule(["a", "b", "c"], tile_size=64, tile_overlap=0.25).eval()
+    _validate(module, mixed, tmp_path / "one.npz")
+    _validate(module, mixed, tmp_path / "two.npz", devices=2, strategy="ddp_spawn")  # 5 images: 3 + 2
+    one, two = load_confusions(tmp_path / "one.npz"), load_confusions(tmp_path / "two.npz")
+    assert one[0] == two[0] and one[2] == two[2]
+    np.testing.assert_array_equal(one[1], two[1])
+
+
+def test_training_run_writes_val_confusions_and_the_summary_shows_the_interval(train_cfg, tmp_path):
+    cfg = train_cfg()
+    run = tmp_path / "run"
+    metrics = train(cfg)
+    images, confusions, names = load_confusions(run / VAL_CONFUSIONS)
+    splits = json.loads((run / "splits.json").read_text())
+    assert [p.split("/")[-1] for p in images] == [f.split("/")[-1] for f in splits["val"]]
+    assert names == ["background", "circle", "square", "triangle"]
+    assert float(scores(confusions.sum(0))["mIoU"]) == pytest.approx(metrics["val/mIoU"], abs=1e-6)
+    (run / ".hydra").mkdir(exist_ok=True)
+    (run / ".hydra" / "overrides.yaml").write_text("- loss=ce\n")
+    [row] = write_summary(tmp_path)
+    low, high = bootstrap(confusions)["mIoU_ci"]
+    assert row["val/mIoU_ci"] == f"[{low:.3f}, {high:.3f}]"
+
+
+def _job(root, name, overrides, confusions=None, miou=None):
+    job = root / name
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    if confusions is not None:
+        save_confusions(job / VAL_CONFUSIONS, [f"{i}.png" for i in range(len(confusions))], confusions, ["a", "b"])
+        miou = float(scores(confusions.sum(0))["mIoU"]) if miou is None else miou
+    if miou is not None:
+        (job / "metrics.json").write_text(json.dumps({"val/mIoU": miou, "val/dice": 0.5, "val/acc": 0.9}))
+
+
+def test_summary_gives_each_jobs_interval_and_none_without_or_with_a_stale_file(tmp_path, caplog):
+    rng = np.random.default_rng(0)
+    good = rng.integers(0, 50, (30, 2, 2)) + np.eye(2, dtype=np.int64) * 400  # (N,C,C), mostly right
+    poor = rng.integers(0, 50, (30, 2, 2)) + np.eye(2, dtype=np.int64) * 60
+    _job(tmp_path, "0", ["loss=ce"], poor)
+    _job(tmp_path, "1", ["loss=dice"], good)
+    _job(tmp_path, "2", ["loss=focal"], miou=0.3)  # trained before val_confusions.npz existed
+    _job(tmp_path, "3", ["loss=jaccard"], good, miou=0.2)  # a file that does not give its val/mIoU
+    _job(tmp_path, "4", ["loss=tversky"])  # failed
+    rows = write_summary(tmp_path)
+    assert [r["job"] for r in rows] == ["1", "0", "2", "3", "4"]
+    expected = {}
+    for job, conf in (("1", good), ("0", poor)):
+        low, high = bootstrap(conf)["mIoU_ci"]
+        expected[job] = f"[{low:.3f}, {high:.3f}]"
+    assert {r["job"]: r["val/mIoU_ci"] for r in rows} == {**expected, "2": None, "3": None, "4": None}
+    assert "gives val/mIoU" in caplog.text  # the stale file is named, not shown
+    good_low, _ = bootstrap(good)["mIoU_ci"]
+    _, poor_high = bootstrap(poor)["mIoU_ci"]
+    assert good_low > poor_high  # the two jobs' intervals do not overlap
+    table = list(csv.DictReader((tmp_path / "summary.csv").open()))
+    assert [r["val/mIoU_ci"] for r in table] == [expected["1"], expected["0"], "", "", ""]
+    md = (tmp_path / "summary.md").read_text().splitlines()
+    assert md[0] == "| rank | overrides | val/mIoU | val/mIoU_ci | val/dice | val/acc |"
+    assert md[1] == "|---|---|---|---|---|---|"
+    assert md[2].startswith(f"| 1 | loss=dice | {float(scores(good.sum(0))['mIoU']):.4f} | {expected['1']} | 0.5000 |")
+    assert md[4] == "| 3 | loss=focal | 0.3000 | - | 0.5000 | 0.9000 |"
