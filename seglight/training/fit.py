@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -16,6 +16,7 @@ from seglight.data.datamodule import SegDataModule
 from seglight.model.checkpoint import AtomicCheckpointIO, load_checkpoint
 from seglight.model.metrics import MONITOR
 from seglight.model.module import SegmentationModule
+from seglight.report.confusions import VAL_CONFUSIONS, save_confusions
 from seglight.report.tables import print_class_table
 from seglight.training.callbacks.time_budget import TimeBudget, parse_duration
 from seglight.training.loggers import CSVLogger
@@ -93,8 +94,8 @@ def _bound_the_run(cfg: DictConfig, callbacks: list[pl.Callback]) -> None:
     log.info("trainer.max_epochs=-1: fitting the run to trainer.max_time=%s", t.max_time)
 
 
-def build_trainer(cfg: DictConfig, **kwargs) -> pl.Trainer:
-    """Trainer from cfg.trainer with cfg.callbacks and cfg.logger, adapted to this machine:
+def build_trainer(cfg: DictConfig, extra_callbacks: Sequence[pl.Callback] = (), **kwargs) -> pl.Trainer:
+    """Trainer from cfg.trainer with cfg.callbacks (and ``extra_callbacks``) and cfg.logger, adapted to this machine:
     precision 'auto' resolved, SyncBatchNorm only with CUDA (it has no CPU kernels), no
     LearningRateMonitor without a logger (Lightning refuses that combination), atomic checkpoint writes."""
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
@@ -110,7 +111,7 @@ def build_trainer(cfg: DictConfig, **kwargs) -> pl.Trainer:
         cfg.trainer,
         precision=precision,
         sync_batchnorm=sync_bn,
-        callbacks=callbacks,
+        callbacks=[*callbacks, *extra_callbacks],
         logger=loggers or False,
         plugins=[AtomicCheckpointIO()],
         **kwargs,
@@ -161,18 +162,56 @@ def validate_the_end(trainer: pl.Trainer, module: SegmentationModule, dm: SegDat
             AtomicCheckpointIO().save_checkpoint(checkpoint, last)
 
 
+def gather(obj: Any) -> list[Any]:
+    """[obj of each process] under torch.distributed (every process gets the list), else [obj]."""
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return [obj]
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+class ImageConfusions(pl.Callback):
+    """While ``path`` is set, each validation's per-image confusion matrices (C,C), gathered from every process,
+    are written by rank 0 to ``path`` (``save_confusions``), images in the data set's order. Under DDP each image
+    is validated on exactly one process (see ``SegDataModule``); its index is that process's sampler's."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.path is not None and isinstance(pl_module, SegmentationModule):
+            pl_module.image_confusions = []
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        loader = trainer.val_dataloaders  # one DataLoader, not shuffled: its sampler gives the images' order
+        if self.path is None or loader is None or not isinstance(pl_module, SegmentationModule):
+            return
+        confusions, pl_module.image_confusions = pl_module.image_confusions or [], None
+        indices = list(loader.sampler)[: len(confusions)]  # limit_val_batches: the first batches only
+        parts = gather((indices, [c.numpy() for c in confusions]))
+        if not trainer.is_global_zero:
+            return
+        scored = sorted(((i, c) for part in parts for i, c in zip(*part)), key=lambda t: t[0])
+        images = [str(loader.dataset.pairs[i][0]) for i, _ in scored]
+        save_confusions(self.path, images, [c for _, c in scored], pl_module.class_names)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fits the configured model and returns the best checkpoint's val metrics (also in run_dir/metrics.json).
 
     Keys: ``val/mIoU``, ``val/dice``, ``val/acc``, ``val/loss``, ``val/iou/<class>``, ``best_ckpt``, and
-    ``test/...`` when the data has a test split.
+    ``test/...`` when the data has a test split. That validation's per-image confusion matrices go to
+    run_dir/val_confusions.npz (``ImageConfusions``).
     """
     pl.seed_everything(cfg.seed, workers=True)
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     dm: SegDataModule = instantiate(cfg.data, _convert_="all")
     module = build_module(cfg, dm)
-    trainer = build_trainer(cfg)
+    confusions = ImageConfusions()  # off until the final validation
+    trainer = build_trainer(cfg, extra_callbacks=[confusions])
     resolved = plain(cfg)
     resolved["trainer"]["precision"] = str(trainer.precision)
     module.data_split = {"data": resolved["data"], "files": dm.split_files()}
@@ -206,7 +245,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         ),
         "",
     )
+    confusions.path = run_dir / VAL_CONFUSIONS  # the per-image counts behind the val scores
     metrics: dict[str, Any] = dict(trainer.validate(module, datamodule=dm, ckpt_path=best or None, verbose=False)[0])
+    confusions.path = None
     if cfg.get("test_after_fit", True) and dm.has_split("test"):
         metrics.update(trainer.test(module, datamodule=dm, ckpt_path=best or None, verbose=False)[0])
     metrics = {k: float(v) for k, v in metrics.items()}
