@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pytest
 from omegaconf import DictConfig, open_dict
+from PIL import Image
 
 from seglight.config import compose_config  # noqa: F401  (tests import it from here)
 
@@ -58,3 +62,31 @@ def trained_tiny(tmp_path_factory) -> tuple[Path, Path, Path]:
     with open_dict(cfg):
         cfg.run_dir = str(root / "run")
     return Path(train(cfg)["best_ckpt"]), root / "data", root / "run"
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def screenshot(html: Path, png: Path, width: int = 1280, height: int = 2400) -> np.ndarray:
+    """Renders ``html`` in headless chromium and returns the screenshot (H,W,3) uint8."""
+    subprocess.run(
+        [
+            chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--window-size={width},{height}",
+            f"--screenshot={png}",
+            html.resolve().as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    return np.asarray(Image.open(png).convert("RGB"))
+
+
+NEEDS_CHROMIUM = pytest.mark.skipif(
+    chromium() is None, reason="chromium is not installed (apt-get install -y chromium; .ci/run installs it)"
+)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import TINY
+from conftest import NEEDS_CHROMIUM, TINY, screenshot
 from PIL import Image
 
 from seglight.data.dataset import SegmentationDataset
@@ -182,3 +182,9 @@ def test_audit_command_writes_every_image_ranked_and_a_self_contained_page(tiny_
     assert page.count('src="data:image/png;base64,') == 3 * len(images)  # top_k 24 > 8: every image pictured
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page)
     assert "Thresholds per class" in page and "triangle" in page
+    if NEEDS_CHROMIUM.args[0]:  # no browser here: the page's text was checked above
+        pytest.skip(NEEDS_CHROMIUM.kwargs["reason"])
+    shot = screenshot(out / "audit.html", tmp_path / "audit.png", height=1600)
+    rows_drawn = (shot.reshape(shot.shape[0], -1).std(axis=1) > 1).mean()
+    assert rows_drawn > 0.4, f"only {rows_drawn:.0%} of the page has content"
+    assert ((shot.max(axis=2).astype(int) - shot.min(axis=2)) > 60).mean() > 0.01  # colour pictures drawn

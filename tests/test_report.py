@@ -4,13 +4,12 @@ import csv
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, compose_config
+from conftest import NEEDS_CHROMIUM, TINY, compose_config, screenshot
 from PIL import Image
 
 from seglight.data.dataset import SegmentationDataset
@@ -156,30 +155,7 @@ def test_calibrate_stores_the_temperature_in_the_checkpoint_and_the_onnx_file(tr
     assert onnx_predictor.temperature == pytest.approx(t)
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-
-
-def screenshot(html: Path, png: Path, width: int = 1280, height: int = 2400) -> np.ndarray:
-    """Renders ``html`` in headless chromium and returns the screenshot (H,W,3) uint8."""
-    subprocess.run(
-        [
-            _chromium(),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            f"--window-size={width},{height}",
-            f"--screenshot={png}",
-            html.resolve().as_uri(),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    return np.asarray(Image.open(png).convert("RGB"))
-
-
-@pytest.mark.skipif(_chromium() is None, reason="chromium is not installed (apt-get install -y chromium)")
+@NEEDS_CHROMIUM
 def test_report_renders_in_a_browser(trained, tmp_path):
     ckpt, data = trained
     evaluate_checkpoint(ckpt, _data_config(data), "val", tmp_path / "eval", top_k=3)
@@ -190,3 +166,51 @@ def test_report_renders_in_a_browser(trained, tmp_path):
     assert drawn > 0.4, f"only {drawn:.0%} of the page has content"
     colourful = (shot.max(axis=2).astype(int) - shot.min(axis=2)) > 60  # the galleries' colour masks
     assert colourful.mean() > 0.01
+
+
+def test_an_all_void_image_has_no_per_image_score(tmp_path):
+    from seglight.report.bootstrap import bootstrap
+
+    perfect = np.zeros((3, 2, 2), np.int64)
+    perfect[:, 0, 0], perfect[:, 1, 1] = 50, 50
+    stats = bootstrap(np.concatenate([perfect, np.zeros((1, 2, 2), np.int64)]))
+    assert stats["per_image_mIoU"] == 1.0 and list(stats["per_image_mIoU_ci"]) == [1.0, 1.0]
+    predictor, ds = OverconfidentPredictor(), _noisy_set(tmp_path / "data", n=3)
+    Image.fromarray(np.full((64, 80), 255, np.uint8)).save(tmp_path / "data" / "ann" / "1.png")  # all void
+    evaluate(predictor, ds, tmp_path / "eval", top_k=3)
+    with (tmp_path / "eval" / "per_image.csv").open() as f:
+        rows = {Path(r["image"]).name: r for r in csv.DictReader(f)}
+    assert rows["1.png"]["mIoU"] == "" and rows["0.png"]["mIoU"] != ""
+    assert 'alt="1.png"' not in (tmp_path / "eval" / "report.html").read_text()  # not "worst" at 0.000
+
+
+def test_a_stored_temperature_compounds_and_tta_is_refused(tmp_path):
+    """Calibrating a model that already has T0 stores T0 * t, the same T as calibrating from T = 1."""
+    ds = _noisy_set(tmp_path)
+    fitted = []
+    for t0 in (1.0, 4.0, 0.5):
+        predictor = OverconfidentPredictor()
+        predictor.temperature = t0
+        fitted.append(evaluate(predictor, ds, tmp_path / f"t{t0}", report=False, calibrate=True)["temperature"])
+    assert fitted[1] == pytest.approx(fitted[0], rel=1e-3) and fitted[2] == pytest.approx(fitted[0], rel=1e-3)
+    predictor = OverconfidentPredictor()
+    predictor.tta = True
+    with pytest.raises(ValueError, match="tta=false"):
+        evaluate(predictor, ds, tmp_path / "tta", report=False, calibrate=True)
+
+
+def test_store_temperature_follows_a_symlink_and_keeps_the_mode(trained, tmp_path):
+    import os
+    import stat
+
+    from seglight.inference.export import store_temperature
+
+    target = tmp_path / "run" / "best.ckpt"
+    target.parent.mkdir()
+    shutil.copy(trained[0], target)
+    target.chmod(0o444)
+    link = tmp_path / "current.ckpt"
+    link.symlink_to(target)
+    assert store_temperature(link, 2.5) == target.resolve()
+    assert link.is_symlink() and stat.S_IMODE(os.stat(target).st_mode) == 0o444
+    assert Predictor.load(target).temperature == 2.5

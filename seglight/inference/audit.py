@@ -49,7 +49,7 @@ REGION_OPENING = 3  # side of the square opening that keeps disputed regions and
 class Disagreement:
     """What pass 2 needs of one image: the pixels whose predicted class is not the label (void included).
 
-    ``where`` is the (H*W,) bool of those n pixels packed into bits; ``label`` and ``predicted`` (n,) uint8 are their
+    ``where`` is the (H*W,) bool of those n pixels packed into bits; ``label`` and ``predicted`` (n,) uint16 are their
     label y and predicted class k, ``p_label`` and ``p_predicted`` (n,) float16 the probabilities p_y (NaN on void)
     and p_k; ``labelled`` counts the image's non-void pixels."""
 
@@ -67,8 +67,8 @@ class Disagreement:
         return np.unpackbits(self.where, count=h * w).astype(bool).reshape(h, w)
 
     def prediction(self, mask: np.ndarray) -> np.ndarray:
-        """The predicted classes (H,W) uint8, rebuilt from the label ``mask`` (H,W) and the disagreements."""
-        pred = mask.astype(np.uint8)
+        """The predicted classes (H,W) uint16, rebuilt from the label ``mask`` (H,W) and the disagreements."""
+        pred = mask.astype(np.uint16)
         pred[self.pixels()] = self.predicted
         return pred
 
@@ -104,8 +104,8 @@ def disagreement(probs: np.ndarray, mask: np.ndarray, ignore_index: int) -> tupl
     kept = Disagreement(
         shape=(mask.shape[0], mask.shape[1]),
         where=np.packbits(differ.ravel()),
-        label=mask[differ].astype(np.uint8),
-        predicted=predicted[differ].astype(np.uint8),
+        label=mask[differ].astype(np.uint16),
+        predicted=predicted[differ].astype(np.uint16),
         p_label=np.where(valid, p_label, np.nan)[differ].astype(np.float16),
         p_predicted=p_predicted[differ].astype(np.float16),
         labelled=int(valid.sum()),

@@ -73,6 +73,7 @@ def evaluate(
     calibrate: bool = False,
     top_k: int = 6,
     provenance: dict[str, Any] | None = None,
+    store_into: str | Path | None = None,
 ) -> dict[str, Any]:
     """Predicts every image of ``dataset`` at its own size and scores it against its mask (void ignored).
 
@@ -82,7 +83,8 @@ def evaluate(
     ``iou/<class>``; empty where a class is in neither mask nor prediction), ``confusions.npz``
     (``save_confusions``) and ``confusion.png`` (row-normalised); with ``report`` also ``report.html`` (and
     ``ece`` in metrics.json). ``calibrate`` fits a softmax temperature on these images (metrics.json:
-    ``temperature``, ``ece_sample_before``/``after``); the caller stores it with the model. Returns the metrics.
+    ``temperature``, ``ece_sample_before``/``after``), stored into the model file ``store_into`` where given.
+    Returns the metrics.
     """
     names, ignore = predictor.class_names, dataset.ignore_index
     if dataset.num_classes != len(names):
@@ -107,7 +109,7 @@ def evaluate(
         confusions.append(confusion.numpy())
         scores = confusion_scores(confusion)
         per_image.append((str(dataset.pairs[i][0]), scores))
-        if gallery is not None:
+        if gallery is not None and confusion.sum() > 0:  # an all-void image has no score to rank it by
             gallery.offer(dataset.pairs[i][0].name, float(scores[MIOU]), image, mask, pred)
     total = np.sum(confusions, axis=0) if confusions else np.zeros((len(names),) * 2, np.int64)
     stats = bootstrap(np.stack(confusions)) if confusions else None
@@ -117,16 +119,9 @@ def evaluate(
     calibration: dict[str, Any] = {"ece": reliability.ece(), "bins": len(reliability.count)}
     if report or calibrate:
         calibration["temperature"] = predictor.temperature
-        result["ece"] = calibration["ece"]
+        result.update(ece=calibration["ece"], ece_temperature=predictor.temperature)
     if calibrate:
-        log_probs, labels = sample.arrays()
-        fitted = fit_temperature(log_probs, labels)
-        calibration.update(
-            fitted=predictor.temperature * fitted,  # the sample's log-probabilities already had T applied
-            ece_before=sample_ece(log_probs, labels),
-            ece_after=sample_ece(log_probs, labels, fitted),
-            sample_pixels=len(labels),
-        )
+        calibration.update(_calibrate(predictor, sample, store_into))
         result.update(
             temperature=calibration["fitted"],
             ece_sample_before=calibration["ece_before"],
@@ -143,7 +138,6 @@ def evaluate(
             "split": "(a dataset given in code)",
             **(provenance or {}),
         }
-        calibration["stored_in"] = provenance["checkpoint"]
         stats["replicates"] = REPLICATES
         write_report(
             output / "report.html",
@@ -164,6 +158,27 @@ def evaluate(
         low, high = result["mIoU_ci"]
         print(f"mIoU {result['mIoU']:.4f}, 95% CI [{low:.4f}, {high:.4f}] (bootstrap over {len(dataset)} images)")
     return result
+
+
+def _calibrate(predictor: Predictor, sample: PixelSample, store_into: str | Path | None) -> dict[str, Any]:
+    """Fits a softmax temperature on the sampled pixels and stores it into the model file ``store_into``."""
+    if predictor.tta:
+        raise ValueError(
+            "calibrate=true fits the temperature of one model call per pixel; flip TTA averages two: use tta=false"
+        )
+    log_probs, labels = sample.arrays()
+    fitted = fit_temperature(log_probs, labels)
+    temperature = predictor.temperature * fitted  # the sample's log-probabilities already had T applied
+    stored = store_temperature(store_into, temperature) if store_into is not None else None
+    if stored is not None:
+        print(f"softmax temperature {temperature:.4f} stored in {stored}")
+    return {
+        "fitted": temperature,
+        "ece_before": sample_ece(log_probs, labels),
+        "ece_after": sample_ece(log_probs, labels, fitted),
+        "sample_pixels": len(labels),
+        "stored_in": str(stored) if stored else "nowhere (evaluate was called from code without store_into)",
+    }
 
 
 def intervals(stats: dict[str, Any], names: list[str]) -> dict[str, list[float] | None]:
@@ -192,13 +207,16 @@ def _write_per_class(path: Path, result: dict[str, Any], total: np.ndarray, name
 
 
 def _write_per_image(path: Path, rows: list[tuple[str, dict[str, torch.Tensor]]], names: list[str]) -> None:
-    """per_image.csv: image, mIoU, acc, iou/<class> per image, in the dataset's order."""
+    """per_image.csv: image, mIoU, acc, iou/<class> per image, in the dataset's order (an image with no scored
+    pixel, all void: empty cells)."""
     with path.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["image", MIOU, ACC, *(f"{IOU}/{n}" for n in names)])
         for image, scores in rows:
             ious = [score_text(v, digits=6, missing="") for v in scores[IOU].tolist()]
-            w.writerow([image, f"{float(scores[MIOU]):.6f}", f"{float(scores[ACC]):.6f}", *ious])
+            scored = any(cell for cell in ious)
+            mean = [f"{float(scores[k]):.6f}" if scored else "" for k in (MIOU, ACC)]
+            w.writerow([image, *mean, *ious])
 
 
 def evaluate_checkpoint(
@@ -220,11 +238,7 @@ def evaluate_checkpoint(
     dm = instantiate(data, _convert_="all")
     dataset = split_dataset(dm, split, model.data_split, data, ckpt)
     provenance = _provenance(Path(ckpt), split, dm.splits.recorded is not None, model)
-    result = evaluate(model, dataset, output, report, calibrate, top_k, provenance)
-    if calibrate:
-        store_temperature(ckpt, result["temperature"])
-        print(f"softmax temperature {result['temperature']:.4f} stored in {ckpt}")
-    return result
+    return evaluate(model, dataset, output, report, calibrate, top_k, provenance, store_into=ckpt)
 
 
 def _provenance(ckpt: Path, split: str, recorded: bool, model: Predictor) -> dict[str, Any]:

@@ -7,6 +7,7 @@ difference of the logits and the argmax agreement.
 from __future__ import annotations
 
 import json
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -112,10 +113,12 @@ def _write_onnx_metadata(path: Path, info: dict[str, Any]) -> None:
     atomic_write(path, lambda f: f.write(proto.SerializeToString()))
 
 
-def store_temperature(path: str | Path, temperature: float) -> None:
+def store_temperature(path: str | Path, temperature: float) -> Path:
     """Writes a fitted softmax temperature into a model file: a .ckpt (its ``temperature`` entry) or an .onnx
-    file (its seglight metadata), each rewritten atomically."""
-    path = Path(path)
+    file (its seglight metadata), rewritten atomically with its permissions kept. A symlink is followed: the
+    file it points to is updated. Returns the path written."""
+    path = Path(path).resolve()
+    mode = path.stat().st_mode
     if path.suffix == ".onnx":
         import onnx
 
@@ -123,10 +126,12 @@ def store_temperature(path: str | Path, temperature: float) -> None:
         info = json.loads(meta["seglight"])
         info["temperature"] = float(temperature)
         _write_onnx_metadata(path, info)
-        return
-    ckpt = load_checkpoint(path)
-    ckpt["temperature"] = float(temperature)
-    atomic_write(path, lambda f: torch.save(ckpt, f), fsync=True)
+    else:
+        ckpt = load_checkpoint(path)
+        ckpt["temperature"] = float(temperature)
+        atomic_write(path, lambda f: torch.save(ckpt, f), fsync=True)
+    path.chmod(stat.S_IMODE(mode))
+    return path
 
 
 def export_onnx(module: SegmentationModule, path: Path, opset: int = 17) -> dict[str, float]:

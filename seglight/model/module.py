@@ -243,6 +243,9 @@ class SegmentationModule(pl.LightningModule):
         if self.code_version is None:  # a resumed run keeps the commit it started with
             self.code_version = code_version()
 
+    def on_train_start(self) -> None:
+        self.temperature = 1.0  # the weights change from here: a temperature fitted to the old ones is void
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.data_split is not None:
             checkpoint["data_split"] = self.data_split

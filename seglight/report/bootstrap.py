@@ -78,15 +78,18 @@ def bootstrap(confusions: np.ndarray, replicates: int = REPLICATES, seed: int = 
     """Per-image confusion matrices (N,C,C) -> the scores of their sum with intervals.
 
     Returns {name: value} for the ``scores`` of the summed matrix, {name + "_ci": (..., 2)} for each, and
-    "per_image_mIoU" (the mean over images of each image's own mIoU) with its "per_image_mIoU_ci".
+    "per_image_mIoU" (the mean over images of each image's own mIoU, images without a scored pixel left out)
+    with its "per_image_mIoU_ci".
     """
     weights = replicate_weights(len(confusions), replicates, seed)
     point, samples = scores(confusions.sum(0)), scores(_resampled(confusions, weights))
     out: dict[str, Any] = dict(point)
     out.update({f"{k}_ci": interval(v, level) for k, v in samples.items()})
-    image_miou = scores(confusions)["mIoU"]  # (N,)
-    out["per_image_mIoU"] = float(image_miou.mean())
-    out["per_image_mIoU_ci"] = interval((weights @ image_miou) / len(confusions), level)
+    scored = confusions.sum((1, 2)) > 0  # an all-void image has no mIoU: out of the per-image mean
+    image_miou = np.where(scored, scores(confusions)["mIoU"], 0.0)  # (N,)
+    out["per_image_mIoU"] = float(image_miou[scored].mean()) if scored.any() else float("nan")
+    with np.errstate(invalid="ignore"):
+        out["per_image_mIoU_ci"] = interval((weights @ image_miou) / (weights @ scored), level)
     return out
 
 

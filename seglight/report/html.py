@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+import numbers
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ def png_uri(picture: Any, dpi: int = 100) -> str:
     """A matplotlib Figure (closed afterwards) or an (H,W[,3]) uint8 array -> "data:image/png;base64,..."."""
     buffer = io.BytesIO()
     if isinstance(picture, np.ndarray):
-        Image.fromarray(picture).save(buffer, format="PNG", optimize=True)
+        Image.fromarray(picture).save(buffer, format="PNG")
     else:
         picture.savefig(buffer, format="PNG", dpi=dpi)
         plt.close(picture)
@@ -32,7 +33,7 @@ def png_uri(picture: Any, dpi: int = 100) -> str:
 
 def number(value: Any, digits: int = 3) -> str:
     """A score for a table cell: fixed digits, "-" where there is none (None or NaN)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or (isinstance(value, numbers.Real) and math.isnan(value)):
         return "-"
     return f"{float(value):.{digits}f}"
 
