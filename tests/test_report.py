@@ -15,7 +15,7 @@ from PIL import Image
 from seglight.data.dataset import SegmentationDataset
 from seglight.data.palette import Palette
 from seglight.inference.evaluation import evaluate, evaluate_checkpoint
-from seglight.inference.predictor import Predictor
+from seglight.inference.predictor import TTA, Predictor
 from seglight.model.calibration import ReliabilityBins, fit_temperature
 
 
@@ -194,8 +194,8 @@ def test_a_stored_temperature_compounds_and_tta_is_refused(tmp_path):
         fitted.append(evaluate(predictor, ds, tmp_path / f"t{t0}", report=False, calibrate=True)["temperature"])
     assert fitted[1] == pytest.approx(fitted[0], rel=1e-3) and fitted[2] == pytest.approx(fitted[0], rel=1e-3)
     predictor = OverconfidentPredictor()
-    predictor.tta = True
-    with pytest.raises(ValueError, match="tta=false"):
+    predictor.tta = TTA(flip=True)
+    with pytest.raises(ValueError, match="tta.flip=false"):
         evaluate(predictor, ds, tmp_path / "tta", report=False, calibrate=True)
 
 

@@ -164,7 +164,8 @@ def _calibrate(predictor: Predictor, sample: PixelSample, store_into: str | Path
     """Fits a softmax temperature on the sampled pixels and stores it into the model file ``store_into``."""
     if predictor.tta:
         raise ValueError(
-            "calibrate=true fits the temperature of one model call per pixel; flip TTA averages two: use tta=false"
+            "calibrate=true fits the temperature of one model call per pixel; TTA averages several: "
+            "use tta.flip=false tta.scales=[1.0]"
         )
     log_probs, labels = sample.arrays()
     fitted = fit_temperature(log_probs, labels)

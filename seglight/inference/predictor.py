@@ -10,15 +10,16 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from seglight.data.palette import Palette
 from seglight.data.transforms import to_input
-from seglight.model.tiling import TILE_OVERLAP, TILE_SIZE, needs_tiles, padded, sliding_window
+from seglight.model.tiling import TILE_OVERLAP, TILE_SIZE, needs_tiles, padded, sliding_window, window_weights
 from seglight.util.hardware import autocast_dtype, resolve_precision
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,10 @@ class Predictor:
         tile_size: images with a side above this are predicted in overlapping tiles whose
             probabilities are averaged (a multiple of the divisor).
         tile_overlap: fraction of a tile shared with its neighbour.
-        tta: also predict the horizontally flipped image and average the probabilities.
+        tile_blend: how overlapping tiles are averaged: "gaussian" (weighted towards each tile's centre, no
+            seams) or "uniform".
+        tta: test-time augmentation (``TTA``, or its dict from conf/predictor: ``{"flip": bool, "scales": [..]}``;
+            a bool means flip only): probabilities of the flipped and rescaled image averaged.
         precision: "auto" (``resolve_precision``: bf16 where the CPU/GPU runs it natively, fp16 on other GPUs,
             else fp32), or a Lightning precision ("32-true", "bf16-mixed", ...; short "32", "bf16" too).
     """
@@ -44,7 +48,8 @@ class Predictor:
         std: Sequence[float],
         tile_size: int | None = TILE_SIZE,
         tile_overlap: float = TILE_OVERLAP,
-        tta: bool = False,
+        tile_blend: str = "gaussian",
+        tta: TTA | Mapping[str, Any] | bool = False,
         divisor: int = 32,
         temperature: float = 1.0,
     ) -> None:
@@ -54,7 +59,9 @@ class Predictor:
         self.std = list(std)
         self.tile_size = tile_size
         self.tile_overlap = tile_overlap
-        self.tta = tta
+        self.tile_blend = tile_blend
+        window_weights(1, 1, tile_blend)  # an unknown name fails here, not at the first large image
+        self.tta = TTA.of(tta)
         self.divisor = divisor
         self.temperature = temperature  # probabilities are softmax(logits / temperature); masks do not depend on it
         self.data_split: dict[str, Any] | None = None  # how the model's training data was split, where known
@@ -86,19 +93,34 @@ class Predictor:
         return (logits / self.temperature if self.temperature != 1.0 else logits).softmax(dim=1)
 
     def _padded_probs(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B,3,H,W) of any size -> probabilities (B,C,H,W); with TTA averaged with those of the mirrored image
-        (mirrored before padding, so both passes see the image at the same place)."""
-        probs = padded(self._probs, x, self.divisor)
-        if self.tta:
-            probs = (probs + padded(self._probs, x.flip(-1), self.divisor).flip(-1)) / 2
-        return probs
+        """x (B,3,H,W) of any size -> probabilities (B,C,H,W); with TTA the mean over the scales (the image resized
+        by each, its probabilities resized back) and, with flip, over the mirrored image too (mirrored before
+        padding, so both passes see the image at the same place)."""
+        h, w = x.shape[-2:]
+        total, passes = None, 0
+        for scale in self.tta.scales:
+            xs = x if scale == 1.0 else _resize(x, (max(1, round(h * scale)), max(1, round(w * scale))))
+            for flip in (False, True) if self.tta.flip else (False,):
+                probs = padded(self._probs, xs.flip(-1) if flip else xs, self.divisor)
+                probs = probs.flip(-1) if flip else probs
+                probs = probs if scale == 1.0 else _resize(probs, (h, w))
+                total = probs if total is None else total + probs
+                passes += 1
+        assert total is not None
+        return total / passes if passes > 1 else total
 
     def predict_probs(self, images: torch.Tensor) -> torch.Tensor:
         """images (B,3,H,W) normalised, any H,W -> probabilities (B,C,H,W) float32 summing to 1 over dim=1."""
         if self.tile_size is None or not needs_tiles(images, self.tile_size):
             return self._padded_probs(images)
         return sliding_window(
-            self._padded_probs, images, len(self.class_names), self.tile_size, self.tile_overlap, self.divisor
+            self._padded_probs,
+            images,
+            len(self.class_names),
+            self.tile_size,
+            self.tile_overlap,
+            self.divisor,
+            blend=self.tile_blend,
         )
 
     def predict_image(self, image: np.ndarray) -> np.ndarray:
@@ -120,6 +142,34 @@ class Predictor:
         if self.tta or needs_tiles(batch, self.tile_size):
             return [p.argmax(0).astype(np.uint8) for p in self.predict_probs(batch).numpy()]
         return list(padded(self._masks, batch, self.divisor).numpy())
+
+
+@dataclass(frozen=True)
+class TTA:
+    """Test-time augmentation: ``flip`` adds the mirrored image, ``scales`` the image resized by each factor
+    (1.0 is the image itself); every combination is one model call, their probabilities averaged."""
+
+    flip: bool = False
+    scales: tuple[float, ...] = (1.0,)
+
+    @staticmethod
+    def of(value: TTA | Mapping[str, Any] | bool | None) -> TTA:
+        if isinstance(value, TTA):
+            return value
+        if value is None or isinstance(value, bool):
+            return TTA(flip=bool(value))
+        scales = tuple(float(s) for s in value.get("scales", (1.0,)))
+        if not scales or min(scales) <= 0:
+            raise ValueError(f"tta.scales={list(scales)}: give one or more factors above 0, e.g. [0.75,1.0,1.25]")
+        return TTA(flip=bool(value.get("flip", False)), scales=scales)
+
+    def __bool__(self) -> bool:
+        return self.flip or self.scales != (1.0,)
+
+
+def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(B,C,H,W) -> (B,C,*size), bilinear."""
+    return torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
 class TorchPredictor(Predictor):
