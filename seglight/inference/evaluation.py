@@ -99,7 +99,7 @@ def evaluate(
         if report or calibrate:  # probabilities: calibration needs them
             probs = predictor.predict_images([image])[0]  # (C,H,W)
             pred = probs.argmax(axis=0)
-            reliability.update(probs, mask, ignore)
+            reliability.update(probs, mask, ignore, pred)
             if calibrate:
                 sample.update(probs, mask, ignore)
         else:

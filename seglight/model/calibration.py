@@ -24,11 +24,15 @@ class ReliabilityBins:
         self.confidence = np.zeros(bins, dtype=np.float64)
         self.correct = np.zeros(bins, dtype=np.int64)
 
-    def update(self, probs: np.ndarray, target: np.ndarray, ignore_index: int = 255) -> None:
-        """probs (C,H,W) summing to 1 over C, target (H,W) class indices or ``ignore_index``."""
+    def update(
+        self, probs: np.ndarray, target: np.ndarray, ignore_index: int = 255, pred: np.ndarray | None = None
+    ) -> None:
+        """probs (C,H,W) summing to 1 over C, target (H,W) class indices or ``ignore_index``; ``pred`` (H,W), the
+        argmax of probs, where the caller has it already."""
         valid = target != ignore_index
         confidence = probs.max(axis=0)[valid].astype(np.float64)
-        correct = probs.argmax(axis=0)[valid] == target[valid]
+        pred = probs.argmax(axis=0) if pred is None else pred
+        correct = pred[valid] == target[valid]
         which = np.clip(np.searchsorted(self.edges, confidence, side="right") - 1, 0, len(self.count) - 1)
         self.count += np.bincount(which, minlength=len(self.count))
         self.confidence += np.bincount(which, weights=confidence, minlength=len(self.count))
