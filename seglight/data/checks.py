@@ -32,6 +32,24 @@ class ScanReport:
     faults: list[Fault] = field(default_factory=list)
 
 
+def pair_split(image_dir: str | Path, mask_dir: str | Path) -> tuple[list[tuple[Path, Path]], list[Fault]]:
+    """(image, mask) pairs of one split's folders, and a fault for each missing folder and unpaired file."""
+    listed, faults = {}, []
+    for kind, folder in (("image", image_dir), ("mask", mask_dir)):
+        try:
+            listed[kind] = list_images(folder)
+        except DataError as e:
+            faults.append(Fault(str(folder), str(e)))
+    if len(listed) < 2:
+        return [], faults
+    pairs, only_images, only_masks = match_by_stem(listed["image"], listed["mask"])
+    for path in only_images:
+        faults.append(Fault(str(path), f"image without a mask (no {path.stem}.* in {mask_dir})"))
+    for path in only_masks:
+        faults.append(Fault(str(path), f"mask without an image (no {path.stem}.* in {image_dir})"))
+    return pairs, faults
+
+
 def scan_split(
     split: str,
     image_dir: str | Path,
@@ -43,19 +61,7 @@ def scan_split(
 ) -> ScanReport:
     """Reads every pair of one split and collects faults instead of stopping at the first."""
     report = ScanReport(split, counts=np.zeros(num_classes, dtype=np.int64))
-    listed = {}
-    for kind, folder in (("image", image_dir), ("mask", mask_dir)):
-        try:
-            listed[kind] = list_images(folder)
-        except DataError as e:
-            report.faults.append(Fault(str(folder), str(e)))
-    if len(listed) < 2:
-        return report
-    pairs, only_images, only_masks = match_by_stem(listed["image"], listed["mask"])
-    for path in only_images:
-        report.faults.append(Fault(str(path), f"image without a mask (no {path.stem}.* in {mask_dir})"))
-    for path in only_masks:
-        report.faults.append(Fault(str(path), f"mask without an image (no {path.stem}.* in {image_dir})"))
+    pairs, report.faults = pair_split(image_dir, mask_dir)
     dataset = SegmentationDataset(None, None, num_classes, palette, None, ignore_index, void_values, pairs=pairs)
     for i in tqdm(range(len(dataset)), desc=f"checking {split}", unit="pair", leave=False):
         report.pairs += 1
