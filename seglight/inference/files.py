@@ -20,6 +20,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from seglight.data.io import IMAGE_EXTENSIONS, DataError, image_size, read_image
+from seglight.inference.large import STREAM_PIXELS, predict_large
 from seglight.inference.predictor import Predictor
 from seglight.report.figures import overlay
 from seglight.util.files import atomic_write
@@ -162,8 +163,10 @@ def predict_files(
     save_probs: bool = False,
     overwrite: bool = False,
     save_uncertainty: bool = False,
+    stream_pixels: int = STREAM_PIXELS,
 ) -> dict[str, int]:
     """Predicts every input image; images of equal size go through the model together. Returns counts.
+    Images of more than ``stream_pixels`` pixels are predicted strip by strip (``predict_large``).
 
     Each input is predicted upright (its EXIF orientation applied) and its outputs have the size a viewer
     shows it at. Output names mirror the input's path under ``input_root(inputs)`` without the extension
@@ -178,8 +181,12 @@ def predict_files(
     output.mkdir(parents=True, exist_ok=True)
     todo = [f for f in files if overwrite or not all(p.exists() for p in plan[f].values())]
     sizes = {f: image_size(f) for f in todo}
+    large = [f for f in todo if sizes[f][0] * sizes[f][1] > stream_pixels]
     with tqdm(total=len(todo), desc="predict", unit="img") as bar:
-        for batch in _batches(todo, sizes, batch_size):
+        for f in large:  # strip by strip, memory bounded by the tile size (seglight.inference.large)
+            predict_large(predictor, f, plan[f])
+            bar.update()
+        for batch in _batches([f for f in todo if f not in set(large)], sizes, batch_size):
             images = [read_image(f) for f in batch]
             probs: list[np.ndarray] | list[None]
             if save_probs or save_uncertainty:

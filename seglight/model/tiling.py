@@ -75,7 +75,7 @@ def sliding_window(
     for y in tile_starts(h, tile_size, stride):
         for x in tile_starts(w, tile_size, stride):
             window = images[..., y : y + tile_size, x : x + tile_size]
-            weight = window_weights(*window.shape[-2:], blend=blend)
+            weight = window_weights(window.shape[-2], window.shape[-1], blend)
             out[..., y : y + tile_size, x : x + tile_size] += probs_fn(window).float().cpu() * weight
             count[..., y : y + tile_size, x : x + tile_size] += weight
     return out / count
