@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import stat
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -16,6 +17,8 @@ import numpy as np
 import torch
 
 from seglight.data.transforms import normalize, pad_to_multiple, to_input
+from seglight.inference.hub import export_hf
+from seglight.inference.hub import push_to_hub as upload
 from seglight.model.checkpoint import load_checkpoint, load_module
 from seglight.model.module import SegmentationModule
 from seglight.util.files import atomic_write
@@ -218,19 +221,25 @@ def export_checkpoint(
     calibration_images: int = 16,
     min_agreement: float = 0.999,
     min_agreement_int8: float = 0.99,
+    push_to_hub: str | None = None,
 ) -> bool:
-    """Exports a checkpoint as ``format`` (``FILES``) into ``output`` (and smp's folder), prints each export's
-    self-check against torch; False if an argmax agreement is below its threshold (int8 has its own)."""
+    """Exports a checkpoint as ``format`` (``FILES``, or ``hf``: smp's folder with a model card, see
+    seglight.inference.hub) into ``output`` (and smp's folder), prints each export's self-check against torch;
+    False if an argmax agreement is below its threshold (int8 has its own) or a requested push failed."""
     from seglight.data.io import read_image
     from seglight.inference.files import list_inputs
 
-    if format not in FILES:
-        raise ValueError(f"unknown format {format!r}; choose one of {sorted(FILES)}")
+    if format not in FILES and format != "hf":
+        raise ValueError(f"unknown format {format!r}; choose one of {sorted([*FILES, 'hf'])}")
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     module = load_module(ckpt)
-    target = out / FILES[format]
-    if format == "onnx_int8":
+    target = out / FILES.get(format, "")
+    if format == "hf":  # the folder itself: smp's files, seglight.json and the model card
+        results = {"(smp save_pretrained)": (export_smp(module, out), min_agreement)}
+        export_hf(module, out, Path(ckpt), metadata(module))
+        smp_folder = False
+    elif format == "onnx_int8":
         if not calibration:
             raise ValueError("format=onnx_int8 needs calibration=DIR|GLOB of representative images (e.g. val images)")
         images = [read_image(p) for p in list_inputs(calibration)[:calibration_images]]
@@ -249,4 +258,10 @@ def export_checkpoint(
             f"{out / name}: max |logit diff| {r['max_abs_diff']:.2e}, argmax agreement "
             f"{r['argmax_agreement']:.4%} vs torch {'OK' if ok else 'BELOW ' + str(need)}"
         )
+    if push_to_hub and passed:
+        try:
+            print(f"pushed to {upload(out, push_to_hub)}")
+        except ConnectionError as e:
+            print(e, file=sys.stderr)
+            return False
     return passed

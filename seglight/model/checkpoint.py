@@ -49,7 +49,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def load_module(path: str | Path, device: str | torch.device = "cpu") -> SegmentationModule:
-    """SegmentationModule rebuilt from a checkpoint's hyperparameters and weights, in eval mode."""
+    """SegmentationModule rebuilt from a checkpoint's hyperparameters and weights (or from an exported folder,
+    ``load_folder``), in eval mode."""
+    if Path(path).is_dir():
+        return load_folder(Path(path)).to(device).eval()
     ckpt = load_checkpoint(path)
     hp = dict(ckpt["hyper_parameters"])
     hp["encoder_weights"] = None  # the trained weights come from the state dict, not a file or the hub
@@ -57,3 +60,30 @@ def load_module(path: str | Path, device: str | torch.device = "cpu") -> Segment
     module.load_state_dict(ckpt["state_dict"])
     module.on_load_checkpoint(ckpt)  # the run's recorded data split
     return module.to(device).eval()
+
+
+def load_folder(folder: Path) -> SegmentationModule:
+    """A folder of ``export format=hf`` (smp's save_pretrained files + seglight.json) as a SegmentationModule
+    for prediction: smp's model with seglight's classes, colours, normalisation and temperature."""
+    import json
+
+    import segmentation_models_pytorch as smp
+
+    meta_file = folder / "seglight.json"
+    if not meta_file.exists() or not (folder / "config.json").exists():
+        raise FileNotFoundError(f"{folder}: not an exported model folder (needs config.json and seglight.json)")
+    info = json.loads(meta_file.read_text())
+    module = SegmentationModule(
+        info["class_names"],
+        arch=info["arch"],
+        encoder_name=info["encoder_name"],
+        in_channels=info.get("in_channels", 3),
+        colors=info["colors"],
+        ignore_index=info["ignore_index"],
+        mean=info["mean"],
+        std=info["std"],
+    )
+    module.model = smp.from_pretrained(str(folder))  # the architecture and weights as smp saved them
+    module.temperature = float(info.get("temperature", 1.0))
+    module.code_version = info.get("code_version")
+    return module

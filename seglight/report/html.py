@@ -1,5 +1,6 @@
-"""Self-contained HTML pages (report.html, audit.html): Jinja2 templates from seglight/report/templates,
-pictures inlined as base64 PNG data URIs, so a page is one file that opens without a network."""
+"""Self-contained HTML pages (report.html, audit.html) and markdown (the Hub model card): Jinja2 templates from
+seglight/report/templates, pictures inlined as base64 PNG data URIs, so a page is one file that opens without a
+network. HTML templates (.html.j2) are autoescaped, markdown ones (.md.j2) are not."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def render(template: str, path: str | Path, **context: Any) -> Path:
     """Renders templates/<template> with ``context`` (autoescaped) and writes it atomically to ``path``."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
-        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        autoescape=jinja2.select_autoescape(["html", "html.j2"], default=False),  # markdown (.md.j2) as written
         undefined=jinja2.StrictUndefined,  # a name missing from the context is an error, not an empty cell
     )
     env.filters["number"] = number

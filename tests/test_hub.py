@@ -1,0 +1,52 @@
+"""export format=hf: smp's folder with a model card; predict loads the folder; the push fails clearly offline."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from seglight.inference.export import export_checkpoint
+from seglight.inference.predictor import Predictor
+
+
+def test_hf_folder_has_a_model_card_and_predicts_like_the_checkpoint(trained_tiny, tmp_path, monkeypatch, capsys):
+    import seglight.inference.hub as hub
+
+    ckpt, _, run = trained_tiny
+    out = tmp_path / "hf"
+    monkeypatch.setattr(hub, "reachable", lambda host: False)  # offline, whatever the test machine is
+    assert export_checkpoint(ckpt, "hf", out, push_to_hub="someone/shapes") is False  # the push could not happen
+    assert "cannot be reached" in capsys.readouterr().err
+    assert {"config.json", "seglight.json", "README.md"} <= {p.name for p in out.iterdir()}
+    card = (out / "README.md").read_text()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert "library_name: segmentation-models-pytorch" in card
+    for name in ("background", "circle", "square", "triangle"):
+        assert f"| {name} |" in card
+    assert f"**{metrics['val/mIoU']:.3f}**" in card and "95% CI [" in card  # val mIoU with its interval
+    assert "normalised with mean [0.485, 0.456, 0.406]" in card
+    image = np.random.default_rng(0).integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    folder, original = Predictor.load(out, precision="32"), Predictor.load(ckpt, precision="32")
+    assert folder.class_names == original.class_names and folder.palette.colors == original.palette.colors
+    np.testing.assert_allclose(folder.predict_image(image), original.predict_image(image), atol=1e-5)
+
+    Image.fromarray(image).save(tmp_path / "x.png")
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "seglight.predict",
+            f"ckpt={out}",
+            f"input={tmp_path / 'x.png'}",
+            f"output={tmp_path / 'p'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert np.asarray(Image.open(tmp_path / "p" / "x.png")).shape == (70, 90)
