@@ -2,12 +2,18 @@
 
 The model returns logits (B,C,H,W) (activation=None). ``encoder_weights`` is None (random init),
 a hub name such as ``"imagenet"`` (needs a network or a filled hub cache), or a path to a local
-``.pth``/``.pt``/``.safetensors`` state dict in torchvision or timm style.
+``.pth``/``.pt``/``.safetensors`` state dict in torchvision or timm style. timm encoders (``tu-<model>``) take
+timm's own weights: a hub name means timm's default variant of the model (``tu-<model>.<tag>`` picks another),
+and a local file is loaded by timm (strict, with timm's key mapping).
+
+The model also answers what its input must look like (``input_divisor``) and freezes its encoder
+(``set_encoder_frozen``).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,45 +49,95 @@ def create_model(
     local = encoder_weights is not None and (
         Path(str(encoder_weights)).suffix in WEIGHT_FILE_SUFFIXES or os.sep in str(encoder_weights)
     )
+    path = Path(str(encoder_weights)).expanduser() if local else None
     hub = None if local or encoder_weights is None else str(encoder_weights)
+    is_timm = encoder_name.startswith("tu-")
+    weights: str | bool | None = True if is_timm and encoder_weights is not None else hub  # tu-: smp wants a bool
+    if is_timm and path is not None:
+        if not path.is_file():
+            raise FileNotFoundError(f"encoder weights file not found: {path}")
+        kwargs["pretrained_cfg_overlay"] = {"file": str(path)}  # timm loads it in place of its hub download
     try:
         with _offline_if_no_network(hub is not None):
             model = smp.create_model(
                 smp.MODEL_ARCHITECTURES_MAPPING[key].__name__,
                 encoder_name=encoder_name,
-                encoder_weights=hub,
+                encoder_weights=weights,
                 in_channels=in_channels,
                 classes=num_classes,
                 activation=None,
                 **kwargs,
             )
-    except (OSError, ConnectionError, RuntimeError) as e:
-        if hub is None:
+    except (OSError, ConnectionError, RuntimeError, KeyError) as e:  # KeyError: timm's key mapping of a file
+        if path is not None and is_timm:
+            raise WeightsUnavailableError(
+                f"{path}: timm could not load it into encoder {encoder_name!r} ({type(e).__name__}: {e}). "
+                f"Give a timm state dict of that model (timm.create_model({encoder_name[3:]!r}).state_dict())"
+            ) from None
+        if hub is None or isinstance(e, KeyError):
             raise
         raise WeightsUnavailableError(
             f"could not get {hub!r} weights for encoder {encoder_name!r} ({type(e).__name__}: {e}). "
             "This machine looks offline. Give the weights as a local file instead: "
             "encoder.weights=/path/to/weights.pth (a torchvision or timm state dict), or encoder.weights=null"
         ) from None
-    if local:
-        load_encoder_weights(model.encoder, Path(str(encoder_weights)).expanduser())
+    if path is not None and not is_timm:
+        load_encoder_weights(model.encoder, path)
     return model
+
+
+def input_divisor(model: nn.Module) -> int:
+    """What H and W of the model's input must be multiples of: the encoder's output stride (32; 16 or 8 when
+    dilated). DPT reassembles a ViT's patch grid (stride = the patch size) into maps at 1/4 .. 1/2^(d+1) of the
+    input for an encoder of depth d, the coarsest by a strided conv: H and W must be multiples of the patch size
+    and of 2^(d+1) (32 for a patch-16 ViT at depth 4; 48 fails although it is 3 patches)."""
+    stride = int(getattr(getattr(model, "encoder", None), "output_stride", 32))
+    if isinstance(model, smp.DPT):
+        return math.lcm(stride, 2 ** (len(model.encoder.out_channels) + 1))
+    return stride
+
+
+def set_encoder_frozen(model: nn.Module, frozen: bool) -> bool:
+    """Freezes or unfreezes ``model.encoder``; returns whether that changed anything.
+
+    Frozen: its parameters have ``requires_grad=False`` (no gradient, so optimizers skip them, weight decay
+    included) and its normalisation layers with running statistics (BatchNorm, InstanceNorm) are in eval mode,
+    so the statistics stay as they are. Unfrozen: they train again (when the model is in train mode). smp's
+    ``freeze_encoder`` is not used: it makes ``model.eval()`` skip the encoder, which leaves the frozen encoder's
+    dropout and drop-path (mit_b0 has some) on during validation.
+    """
+    encoder: nn.Module = model.encoder  # type: ignore[assignment]
+    changed = any(p.requires_grad == frozen for p in encoder.parameters())
+    for p in encoder.parameters():
+        p.requires_grad_(not frozen)
+    for m in encoder.modules():
+        if isinstance(m, nn.modules.batchnorm._NormBase):
+            m.train(model.training and not frozen)
+    return changed
 
 
 @contextmanager
 def _offline_if_no_network(needed: bool, host: str = "huggingface.co"):
-    """Sets HF_HUB_OFFLINE=1 while the hub is unreachable, so a download fails at once instead of retrying."""
-    if not needed or os.environ.get("HF_HUB_OFFLINE"):
+    """Puts huggingface_hub in offline mode while HF_HUB_OFFLINE says so or the hub is unreachable, so a download
+    fails at once instead of retrying for a minute. huggingface_hub reads the variable when it is imported:
+    its constant is set too."""
+    from huggingface_hub import constants
+
+    offline_env = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    if not needed or constants.HF_HUB_OFFLINE or (not offline_env and reachable(host)):
         yield
         return
-    online = reachable(host)
-    if not online:
-        os.environ["HF_HUB_OFFLINE"] = "1"
+    saved = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    constants.HF_HUB_OFFLINE = True
     try:
         yield
     finally:
-        if not online:
+        constants.HF_HUB_OFFLINE = False
+        if saved is None:
             os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = saved
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:

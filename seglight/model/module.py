@@ -3,12 +3,14 @@
 The constructor takes plain values only (names, numbers, lists) and saves them as hyperparameters,
 so a checkpoint is self-describing: ``SegmentationModule.load_from_checkpoint(path)`` rebuilds the
 model with its class names, colours, ignore_index, normalisation and architecture, no Hydra needed.
+``freeze_encoder_epochs=N`` trains the decoder and head alone for the first N epochs (``set_encoder_frozen``).
 
 Shapes: image (B,3,H,W) float -> logits (B,C,H,W) -> prediction (B,H,W) long; mask (B,H,W) long.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any, Sequence
 
@@ -18,12 +20,14 @@ from torch import Tensor
 
 from seglight.data.palette import Palette, default_colors
 from seglight.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from seglight.model.factory import create_model
+from seglight.model.factory import create_model, input_divisor, set_encoder_frozen
 from seglight.model.losses import build_loss
 from seglight.model.metrics import LOSS, SegmentationMetrics, confusion_matrix, flatten
 from seglight.model.optim import build_optimizer, build_scheduler
 from seglight.model.tiling import TILE_OVERLAP, TILE_SIZE, needs_tiles, padded, sliding_window
 from seglight.util.provenance import code_version
+
+log = logging.getLogger(__name__)
 
 Batch = dict[str, Tensor]
 STAGES = ("train", "val", "test")
@@ -59,8 +63,11 @@ class SegmentationModule(pl.LightningModule):
         channels_last: bool = True,
         tile_size: int | None = TILE_SIZE,
         tile_overlap: float = TILE_OVERLAP,
+        freeze_encoder_epochs: int = 0,
     ) -> None:
         super().__init__()
+        if freeze_encoder_epochs < 0:
+            raise ValueError(f"model.freeze_encoder_epochs={freeze_encoder_epochs}: give 0 (off) or a number of epochs")
         self.save_hyperparameters()
         self.class_names = list(class_names)
         self.num_classes = len(self.class_names)
@@ -113,8 +120,8 @@ class SegmentationModule(pl.LightningModule):
 
     @property
     def divisor(self) -> int:
-        """What H and W of the model's input must be multiples of (the encoder's output stride)."""
-        return int(getattr(self.model.encoder, "output_stride", 32))
+        """What H and W of the model's input must be multiples of (``input_divisor``: 32 for most models)."""
+        return input_divisor(self.model)
 
     def forward(self, image: Tensor) -> Tensor:
         """image (B,in_channels,H,W), H and W multiples of ``divisor`` -> logits (B,C,H,W)."""
@@ -245,6 +252,23 @@ class SegmentationModule(pl.LightningModule):
 
     def on_train_start(self) -> None:
         self.temperature = 1.0  # the weights change from here: a temperature fitted to the old ones is void
+        self._freeze_encoder_by_epoch()  # also on a resume, which may skip the epoch's start hook
+
+    def on_train_epoch_start(self) -> None:
+        self._freeze_encoder_by_epoch()
+
+    def on_train_end(self) -> None:
+        if self.hp.freeze_encoder_epochs > 0:
+            set_encoder_frozen(self.model, False)  # the module left after fit is an ordinary one
+
+    def _freeze_encoder_by_epoch(self) -> None:
+        """Encoder frozen in epochs 0..freeze_encoder_epochs-1, trained from then on. Lightning restores each
+        submodule's mode after validation, so the frozen BatchNorm layers stay in eval mode through the epoch."""
+        if self.hp.freeze_encoder_epochs <= 0:
+            return
+        frozen = self.current_epoch < self.hp.freeze_encoder_epochs
+        if set_encoder_frozen(self.model, frozen):
+            log.info("epoch %d: encoder %s", self.current_epoch, "frozen" if frozen else "unfrozen")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.data_split is not None:

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 AUTO_WEIGHTS = {"auto": 1.0, "auto_sqrt": 0.5}  # loss.class_weights=<name>: power of the median-frequency weights
 SPLITS_FILE = "splits.json"  # in the run dir: {"train": [...], "val": [...], "test": [...]} image file names
 MAX_TIME_SHARE = 0.97  # max_epochs=-1 with max_time only: plan the run to end within this share of max_time
+DDP_STRATEGIES = ("ddp", "ddp_spawn", "ddp_fork", "ddp_notebook")  # each has a <name>_find_unused_parameters_true
 # How the loss, optimizer and scheduler groups become SegmentationModule arguments: the keys listed map to the
 # argument named beside them; every other key of the group (loss.gamma, optimizer.betas, scheduler.power)
 # goes into <group>_kwargs, which the registries pass to the loss / optimizer / schedule as keyword arguments.
@@ -97,7 +98,8 @@ def _bound_the_run(cfg: DictConfig, callbacks: list[pl.Callback]) -> None:
 def build_trainer(cfg: DictConfig, extra_callbacks: Sequence[pl.Callback] = (), **kwargs) -> pl.Trainer:
     """Trainer from cfg.trainer with cfg.callbacks (and ``extra_callbacks``) and cfg.logger, adapted to this machine:
     precision 'auto' resolved, SyncBatchNorm only with CUDA (it has no CPU kernels), no
-    LearningRateMonitor without a logger (Lightning refuses that combination), atomic checkpoint writes."""
+    LearningRateMonitor without a logger (Lightning refuses that combination), atomic checkpoint writes, and DDP
+    told that some parameters get no gradient while ``model.freeze_encoder_epochs`` freezes the encoder."""
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     if not loggers:
@@ -107,9 +109,14 @@ def build_trainer(cfg: DictConfig, extra_callbacks: Sequence[pl.Callback] = (), 
     sync_bn = bool(cfg.trainer.sync_batchnorm) and torch.cuda.is_available()
     if cfg.trainer.sync_batchnorm and not sync_bn:
         log.info("sync_batchnorm off: SyncBatchNorm needs CUDA")
+    strategy = cfg.trainer.strategy
+    if (cfg.get("model") or {}).get("freeze_encoder_epochs") and strategy in DDP_STRATEGIES:
+        strategy = f"{strategy}_find_unused_parameters_true"  # else DDP waits for the frozen encoder's gradients
+        log.info("trainer.strategy=%s: the encoder is frozen for the first epochs", strategy)
     return instantiate(
         cfg.trainer,
         precision=precision,
+        strategy=strategy,
         sync_batchnorm=sync_bn,
         callbacks=[*callbacks, *extra_callbacks],
         logger=loggers or False,
