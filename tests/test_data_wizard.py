@@ -139,3 +139,29 @@ def test_many_masks_are_sampled_and_it_says_so(tmp_path, capsys):
 @pytest.mark.parametrize("path", ["/data/a,b [1]/masks", "/data/it's/x", "/data/my data/x", "/data/{x}=y"])
 def test_printed_paths_survive_hydra(path):
     assert compose_config(["data=folder", f"data.images={hydra_value(path)}", "data.masks=m"]).data.images == path
+
+
+def test_no_void_guess_that_leaves_one_class_or_takes_a_large_black_background(tmp_path, capsys):
+    """Binary 0/255 index masks: 255 is the foreground, not void -> a fault saying to remap it. Colour masks with
+    centred objects on a black background (most pixels, all the borders): black stays a class."""
+    rng = np.random.default_rng(1)
+    for name, index_masks in (("binary", True), ("black_bg", False)):
+        images, masks = tmp_path / name / "images", tmp_path / name / "masks"
+        images.mkdir(parents=True)
+        masks.mkdir(parents=True)
+        for i in range(6):
+            index = np.zeros((64, 64), np.uint8)
+            index[8:56, 8:40] = 1
+            if not index_masks:  # black keeps all the borders and 46 % of the pixels
+                index[8:56, 42:56] = 2
+            mask = np.where(index == 1, 255, 0).astype(np.uint8) if index_masks else CLASS_COLORS[[2, 0, 1]][index]
+            mask = np.where((index == 0)[..., None], 0, mask) if not index_masks else mask  # black background
+            Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(images / f"{i}.png")
+            Image.fromarray(mask.astype(np.uint8)).save(masks / f"{i}.png")
+        code, lines = infer(images, masks, capsys)
+        if index_masks:
+            assert code == 1 and any("remapped to 1" in line for line in lines)
+        else:
+            assert code == 0 and "no void guessed" in "\n".join(lines)
+            assert lines[-1].endswith("palette.csv'") or "palette.csv" in lines[-1]
+            assert "void" not in (masks.parent / "palette.csv").read_text()

@@ -32,6 +32,7 @@ def test_hf_folder_has_a_model_card_and_predicts_like_the_checkpoint(trained_tin
     folder, original = Predictor.load(out, precision="32"), Predictor.load(ckpt, precision="32")
     assert folder.class_names == original.class_names and folder.palette.colors == original.palette.colors
     np.testing.assert_allclose(folder.predict_image(image), original.predict_image(image), atol=1e-5)
+    assert folder.data_split == original.data_split  # evaluate ckpt=<folder> scores the run's own val split
 
     Image.fromarray(image).save(tmp_path / "x.png")
     res = subprocess.run(

@@ -29,6 +29,13 @@ def test_tiff_strips_are_read_in_place(scene):
     assert source._whole is None and source.shape == (300, 420)  # read from the file's bytes, not decoded
     np.testing.assert_array_equal(source.rows(37, 190), image[37:190])
     assert StripSource(folder / "a.png")._whole is not None  # PNG: decoded whole
+    turned = folder / "turned.tif"  # EXIF/TIFF orientation 6 (a quarter turn): decoded upright, not read in place
+    tifffile.imwrite(turned, image, photometric="rgb", extratags=[(274, "H", 1, 6, False)])
+    source = StripSource(turned)
+    assert source._whole is not None and source.shape == (420, 300)
+    ycbcr = folder / "ycbcr.tif"  # not RGB bytes: decoded by PIL, not read as if RGB
+    tifffile.imwrite(ycbcr, image, photometric="ycbcr", subsampling=(1, 1))
+    assert StripSource(ycbcr)._whole is not None
 
 
 def test_streamed_outputs_equal_whole_image_prediction(trained_tiny, scene, tmp_path):

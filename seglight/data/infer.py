@@ -176,6 +176,9 @@ def count_values(pairs: Sequence[tuple[Path, Path]], max_masks: int = 1000, seed
     return census
 
 
+LARGE_SHARE = 0.4  # a black value above this share of pixels needs the outline sign to count as black void
+
+
 def void_signs(census: MaskCensus, value: int) -> tuple[int, list[str]]:
     """(number of signs, what they are, in words) that ``value`` means void; black counts only with another sign."""
     s, kind = census.values[value], census.kind
@@ -196,9 +199,15 @@ def void_signs(census: MaskCensus, value: int) -> tuple[int, list[str]]:
             f"{touch:.0%} of its pixels touch another {word} (thin outlines or gaps between regions; "
             f"{others:.0%} for the other {word}s)"
         )
-    if kind == COLOR and value == BLACK and signs:
+    outlines = bool(other_pixels and touch >= OUTLINE_SHARE and touch >= OUTLINE_OVER * others)
+    if kind == COLOR and value == BLACK and signs and (outlines or share <= LARGE_SHARE):
         signs += 1
         reasons.append("black is the usual colour of unlabelled pixels (CamVid, Cityscapes)")
+    elif kind == COLOR and value == BLACK and signs:
+        reasons.append(
+            f"it is black, but {share:.0%} of all pixels with no outlines around regions: more likely a background "
+            "class (centred objects leave the borders to it)"
+        )
     return signs, reasons
 
 
@@ -215,6 +224,14 @@ def guess_data(census: MaskCensus) -> DataGuess:
         elif signs == 1:
             possible.append(VoidGuess(value, "low", reasons))
     classes = [v for v in sorted(census.values) if v not in {g.value for g in void}]
+    if len(classes) < 2:  # segmentation needs two classes: a void guess that leaves one is a real class
+        keep = [g for g in void if census.kind == INDEX and g.value == INDEX_VOID]  # 255: read as void regardless
+        for g in void:
+            if g not in keep:
+                reason = f"guessing it void would leave {len(classes)} class(es), so it is taken as a class"
+                possible.append(VoidGuess(g.value, "low", [*g.reasons, reason]))
+        void = keep
+        classes = [v for v in sorted(census.values) if v not in {g.value for g in void}]
     return DataGuess(census, void, possible, classes)
 
 

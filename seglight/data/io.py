@@ -52,6 +52,16 @@ def image_size(path: str | Path) -> tuple[int, int]:
             return (h, w) if _orientation(img) in SWAPS_SIDES else (w, h)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
+    except Image.DecompressionBombError:
+        if path.suffix.lower() in (".tif", ".tiff"):  # a scene larger than PIL opens: tifffile reads its header
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                h, w = tif.pages.first.shape[:2]
+            return w, h
+        raise DataError(
+            f"{path}: more pixels than PIL opens; save scenes this large as an uncompressed TIFF, which predict streams"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise DataError(f"{path}: unreadable or truncated image ({e})") from None
 

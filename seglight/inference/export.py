@@ -117,10 +117,16 @@ def _write_onnx_metadata(path: Path, info: dict[str, Any]) -> None:
 
 
 def store_temperature(path: str | Path, temperature: float) -> Path:
-    """Writes a fitted softmax temperature into a model file: a .ckpt (its ``temperature`` entry) or an .onnx
-    file (its seglight metadata), rewritten atomically with its permissions kept. A symlink is followed: the
+    """Writes a fitted softmax temperature into a model file: a .ckpt (its ``temperature`` entry), an .onnx
+    file (its seglight metadata) or an exported folder (its seglight.json), rewritten atomically with its
+    permissions kept. A symlink is followed: the
     file it points to is updated. Returns the path written."""
     path = Path(path).resolve()
+    if path.is_dir():  # an export format=hf folder: its seglight.json
+        info = json.loads((path / "seglight.json").read_text())
+        info["temperature"] = float(temperature)
+        atomic_write(path / "seglight.json", lambda f: f.write(json.dumps(info, indent=2).encode()))
+        return path / "seglight.json"
     mode = path.stat().st_mode
     if path.suffix == ".onnx":
         import onnx
@@ -231,6 +237,8 @@ def export_checkpoint(
 
     if format not in FILES and format != "hf":
         raise ValueError(f"unknown format {format!r}; choose one of {sorted([*FILES, 'hf'])}")
+    if push_to_hub and format != "hf":
+        raise ValueError(f"push_to_hub uploads a format=hf folder; format={format} makes none")
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     module = load_module(ckpt)
@@ -258,6 +266,8 @@ def export_checkpoint(
             f"{out / name}: max |logit diff| {r['max_abs_diff']:.2e}, argmax agreement "
             f"{r['argmax_agreement']:.4%} vs torch {'OK' if ok else 'BELOW ' + str(need)}"
         )
+    if push_to_hub and not passed:
+        print(f"not pushed to {push_to_hub}: the export's self-check failed", file=sys.stderr)
     if push_to_hub and passed:
         try:
             print(f"pushed to {upload(out, push_to_hub)}")

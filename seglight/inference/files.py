@@ -186,7 +186,8 @@ def predict_files(
         for f in large:  # strip by strip, memory bounded by the tile size (seglight.inference.large)
             predict_large(predictor, f, plan[f])
             bar.update()
-        for batch in _batches([f for f in todo if f not in set(large)], sizes, batch_size):
+        streamed = set(large)
+        for batch in _batches([f for f in todo if f not in streamed], sizes, batch_size):
             images = [read_image(f) for f in batch]
             probs: list[np.ndarray] | list[None]
             if save_probs or save_uncertainty:

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +21,23 @@ from seglight.report.html import render
 from seglight.util.network import reachable
 
 HUB_HOST = "huggingface.co"
+DATA_SPLIT = "data_split.json"  # in the folder: the run's data config and split files (a checkpoint's data_split)
 
 
 def run_record(ckpt: Path) -> dict[str, Any]:
     """What the checkpoint's run dir (``<run>/checkpoints/x.ckpt``) recorded: its training command (Hydra's
-    overrides), val metrics (metrics.json) and their intervals (val_confusions.npz); empty where absent."""
+    overrides), and where ``ckpt`` is the run's best checkpoint its val metrics (metrics.json) and their
+    intervals (val_confusions.npz); empty where absent."""
     run = ckpt.resolve().parent.parent
     record: dict[str, Any] = {"run_dir": str(run)}
     overrides = run / ".hydra" / "overrides.yaml"
     if overrides.exists():
         args = yaml.safe_load(overrides.read_text()) or []
-        record["command"] = " ".join(["python -m seglight.train", *map(str, args)])
-    if (run / "metrics.json").exists():
-        record["metrics"] = json.loads((run / "metrics.json").read_text())
+        record["command"] = shlex.join(["python", "-m", "seglight.train", *map(str, args)])
+    metrics = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").exists() else {}
+    if not metrics.get("best_ckpt") or Path(metrics["best_ckpt"]).resolve() != ckpt.resolve():
+        return record  # the run's metrics describe its best checkpoint, not this one
+    record["metrics"] = metrics
     if (run / VAL_CONFUSIONS).exists():
         images, confusions, names = load_confusions(run / VAL_CONFUSIONS)
         stats = bootstrap(confusions)
@@ -77,12 +82,14 @@ def card_context(module: SegmentationModule, info: dict[str, Any], record: dict[
 def export_hf(module: SegmentationModule, folder: Path, ckpt: Path, info: dict[str, Any]) -> Path:
     """Writes the model card README.md into ``folder`` (which already holds smp's files and seglight.json)."""
     context = card_context(module, info, run_record(ckpt))
+    if module.data_split is not None:  # evaluate ckpt=<folder> then scores the run's own val images
+        (folder / DATA_SPLIT).write_text(json.dumps(module.data_split))
     return render("model_card.md.j2", folder / "README.md", **context)
 
 
 def push_to_hub(folder: Path, repo_id: str) -> str:
-    """Uploads ``folder`` to the Hub model repo ``repo_id`` (created if missing); returns its URL. Offline, raises
-    ConnectionError saying the folder is ready and how to upload it later."""
+    """Uploads ``folder`` to the Hub model repo ``repo_id`` (created private if missing); returns its URL.
+    Offline, raises ConnectionError saying the folder is ready and how to upload it later."""
     if not reachable(HUB_HOST):
         raise ConnectionError(
             f"{HUB_HOST} cannot be reached: {folder} is complete; upload it later with "
@@ -91,6 +98,6 @@ def push_to_hub(folder: Path, repo_id: str) -> str:
     from huggingface_hub import HfApi
 
     api = HfApi()
-    api.create_repo(repo_id, exist_ok=True)
+    api.create_repo(repo_id, exist_ok=True, private=True)  # the card names local paths: public is a choice
     api.upload_folder(repo_id=repo_id, folder_path=str(folder))
     return f"https://{HUB_HOST}/{repo_id}"

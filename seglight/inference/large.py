@@ -48,9 +48,12 @@ class StripSource:
 
         with tifffile.TiffFile(self.path) as tif:
             page = tif.pages.first
-            upright = int(getattr(page, "orientation", 1) or 1) == 1
+            orientation = page.tags.get("Orientation")
+            upright = orientation is None or int(orientation.value) == 1
             if (
                 page.is_contiguous
+                and page.is_final
+                and page.photometric == tifffile.PHOTOMETRIC.RGB
                 and upright
                 and page.dtype == np.uint8
                 and len(page.shape) == 3
@@ -111,7 +114,7 @@ def predict_large(predictor: Predictor, path: Path, outputs: dict[str, Path]) ->
         raise ValueError(f"{path}: {', '.join(sorted(extra))} are not written for an image this large (streamed)")
     source = StripSource(path)
     height, width = source.shape
-    with tempfile.TemporaryFile() as index_file:
+    with tempfile.TemporaryFile(dir=outputs["index"].parent) as index_file:  # beside the outputs, not in a tmpfs
         for _, rows in predict_strips(predictor, source):
             index_file.write(rows.tobytes())
 

@@ -100,8 +100,15 @@ def infer_data(data_cfg, output: str | None = None, max_masks: int = 1000, seed:
     guess = guess_data(census) if census is not None and not census.faults else None
     if census is not None:
         faults += census.faults
-    if guess is not None and not guess.classes:
-        faults.append(Fault(dirs["train"][1], "no class values in the masks: every value found looks void"))
+    if guess is not None and len(guess.classes) < 2:
+        only = ", ".join(map(str, sorted(guess.census.values)))
+        faults.append(
+            Fault(
+                dirs["train"][1],
+                f"the masks hold only the values {only}: fewer than two classes besides void (255 is always read as "
+                "void). Binary masks with 255 as the foreground need it remapped to 1 before training",
+            )
+        )
     palette = None
     if guess is not None and not faults and guess.census.kind == COLOR:
         palette = Path(output or Path(dirs["train"][1]).parent).absolute() / "palette.csv"
