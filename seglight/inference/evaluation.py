@@ -87,6 +87,11 @@ def evaluate(
     Returns the metrics.
     """
     names, ignore = predictor.class_names, dataset.ignore_index
+    if calibrate and predictor.tta:  # before the long loop, not after it
+        raise ValueError(
+            "calibrate=true fits the temperature of one model call per pixel; TTA averages several: "
+            "use tta.flip=false tta.scales=[1.0]"
+        )
     if dataset.num_classes != len(names):
         raise ValueError(f"the model has {len(names)} classes {names}, the data {dataset.num_classes}")
     output = Path(output)
@@ -154,7 +159,7 @@ def evaluate(
     print_class_table(
         {f"eval/{k}": v for k, v in result.items()}, "eval", names, title=f"evaluation ({len(dataset)} images)"
     )
-    if stats is not None:
+    if stats is not None and result["mIoU_ci"] is not None:
         low, high = result["mIoU_ci"]
         print(f"mIoU {result['mIoU']:.4f}, 95% CI [{low:.4f}, {high:.4f}] (bootstrap over {len(dataset)} images)")
     return result
@@ -162,11 +167,6 @@ def evaluate(
 
 def _calibrate(predictor: Predictor, sample: PixelSample, store_into: str | Path | None) -> dict[str, Any]:
     """Fits a softmax temperature on the sampled pixels and stores it into the model file ``store_into``."""
-    if predictor.tta:
-        raise ValueError(
-            "calibrate=true fits the temperature of one model call per pixel; TTA averages several: "
-            "use tta.flip=false tta.scales=[1.0]"
-        )
     log_probs, labels = sample.arrays()
     fitted = fit_temperature(log_probs, labels)
     temperature = predictor.temperature * fitted  # the sample's log-probabilities already had T applied
