@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY, compose_config
+from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from seglight.training.fit import train
+from seglight.training.search_space import search_space
 from seglight.training.sweep import write_summary
 
 
@@ -92,9 +94,15 @@ def test_cluster_and_optuna_presets_compose():
     assert cfg.hydra.launcher.nodes == 2 and cfg.hydra.launcher.tasks_per_node == 4
     assert cfg.trainer.strategy == "ddp" and cfg.trainer.num_nodes == 2
     cfg = compose_config(["hparams_search=optuna_miou"], return_hydra_config=True)
-    assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper")
-    assert cfg.hydra.sweeper.direction == "maximize"
-    assert set(cfg.hydra.sweeper.params) == {"optimizer.lr", "loss", "encoder"}
+    search = cfg.hparams_search
+    assert search.direction == "maximize" and search.sampler._target_ == "optuna.samplers.TPESampler"
+    assert search.storage is None  # sqlite:///<sweep dir>/study.db
+    assert cfg.hydra.sweep.dir == cfg.hydra.run.dir == "multirun/seglight_miou"  # the same command resumes
+    assert search_space(search.params) == {
+        "optimizer.lr": FloatDistribution(0.0001, 0.01, log=True),
+        "loss": CategoricalDistribution(["ce", "dice", "focal", "dice_ce"]),
+        "encoder": CategoricalDistribution(["resnet18", "resnet34", "mobilenet_v2"]),
+    }
 
 
 def test_experiment_presets_come_from_experiments_folder():
@@ -105,33 +113,22 @@ def test_experiment_presets_come_from_experiments_folder():
         assert cfg.trainer.max_epochs >= 1
 
 
-def test_optuna_sweep_maximises_the_returned_miou(tmp_path, data_cache):
-    import yaml
+def test_optuna_sweep_maximises_the_returned_miou(tmp_path, data_cache, monkeypatch):
+    import optuna
 
+    from seglight.training.pruning import STORAGE_ENV
+    from seglight.training.search import search
+
+    monkeypatch.setenv(STORAGE_ENV, "")  # the search sets it; restored after the test
+    overrides = ["hparams_search=optuna_miou", "hparams_search.n_trials=2", *TINY, f"data.root={data_cache}"]
     sweep = tmp_path / "optuna"
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "seglight.train",
-            "hparams_search=optuna_miou",
-            "hydra.sweeper.n_trials=2",
-            *TINY,
-            f"data.root={data_cache}",
-            f"hydra.sweep.dir={sweep}",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "WANDB_MODE": "offline"},
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    result = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    best = search(compose_config(overrides).hparams_search, overrides, sweep, compose_config)
+    study = optuna.load_study(study_name="seglight_miou", storage=f"sqlite:///{sweep / 'study.db'}")
     rows = list(csv.DictReader((sweep / "summary.csv").open()))
-    assert len(rows) == 2
-    assert result["best_value"] == pytest.approx(float(rows[0]["val/mIoU"]))
-    assert set(result["best_params"]) == {"optimizer.lr", "loss", "encoder"}
+    assert len(rows) == 2 and {r["state"] for r in rows} == {"complete"}
+    assert best == study.best_value == pytest.approx(float(rows[0]["val/mIoU"]))
+    assert set(study.best_params) == {"optimizer.lr", "loss", "encoder"}
+    assert rows[0]["job"] == str(study.best_trial.number)
 
 
 def test_sweep_jobs_share_a_wandb_group(tmp_path):

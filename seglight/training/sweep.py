@@ -8,7 +8,7 @@ import logging
 import re
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import yaml
 from hydra.experimental.callback import Callback
@@ -42,8 +42,9 @@ def miou_interval(job_dir: Path, miou: float | None) -> str | None:
     return f"[{low:.3f}, {high:.3f}]"
 
 
-def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
-    """One row per job dir holding metrics.json, sorted by val/mIoU (best first); failed jobs last."""
+def collect(sweep_dir: str | Path, states: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """One row per job dir holding metrics.json, sorted by val/mIoU (best first); failed jobs last. ``states``
+    ({job: state}, a search's trials) adds a ``state`` to each row."""
     rows = []
     for overrides_file in sorted(Path(sweep_dir).glob("*/.hydra/overrides.yaml")):
         job_dir = overrides_file.parent.parent
@@ -62,6 +63,8 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
                 "run_dir": str(job_dir),
             }
         )
+        if states is not None:
+            rows[-1]["state"] = states.get(job_dir.name, "-")
     return sorted(rows, key=lambda r: (r["val/mIoU"] is None, -(r["val/mIoU"] or 0.0)))
 
 
@@ -94,17 +97,18 @@ def _cell(value: Any) -> str:
     return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def write_summary(sweep_dir: str | Path) -> list[dict[str, Any]]:
+def write_summary(sweep_dir: str | Path, states: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     """Writes summary.csv and summary.md into sweep_dir (with a table of cross-validated recipes, mean +- std
-    over their folds, where the sweep ran over data.fold); returns the rows."""
+    over their folds, where the sweep ran over data.fold); returns the rows. ``states``: see ``collect``."""
     sweep_dir = Path(sweep_dir)
-    rows = collect(sweep_dir)
+    rows = collect(sweep_dir, states)
+    columns, shown = (COLUMNS, SHOWN) if states is None else (["job", "state", *COLUMNS[1:]], ["state", *SHOWN])
     with (sweep_dir / "summary.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-    lines = ["| rank | " + " | ".join(SHOWN) + " |", "|---" * (len(SHOWN) + 1) + "|"]
-    lines += [f"| {i + 1} | " + " | ".join(_cell(r[c]) for c in SHOWN) + " |" for i, r in enumerate(rows)]
+    lines = ["| rank | " + " | ".join(shown) + " |", "|---" * (len(shown) + 1) + "|"]
+    lines += [f"| {i + 1} | " + " | ".join(_cell(r[c]) for c in shown) + " |" for i, r in enumerate(rows)]
     folds = fold_summary(rows)
     if folds:
         lines += [

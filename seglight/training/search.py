@@ -1,0 +1,243 @@
+"""An Optuna study of train configs (``python -m seglight.train hparams_search=<name>``).
+
+This process runs trials until the study holds ``n_trials`` finished (complete or pruned) ones: trial n composes
+the train config from the command's overrides plus its sampled ones and trains in <sweep dir>/n/. The study lives
+in a database, so a killed search resumes from it and several processes (or SLURM jobs) share one. A trial whose
+process died is marked failed once its heartbeat is older than the grace period; failed trials do not count, and
+new trials take their place."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import socket
+import time
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import optuna
+import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler
+from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from seglight.model.metrics import MONITOR
+from seglight.training.fit import train
+from seglight.training.pruning import PRUNED_AT, STORAGE_ENV
+from seglight.training.search_space import TrialSeeded, as_override, search_space, suggest
+from seglight.training.sweep import write_summary
+
+log = logging.getLogger(__name__)
+
+STUDY_DB = "study.db"  # in the sweep dir: the default storage, sqlite:///<sweep dir>/study.db
+OWN_KEYS = {"hparams_search", "hydra"}  # overrides of the search itself, not of its trials
+SHARED = "overrides"  # study user attribute: the train overrides all its trials share
+WORKER = "worker"  # trial user attribute: host:pid of the process that ran it
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+SQLITE_TIMEOUT_S = 60  # processes sharing a SQLite study wait up to this for its lock
+CONNECT_TRIES = 3
+LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's
+
+
+def shared_overrides(overrides: Sequence[str], space: Mapping[str, BaseDistribution]) -> list[str]:
+    """The command's overrides that its trials share: all but the search's own (``hparams_search...``,
+    ``hydra...``). An override of a searched key is an error."""
+    shared = []
+    for text, override in zip(overrides, OverridesParser.create().parse_overrides(list(overrides))):
+        key = override.key_or_group
+        if key.replace("/", ".").split(".")[0] in OWN_KEYS:
+            continue
+        if key in space:
+            raise ValueError(f"{text}: {key} is searched (hparams_search.params): drop the override or the search")
+        shared.append(text)
+    return shared
+
+
+def build_sampler(config: DictConfig) -> BaseSampler:
+    """The configured sampler; with a seed, trial n draws with seed + n (``TrialSeeded``)."""
+    seed = config.get("seed")
+    if seed is None:
+        return instantiate(config)
+
+    def make(trial_seed: int) -> BaseSampler:
+        return instantiate(config, seed=trial_seed)
+
+    return TrialSeeded(make, int(seed))
+
+
+def connect(search: DictConfig, url: str) -> optuna.storages.RDBStorage:
+    """The study's storage, with heartbeats. Processes that create its database at the same moment can collide
+    on its tables (SQLite: "table studies already exists"): the losers try again."""
+
+    def storage() -> optuna.storages.RDBStorage:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats are "experimental"
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs={"connect_args": {"timeout": SQLITE_TIMEOUT_S}} if url.startswith("sqlite") else None,
+                heartbeat_interval=int(search.heartbeat.interval),
+                grace_period=int(search.heartbeat.grace_period),
+            )
+
+    for attempt in range(CONNECT_TRIES - 1):
+        try:
+            return storage()
+        except SQLAlchemyError:
+            time.sleep(1.0 + attempt)
+    return storage()
+
+
+def open_study(search: DictConfig, url: str, shared: list[str]) -> optuna.Study:
+    """Creates the study in ``url``, or loads it (a killed search's, another process's). A study begun with other
+    shared overrides is refused: its trials would not compare with the new ones."""
+    study = optuna.create_study(
+        storage=connect(search, url),
+        study_name=search.study_name,
+        sampler=build_sampler(search.sampler),
+        pruner=instantiate(search.pruner) if search.pruner else optuna.pruners.NopPruner(),
+        direction=search.direction,
+        load_if_exists=True,
+    )
+    recorded = study.user_attrs.get(SHARED)
+    if recorded is None:
+        study.set_user_attr(SHARED, shared)
+    elif sorted(recorded) != sorted(shared):
+        raise ValueError(
+            f"study {search.study_name!r} in {display(url)} was begun with the overrides {recorded}, not {shared}: "
+            "run with those, or start another study (hydra.sweep.dir=... or hparams_search.study_name=...)"
+        )
+    return study
+
+
+def display(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def free_slots(study: optuna.Study, n_trials: int, wait_s: float, poll_s: float) -> int:
+    """How many more trials this process may start: ``n_trials`` less the finished and the running ones. While
+    running trials alone hold the rest, waits up to ``wait_s`` for them: the trial of a killed process goes stale
+    within it, is marked failed and frees its slot; live ones are left to their processes."""
+    deadline = time.monotonic() + wait_s
+    waiting = False
+    while True:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        trials = study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
+        running = [t.number for t in trials if t.state == TrialState.RUNNING]
+        if len(trials) < n_trials or len(trials) - len(running) >= n_trials or time.monotonic() > deadline:
+            return max(n_trials - len(trials), 0)
+        if not waiting:
+            log.info("trials %s hold the rest of n_trials: waiting up to %.0f s for them", running, wait_s)
+            waiting = True
+        time.sleep(poll_s)
+
+
+@contextlib.contextmanager
+def log_to(path: Path) -> Iterator[None]:
+    """The block's log records also go to ``path`` (a trial's train.log, as Hydra gives each job its own)."""
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logging.getLogger().addHandler(handler)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+
+
+def run_trial(
+    trial: optuna.Trial,
+    space: Mapping[str, BaseDistribution],
+    shared: list[str],
+    sweep_dir: Path,
+    compose: Callable[[list[str]], DictConfig],
+    pruning: dict[str, Any],
+) -> float:
+    """Trains the trial in <sweep dir>/<trial number>/ and returns its val mIoU; raises TrialPruned when pruned."""
+    overrides = [*(as_override(key, suggest(trial, key, dist)) for key, dist in space.items()), *shared]
+    run_dir = sweep_dir / str(trial.number)
+    trial.set_user_attr(WORKER, f"{socket.gethostname()}:{os.getpid()}")
+    log.info("trial %d: %s", trial.number, " ".join(overrides))
+    cfg = compose(overrides)
+    with open_dict(cfg):
+        cfg.run_dir = str(run_dir)
+        cfg.callbacks = cfg.get("callbacks") or {}
+        cfg.callbacks.optuna_pruning = {**pruning, "trial_id": trial._trial_id}
+        if OmegaConf.select(cfg, "logger.wandb.group") == "auto":  # a search's trials share a W&B group
+            cfg.logger.wandb.group = trial.study.study_name
+    (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)  # where a --multirun job has them: the sweep summary
+    (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    with log_to(run_dir / "train.log"):
+        metrics = train(cfg)
+    pruned_at = trial.storage.get_trial_user_attrs(trial._trial_id).get(PRUNED_AT)
+    if pruned_at is not None:
+        raise optuna.TrialPruned(f"after validation {pruned_at}")
+    return float(metrics[MONITOR])
+
+
+def summarise(study: optuna.Study, sweep_dir: Path) -> None:
+    """summary.csv and summary.md in the sweep dir: a row per trial dir, with the trial's state."""
+    states = {str(t.number): t.state.name.lower() for t in study.get_trials(deepcopy=False)}
+    rows = write_summary(sweep_dir, states)
+    log.info("search summary (%d trials): %s", len(rows), sweep_dir / "summary.csv")
+    if rows:
+        print((sweep_dir / "summary.md").read_text())
+
+
+def search(
+    search_cfg: DictConfig, overrides: Sequence[str], sweep_dir: str | Path, compose: Callable[[list[str]], DictConfig]
+) -> float | None:
+    """Runs trials of the study ``search_cfg`` describes (conf/hparams_search/) until it holds ``n_trials``
+    finished ones; returns the best trial's value (None before any completes). ``overrides`` are the command's,
+    ``compose(overrides)`` gives a train config (seglight.config.compose_config)."""
+    space = search_space(search_cfg.params)
+    shared = shared_overrides(overrides, space)
+    sweep_dir = Path(sweep_dir).resolve()
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    url = str(search_cfg.storage or f"sqlite:///{sweep_dir / STUDY_DB}")
+    optuna.logging.disable_default_handler()  # Optuna's records go to the search's log like every other
+    optuna.logging.enable_propagation()
+    study = open_study(search_cfg, url, shared)
+    n_trials = int(search_cfg.n_trials)
+    counts = Counter(t.state.name.lower() for t in study.get_trials(deepcopy=False))
+    log.info("study %r in %s: %s; n_trials %d", study.study_name, display(url), dict(counts) or "new", n_trials)
+    os.environ[STORAGE_ENV] = url  # for the pruning callback: the URL (and any password in it) stays out of configs
+    pruner = OmegaConf.to_container(search_cfg.pruner, resolve=True) if search_cfg.pruner else None
+    pruning = {"_target_": "seglight.training.pruning.OptunaPruning", "study_name": study.study_name, "pruner": pruner}
+    objective = functools.partial(
+        run_trial, space=space, shared=shared, sweep_dir=sweep_dir, compose=compose, pruning=pruning
+    )
+    heartbeat = search_cfg.heartbeat
+    wait_s, poll_s = heartbeat.grace_period + heartbeat.interval, min(heartbeat.interval, 5)
+    ran: list[FrozenTrial] = []
+
+    def record(_: optuna.Study, trial: FrozenTrial) -> None:
+        ran.append(trial)
+
+    failures = 0
+    try:
+        while free_slots(study, n_trials, wait_s, poll_s) > 0:
+            try:
+                study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[record], gc_after_trial=True)
+            except optuna.exceptions.UpdateFinishedTrialError as e:  # another process found its heartbeat late
+                log.warning("a trial was failed while it ran (raise hparams_search.heartbeat.grace_period): %s", e)
+                continue
+            failures = failures + 1 if ran and ran[-1].state == TrialState.FAIL else 0
+            if failures >= int(search_cfg.max_failures):
+                raise RuntimeError(f"{failures} trials failed in a row (their errors are logged above): stopping")
+    finally:
+        summarise(study, sweep_dir)
+    finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+    log.info("study %r holds %d finished trials (n_trials %d)", study.study_name, finished, n_trials)
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return study.best_value if complete else None

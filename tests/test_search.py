@@ -1,0 +1,247 @@
+"""hparams_search: an Optuna study of train configs that resumes after a kill, is shared by processes, and prunes
+trials from their val mIoU curve."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Callable
+
+import optuna
+import pytest
+import torch
+from conftest import TINY, compose_config
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+from pytorch_lightning.trainer.states import TrainerFn
+
+from seglight.model.checkpoint import load_checkpoint
+from seglight.training.pruning import PRUNED_AT, STORAGE_ENV, OptunaPruning
+from seglight.training.search import WORKER, search, shared_overrides
+from seglight.training.search_space import TrialSeeded, as_override, distribution, search_space
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+STUDY = "seglight_miou"  # conf/hparams_search/optuna_miou.yaml
+
+
+def load_trials(sweep: Path) -> list[optuna.trial.FrozenTrial]:
+    study = optuna.load_study(study_name=STUDY, storage=f"sqlite:///{sweep / 'study.db'}")
+    return sorted(study.get_trials(), key=lambda t: t.number)
+
+
+def search_command(sweep: Path, data_cache: Path, n_trials: int, grace_s: int) -> list[str]:
+    """The search CLI on tiny shapes: trials of 2 steps, heartbeats every second."""
+    return [
+        sys.executable,
+        "-m",
+        "seglight.train",
+        "hparams_search=optuna_miou",
+        f"hparams_search.n_trials={n_trials}",
+        "hparams_search.heartbeat.interval=1",
+        f"hparams_search.heartbeat.grace_period={grace_s}",
+        *TINY,
+        f"data.root={data_cache}",
+        f"hydra.sweep.dir={sweep}",
+    ]
+
+
+def start(command: list[str], cwd: Path, log: Path) -> subprocess.Popen:
+    with log.open("w") as f:
+        return subprocess.Popen(command, cwd=cwd, stdout=f, stderr=subprocess.STDOUT, env={**os.environ})
+
+
+# ---- the search space and the sampler -----------------------------------------------------------------------
+def test_search_space_lines_become_distributions():
+    space = search_space(
+        {
+            "optimizer.lr": "tag(log, interval(0.0001, 0.01))",
+            "loss": "choice(ce, dice)",
+            "data.batch_size": "range(4, 17, 4)",
+            "scheduler.warmup_steps": "int(interval(0, 100))",
+            "loss.gamma": "interval(1, 3)",
+        }
+    )
+    assert space == {
+        "optimizer.lr": FloatDistribution(0.0001, 0.01, log=True),
+        "loss": CategoricalDistribution(["ce", "dice"]),
+        "data.batch_size": IntDistribution(4, 16, step=4),
+        "scheduler.warmup_steps": IntDistribution(0, 100),
+        "loss.gamma": FloatDistribution(1.0, 3.0),
+    }
+    for bad in ("0.01", "choice([1,2],[3])", "range(5, 1)"):
+        with pytest.raises(ValueError, match="not a search distribution"):
+            distribution("x", bad)
+    assert [as_override("a", v) for v in (None, True, 0.5, "ce")] == ["a=null", "a=true", "a=0.5", "a=ce"]
+
+
+def test_the_search_keeps_the_trials_overrides_and_refuses_a_searched_key():
+    space = search_space({"loss": "choice(ce, dice)"})
+    given = ["hparams_search=optuna_miou", "hparams_search.n_trials=5", "hydra.sweep.dir=x", "data=camvid", "seed=1"]
+    assert shared_overrides(given, space) == ["data=camvid", "seed=1"]
+    with pytest.raises(ValueError, match="loss=focal: loss is searched"):
+        shared_overrides(["loss=focal"], space)
+
+
+def test_processes_sharing_a_study_draw_different_values(tmp_path):
+    """One TPE seeded alike in each process would draw the same first values in every process; seeded per trial,
+    they differ, and a fresh study with the same seed draws the same again."""
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+
+    def first_draws(name: str, sampler: Callable[[], optuna.samplers.BaseSampler]) -> list[float]:
+        """The first lr each of two processes draws from study ``name``, each with its own ``sampler()``."""
+        studies = [optuna.create_study(study_name=name, storage=storage, sampler=sampler(), load_if_exists=True)]
+        studies.append(optuna.load_study(study_name=name, storage=storage, sampler=sampler()))
+        return [s.ask().suggest_float("lr", 1e-4, 1e-2, log=True) for s in studies]
+
+    def tpe(seed: int) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.TPESampler(seed=seed)
+
+    def seeded() -> optuna.samplers.BaseSampler:
+        return TrialSeeded(tpe, 42)
+
+    same = first_draws("alike", functools.partial(tpe, 42))
+    assert same[0] == same[1]  # the trap: both processes try the same values
+    a, b = first_draws("per_trial", seeded)
+    assert a != b
+    assert first_draws("again", seeded) == [a, b]  # reproducible from the seed
+
+
+# ---- pruning ---------------------------------------------------------------------------------------------
+def fake_trainer(miou: float, fn: TrainerFn = TrainerFn.FITTING) -> SimpleNamespace:
+    return SimpleNamespace(
+        sanity_checking=False,
+        state=SimpleNamespace(fn=fn),
+        callback_metrics={"val/mIoU": torch.tensor(miou)},
+        is_global_zero=True,
+        strategy=SimpleNamespace(broadcast=lambda value, src=0: value),
+        should_stop=False,
+    )
+
+
+@pytest.mark.parametrize(("curve", "pruned_at"), [([0.30, 0.10, 0.12], 1), ([0.55, 0.75, 0.85], None)])
+def test_a_bad_val_miou_curve_is_pruned(tmp_path, curve, pruned_at):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
+    for values in ([0.5, 0.7, 0.8], [0.4, 0.6, 0.9]):  # two finished trials: median 0.65 at validation 1
+        study.add_trial(
+            optuna.trial.create_trial(
+                value=values[-1], intermediate_values=dict(enumerate(values)), state=TrialState.COMPLETE
+            )
+        )
+    trial = study.ask()
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    callback = OptunaPruning("s", trial._trial_id, pruner, storage=storage)
+    callback.on_validation_end(fake_trainer(0.0, TrainerFn.VALIDATING), None)  # trainer.validate: not reported
+    stopped = []
+    for miou in curve:
+        trainer = fake_trainer(miou)
+        callback.on_validation_end(trainer, None)
+        stopped.append(trainer.should_stop)
+    frozen = study.get_trials()[-1]
+    reported = curve[: pruned_at + 1] if pruned_at is not None else curve  # none after the trial is pruned
+    assert frozen.intermediate_values == pytest.approx(dict(enumerate(reported)))
+    assert frozen.user_attrs.get(PRUNED_AT) == pruned_at
+    assert stopped == [pruned_at is not None and i >= pruned_at for i in range(len(curve))]
+
+
+def tiny_search(tmp_path, data_cache, monkeypatch, *overrides: str) -> tuple[float | None, Path]:
+    """The search run in this process on tiny shapes; returns (its result, the sweep dir)."""
+    monkeypatch.setenv(STORAGE_ENV, "")  # restored after the test
+    shared = [*TINY, f"data.root={data_cache}"]
+    cfg = compose_config(["hparams_search=optuna_miou", *overrides, *shared])
+    sweep = tmp_path / "sweep"
+    return search(cfg.hparams_search, ["hparams_search=optuna_miou", *overrides, *shared], sweep, compose_config), sweep
+
+
+def test_a_pruned_trial_stops_training_and_keeps_its_run(tmp_path, data_cache, monkeypatch):
+    pruner = [  # prunes any trial below an mIoU of 1.1 from its first validation on
+        "hparams_search.pruner._target_=optuna.pruners.ThresholdPruner",
+        "~hparams_search.pruner.n_startup_trials",
+        "~hparams_search.pruner.n_warmup_steps",
+        "+hparams_search.pruner.lower=1.1",
+    ]
+    best, sweep = tiny_search(
+        tmp_path, data_cache, monkeypatch, "hparams_search.n_trials=1", *pruner, "trainer.max_epochs=3"
+    )
+    (trial,) = load_trials(sweep)
+    assert trial.state == TrialState.PRUNED and trial.user_attrs[PRUNED_AT] == 0
+    assert list(trial.intermediate_values) == [0]
+    assert best is None  # no trial completed
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert [(r["job"], r["state"]) for r in rows] == [("0", "pruned")]
+    assert float(rows[0]["val/mIoU"]) == pytest.approx(trial.value)  # the run ended as usual: metrics.json
+    assert {p.name for p in (sweep / "0" / "checkpoints").iterdir()} == {"best.ckpt", "last.ckpt"}
+    assert load_checkpoint(sweep / "0" / "checkpoints" / "last.ckpt")["global_step"] == 2  # 1 epoch of 3
+
+
+# ---- resuming and sharing a study across processes ------------------------------------------------------------
+def wait_for_trials(
+    sweep: Path, process: subprocess.Popen, want: dict[int, TrialState], training: int, timeout_s: float
+) -> None:
+    """Until the study holds trials in the ``want``ed states and trial ``training`` trains (its splits.json)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            states = {t.number: t.state for t in load_trials(sweep)}
+        except Exception:  # noqa: BLE001  (the study is not created yet)
+            states = {}
+        if all(states.get(n) == s for n, s in want.items()) and (sweep / str(training) / "splits.json").is_file():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"no trials {want} within {timeout_s} s (search exit code {process.poll()})")
+
+
+def test_a_killed_search_resumes_from_its_study(tmp_path, data_cache):
+    sweep = tmp_path / "sweep"
+    command = search_command(sweep, data_cache, n_trials=3, grace_s=4)
+    first = start(command, tmp_path, tmp_path / "first.log")
+    try:
+        wait_for_trials(sweep, first, {0: TrialState.COMPLETE, 1: TrialState.RUNNING}, training=1, timeout_s=300)
+    finally:
+        first.kill()
+        first.wait()
+    before = load_trials(sweep)[0]
+    metrics_0 = (sweep / "0" / "metrics.json").stat().st_mtime_ns
+
+    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    trials = load_trials(sweep)
+    assert [(t.number, t.state) for t in trials] == [
+        (0, TrialState.COMPLETE),  # kept, not trained again
+        (1, TrialState.FAIL),  # running when killed: failed once its heartbeat was stale, and replaced
+        (2, TrialState.COMPLETE),
+        (3, TrialState.COMPLETE),
+    ]
+    assert (trials[0].datetime_complete, trials[0].params) == (before.datetime_complete, before.params)
+    assert (sweep / "0" / "metrics.json").stat().st_mtime_ns == metrics_0
+    assert trials[0].user_attrs[WORKER] != trials[2].user_attrs[WORKER] == trials[3].user_attrs[WORKER]
+    finished = [t for t in trials if t.state in FINISHED]
+    assert len({t.params["optimizer.lr"] for t in finished}) == 3  # the resumed process drew new values
+    assert all((sweep / str(t.number) / "metrics.json").is_file() for t in finished)
+    rows = {r["job"]: r for r in csv.DictReader((sweep / "summary.csv").open())}
+    assert {job: r["state"] for job, r in rows.items()} == {
+        "0": "complete",
+        "1": "fail",
+        "2": "complete",
+        "3": "complete",
+    }
+    assert rows["1"]["best_ckpt"] == "(failed)"
+
+
+def test_two_processes_share_one_study(tmp_path, data_cache):
+    sweep = tmp_path / "sweep"
+    command = search_command(sweep, data_cache, n_trials=3, grace_s=10)
+    processes = [start(command, tmp_path, tmp_path / f"worker{i}.log") for i in range(2)]
+    codes = [p.wait(timeout=600) for p in processes]
+    assert codes == [0, 0], [(tmp_path / f"worker{i}.log").read_text()[-3000:] for i in range(2)]
+    trials = load_trials(sweep)
+    assert [(t.number, t.state) for t in trials] == [(n, TrialState.COMPLETE) for n in range(3)]
+    assert len({t.user_attrs[WORKER] for t in trials}) == 2  # both processes ran trials
+    assert len({t.params["optimizer.lr"] for t in trials}) == 3
+    assert all((sweep / str(t.number) / "metrics.json").is_file() for t in trials)
