@@ -43,7 +43,9 @@ def test_multirun_writes_summary(tmp_path, data_cache):
     mious = [float(r["val/mIoU"]) for r in rows]
     assert mious == sorted(mious, reverse=True)
     assert all(Path(r["best_ckpt"]).is_file() for r in rows)
-    assert (sweep / "summary.md").read_text().count("\n") == 4  # header, rule, 2 rows
+    assert (sweep / "summary.md").read_text().count("\n") == 6  # header, rule, 2 rows, blank, the plot's link
+    assert all(float(r["fit_minutes"]) > 0 and float(r["val_img_per_s"]) > 0 for r in rows)
+    assert (sweep / "summary.png").stat().st_size > 10_000  # accuracy against cost, one point per job
 
 
 def test_summary_ranks_jobs_and_keeps_failed_ones(tmp_path):

@@ -134,7 +134,31 @@ def test_summary_gives_each_jobs_interval_and_none_without_or_with_a_stale_file(
     table = list(csv.DictReader((tmp_path / "summary.csv").open()))
     assert [r["val/mIoU_ci"] for r in table] == [expected["1"], expected["0"], "", "", ""]
     md = (tmp_path / "summary.md").read_text().splitlines()
-    assert md[0] == "| rank | overrides | val/mIoU | val/mIoU_ci | val/dice | val/acc |"
-    assert md[1] == "|---|---|---|---|---|---|"
+    assert md[0] == "| rank | overrides | val/mIoU | val/mIoU_ci | val/dice | val/acc | fit_minutes | val_img_per_s |"
+    assert md[1] == "|---|---|---|---|---|---|---|---|"
+    assert not (tmp_path / "summary.png").exists()  # no job recorded its cost
     assert md[2].startswith(f"| 1 | loss=dice | {float(scores(good.sum(0))['mIoU']):.4f} | {expected['1']} | 0.5000 |")
-    assert md[4] == "| 3 | loss=focal | 0.3000 | - | 0.5000 | 0.9000 |"
+    assert md[4] == "| 3 | loss=focal | 0.3000 | - | 0.5000 | 0.9000 | - | - |"
+
+
+def test_summary_plots_accuracy_against_cost(tmp_path):
+    """summary.png: one point per finished job at (fit minutes, val mIoU) and (val images/s, val mIoU)."""
+    from seglight.report.figures import cost_figure
+
+    rng = np.random.default_rng(1)
+    for job, minutes, speed in (("0", 3.0, 40.0), ("1", 9.0, 12.0), ("2", 5.0, 25.0)):
+        conf = rng.integers(0, 50, (20, 2, 2)) + np.eye(2, dtype=np.int64) * (100 + 100 * int(job))
+        _job(tmp_path, job, [f"model={job}"], conf)
+        metrics = json.loads((tmp_path / job / "metrics.json").read_text())
+        metrics.update(fit_minutes=minutes, val_img_per_s=speed)
+        (tmp_path / job / "metrics.json").write_text(json.dumps(metrics))
+    _job(tmp_path, "3", ["model=failed"])
+    rows = write_summary(tmp_path)
+    assert (tmp_path / "summary.png").stat().st_size > 10_000
+    assert "summary.png" in (tmp_path / "summary.md").read_text()
+    fig = cost_figure(rows)
+    for ax, key in zip(fig.axes, ("fit_minutes", "val_img_per_s")):
+        markers = [c.lines[0] for c in ax.containers]  # one errorbar per job: its data line
+        points = sorted((float(m.get_xdata()[0]), float(m.get_ydata()[0])) for m in markers)
+        expected = sorted((r[key], r["val/mIoU"]) for r in rows if r["val/mIoU"] is not None)
+        assert np.allclose(points, expected)

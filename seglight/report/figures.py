@@ -114,3 +114,33 @@ def curves_figure(
             ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def cost_figure(rows: Sequence[dict]):
+    """Accuracy against cost for the jobs of a sweep (rows of ``seglight.training.sweep.collect``): val mIoU
+    (with its 95% interval where known) against training minutes and against prediction speed (val images/s),
+    each point labelled with its job, so a researcher on modest hardware picks the model that fits."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    done = [r for r in rows if r.get("val/mIoU") is not None]
+    for ax, key, label in (
+        (axes[0], "fit_minutes", "training time (minutes)"),
+        (axes[1], "val_img_per_s", "prediction speed (val images/s)"),
+    ):
+        for r in done:
+            x = r.get(key)
+            if x is None or x != x:  # missing or NaN
+                continue
+            y, ci = float(r["val/mIoU"]), r.get("val/mIoU_ci")
+            err = None
+            if isinstance(ci, str) and ci.startswith("["):
+                low, high = (float(v) for v in ci.strip("[]").split(","))
+                err = [[y - low], [high - y]]
+            ax.errorbar([x], [y], yerr=err, fmt="o", capsize=3)
+            ax.annotate(str(r["job"]), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("val mIoU (95% interval)")
+    axes[1].set_xlabel("prediction speed (val images/s): right is faster")
+    fig.suptitle("accuracy against cost, one point per job")
+    fig.tight_layout()
+    return fig

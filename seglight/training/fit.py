@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -209,8 +210,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Fits the configured model and returns the best checkpoint's val metrics (also in run_dir/metrics.json).
 
     Keys: ``val/mIoU``, ``val/dice``, ``val/acc``, ``val/loss``, ``val/iou/<class>``, ``best_ckpt``, and
-    ``test/...`` when the data has a test split. That validation's per-image confusion matrices go to
-    run_dir/val_confusions.npz (``ImageConfusions``).
+    ``test/...`` when the data has a test split, ``fit_minutes`` (this process's fit) and ``val_img_per_s`` (val
+    images over the seconds of the final validation: what the sweep summary plots accuracy against). That
+    validation's per-image confusion matrices go to run_dir/val_confusions.npz (``ImageConfusions``).
     """
     pl.seed_everything(cfg.seed, workers=True)
     run_dir = Path(cfg.run_dir)
@@ -240,7 +242,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         write_json(run_dir / SPLITS_FILE, module.data_split["files"])
     for lg in trainer.loggers:
         lg.log_hyperparams(resolved)
+    started = time.perf_counter()
     trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resumed is not None else None)
+    fit_seconds = time.perf_counter() - started  # this process's fit: a resumed run counts its last part
     if not trainer.interrupted:
         validate_the_end(trainer, module, dm)
 
@@ -253,11 +257,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "",
     )
     confusions.path = run_dir / VAL_CONFUSIONS  # the per-image counts behind the val scores
+    started = time.perf_counter()
     metrics: dict[str, Any] = dict(trainer.validate(module, datamodule=dm, ckpt_path=best or None, verbose=False)[0])
+    val_seconds = time.perf_counter() - started
     confusions.path = None
     if cfg.get("test_after_fit", True) and dm.has_split("test"):
         metrics.update(trainer.test(module, datamodule=dm, ckpt_path=best or None, verbose=False)[0])
     metrics = {k: float(v) for k, v in metrics.items()}
+    metrics["fit_minutes"] = fit_seconds / 60  # what the sweep summary plots accuracy against (summary.png)
+    val_images = len(dm.datasets["val"]) if "val" in dm.datasets else 0
+    metrics["val_img_per_s"] = val_images / val_seconds if val_images and val_seconds > 0 else float("nan")
     metrics["best_ckpt"] = best
     if trainer.is_global_zero:
         write_json(run_dir / "metrics.json", metrics)

@@ -16,11 +16,23 @@ from omegaconf import DictConfig
 
 from seglight.report.bootstrap import bootstrap
 from seglight.report.confusions import VAL_CONFUSIONS, load_confusions
+from seglight.report.figures import cost_figure, save_figure
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ["job", "overrides", "val/mIoU", "val/mIoU_ci", "val/dice", "val/acc", "best_ckpt", "run_dir"]
-SHOWN = COLUMNS[1:6]  # the columns of summary.md
+COLUMNS = [
+    "job",
+    "overrides",
+    "val/mIoU",
+    "val/mIoU_ci",
+    "val/dice",
+    "val/acc",
+    "fit_minutes",
+    "val_img_per_s",
+    "best_ckpt",
+    "run_dir",
+]
+SHOWN = COLUMNS[1:8]  # the columns of summary.md
 AGREE = 1e-4  # a job's val_confusions.npz must give its metrics.json val/mIoU to this: else it is stale
 
 
@@ -59,6 +71,8 @@ def collect(sweep_dir: str | Path, states: Mapping[str, str] | None = None) -> l
                 "val/mIoU_ci": miou_interval(job_dir, metrics.get("val/mIoU")),
                 "val/dice": metrics.get("val/dice"),
                 "val/acc": metrics.get("val/acc"),
+                "fit_minutes": metrics.get("fit_minutes"),
+                "val_img_per_s": metrics.get("val_img_per_s"),
                 "best_ckpt": metrics.get("best_ckpt", "(failed)"),
                 "run_dir": str(job_dir),
             }
@@ -123,6 +137,9 @@ def write_summary(sweep_dir: str | Path, states: Mapping[str, str] | None = None
             f"{f['min']:.4f} | {f['max']:.4f} |"
             for f in folds
         ]
+    if any(r.get("fit_minutes") is not None and r["val/mIoU"] is not None for r in rows):
+        save_figure(cost_figure(rows), sweep_dir / "summary.png")
+        lines += ["", "![val mIoU against training time and prediction speed](summary.png)"]
     (sweep_dir / "summary.md").write_text("\n".join(lines) + "\n")
     return rows
 
