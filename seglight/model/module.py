@@ -64,6 +64,7 @@ class SegmentationModule(pl.LightningModule):
         tile_size: int | None = TILE_SIZE,
         tile_overlap: float = TILE_OVERLAP,
         freeze_encoder_epochs: int = 0,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         if freeze_encoder_epochs < 0:
@@ -249,6 +250,8 @@ class SegmentationModule(pl.LightningModule):
     def on_fit_start(self) -> None:
         if self.code_version is None:  # a resumed run keeps the commit it started with
             self.code_version = code_version()
+        if self.hp.get("compile"):  # torch.compile in place: state_dict keys stay as they are
+            self.model.compile()
 
     def on_train_start(self) -> None:
         self.temperature = 1.0  # the weights change from here: a temperature fitted to the old ones is void
