@@ -245,3 +245,39 @@ def test_two_processes_share_one_study(tmp_path, data_cache):
     assert len({t.user_attrs[WORKER] for t in trials}) == 2  # both processes ran trials
     assert len({t.params["optimizer.lr"] for t in trials}) == 3
     assert all((sweep / str(t.number) / "metrics.json").is_file() for t in trials)
+
+
+def test_a_sweep_dir_belongs_to_one_study(tmp_path):
+    """Trial dirs are numbered per study: a second study (or an old --multirun's jobs) in the same sweep dir is
+    refused instead of overwritten."""
+    from seglight.training.search import SWEEP_OWNER, claim_sweep_dir
+
+    claim_sweep_dir(tmp_path, "a", "sqlite:///x.db")
+    claim_sweep_dir(tmp_path, "a", "sqlite:///x.db")  # the same study again: resumes
+    assert (tmp_path / SWEEP_OWNER).exists()
+    with pytest.raises(ValueError, match="holds the trials of study 'a'"):
+        claim_sweep_dir(tmp_path, "b", "sqlite:///x.db")
+    multirun = tmp_path / "old"
+    (multirun / "0" / ".hydra").mkdir(parents=True)
+    (multirun / "0" / ".hydra" / "overrides.yaml").write_text("[]")
+    with pytest.raises(ValueError, match="jobs of another sweep"):
+        claim_sweep_dir(multirun, "a", "sqlite:///y.db")
+
+
+def test_a_study_refuses_another_search_space(tmp_path):
+    """Resuming a study after its search space changed would rank trials drawn from different spaces together."""
+    from omegaconf import OmegaConf
+
+    from seglight.config import compose_config
+    from seglight.training.search import open_study
+    from seglight.training.search_space import search_space
+
+    cfg = compose_config(["hparams_search=optuna_miou"]).hparams_search
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    space = search_space(cfg.params)
+    open_study(cfg, url, [], space)
+    open_study(cfg, url, [], space)  # unchanged: resumes
+    smaller = dict(OmegaConf.to_container(cfg.params))
+    smaller.pop(next(iter(smaller)))
+    with pytest.raises(ValueError, match="searched"):
+        open_study(cfg, url, [], search_space(OmegaConf.create(smaller)))

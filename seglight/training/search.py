@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import os
 import socket
@@ -96,7 +97,9 @@ def connect(search: DictConfig, url: str) -> optuna.storages.RDBStorage:
     return storage()
 
 
-def open_study(search: DictConfig, url: str, shared: list[str]) -> optuna.Study:
+def open_study(
+    search: DictConfig, url: str, shared: list[str], space: Mapping[str, BaseDistribution] | None = None
+) -> optuna.Study:
     """Creates the study in ``url``, or loads it (a killed search's, another process's). A study begun with other
     shared overrides is refused: its trials would not compare with the new ones."""
     study = optuna.create_study(
@@ -107,6 +110,13 @@ def open_study(search: DictConfig, url: str, shared: list[str]) -> optuna.Study:
         direction=search.direction,
         load_if_exists=True,
     )
+    searched = {k: repr(v) for k, v in (space or {}).items()}
+    if study.user_attrs.get(SPACE, searched) != searched:  # trials drawn from another space do not compare
+        raise ValueError(
+            f"study {search.study_name!r} in {display(url)} searched {study.user_attrs[SPACE]}, not {searched}: "
+            "start another study (hparams_search.study_name=... and its own hydra.sweep.dir)"
+        )
+    study.set_user_attr(SPACE, searched)
     recorded = study.user_attrs.get(SHARED)
     if recorded is None:
         study.set_user_attr(SHARED, shared)
@@ -169,6 +179,9 @@ def run_trial(
     trial.set_user_attr(WORKER, f"{socket.gethostname()}:{os.getpid()}")
     log.info("trial %d: %s", trial.number, " ".join(overrides))
     cfg = compose(overrides)
+    if str(cfg.trainer.get("strategy", "")).startswith("ddp") and not str(cfg.trainer.strategy).startswith("ddp_spawn"):
+        # plain DDP relaunches the whole command per rank: each rank would open the study and draw its own trial
+        raise ValueError(f"trainer.strategy={cfg.trainer.strategy} in a search: use ddp_spawn")
     with open_dict(cfg):
         cfg.run_dir = str(run_dir)
         cfg.callbacks = cfg.get("callbacks") or {}
@@ -194,6 +207,28 @@ def summarise(study: optuna.Study, sweep_dir: Path) -> None:
         print((sweep_dir / "summary.md").read_text())
 
 
+SPACE = "search_space"  # a study's user attr: the distributions its trials were drawn from
+SWEEP_OWNER = "search.json"  # in the sweep dir: the study whose trials its numbered dirs hold
+
+
+def claim_sweep_dir(sweep_dir: Path, study_name: str, storage: str) -> None:
+    """Trial dirs are <sweep dir>/<trial number>: refuses a sweep dir holding another study's trials or another
+    sweep's jobs (their dirs would be overwritten), else records this study as its owner."""
+    owner = {"study_name": study_name, "storage": storage}
+    marker = sweep_dir / SWEEP_OWNER
+    if marker.exists():
+        recorded = json.loads(marker.read_text())
+        if recorded != owner:
+            raise ValueError(
+                f"{sweep_dir} holds the trials of study {recorded['study_name']!r} ({recorded['storage']}): give this "
+                "study a sweep dir of its own (hydra.sweep.dir=...), or its trial dirs would overwrite those"
+            )
+        return
+    if any(sweep_dir.glob("*/.hydra/overrides.yaml")):
+        raise ValueError(f"{sweep_dir} holds the jobs of another sweep: give the search its own hydra.sweep.dir")
+    marker.write_text(json.dumps(owner))
+
+
 def search(
     search_cfg: DictConfig, overrides: Sequence[str], sweep_dir: str | Path, compose: Callable[[list[str]], DictConfig]
 ) -> float | None:
@@ -207,7 +242,8 @@ def search(
     url = str(search_cfg.storage or f"sqlite:///{sweep_dir / STUDY_DB}")
     optuna.logging.disable_default_handler()  # Optuna's records go to the search's log like every other
     optuna.logging.enable_propagation()
-    study = open_study(search_cfg, url, shared)
+    study = open_study(search_cfg, url, shared, space)
+    claim_sweep_dir(sweep_dir, study.study_name, display(url))
     n_trials = int(search_cfg.n_trials)
     counts = Counter(t.state.name.lower() for t in study.get_trials(deepcopy=False))
     log.info("study %r in %s: %s; n_trials %d", study.study_name, display(url), dict(counts) or "new", n_trials)
