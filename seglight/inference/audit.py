@@ -35,7 +35,7 @@ from seglight.data.dataset import SegmentationDataset
 from seglight.inference.evaluation import split_dataset
 from seglight.inference.predictor import Predictor
 from seglight.report.audit_figures import suspect_pictures
-from seglight.report.html import png_uri, render
+from seglight.report.html import hex_color, png_uri, render
 from seglight.util.files import atomic_write
 
 SUSPECTS = "suspects.csv"
@@ -185,7 +185,7 @@ def audit(
     classes = [
         {
             "name": n,
-            "colour": "#{:02x}{:02x}{:02x}".format(*predictor.palette.colors[j]),
+            "colour": hex_color(predictor.palette.colors[j]),
             "threshold": float(t) if np.isfinite(t) else None,
             "pixels": int(count),
         }

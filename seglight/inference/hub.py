@@ -17,7 +17,7 @@ import yaml
 from seglight.model.module import SegmentationModule
 from seglight.report.bootstrap import bootstrap
 from seglight.report.confusions import VAL_CONFUSIONS, load_confusions
-from seglight.report.html import render
+from seglight.report.html import hex_color, render
 from seglight.util.network import reachable
 
 HUB_HOST = "huggingface.co"
@@ -53,7 +53,7 @@ def card_context(module: SegmentationModule, info: dict[str, Any], record: dict[
     classes = [
         {
             "name": name,
-            "color": "#" + "".join(f"{int(v):02x}" for v in info["colors"][k]),
+            "color": hex_color(info["colors"][k]),
             "iou": metrics.get(f"val/iou/{name}"),
             "iou_ci": record.get("iou_ci", {}).get(name),
         }

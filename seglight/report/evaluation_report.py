@@ -19,7 +19,7 @@ from PIL import Image
 from seglight.data.palette import Palette
 from seglight.model.calibration import ReliabilityBins
 from seglight.report.figures import confusion_figure
-from seglight.report.html import png_uri, render
+from seglight.report.html import hex_color, png_uri, render
 
 THUMB_WIDTH = 320
 ERROR_RGB = (230, 30, 30)  # a wrong pixel on the error map
@@ -125,7 +125,7 @@ def class_rows(stats: dict[str, Any], names: Sequence[str], confusion: np.ndarra
     return [
         {
             "name": name,
-            "color": "#" + "".join(f"{int(v):02x}" for v in palette.colors[k]),
+            "color": hex_color(palette.colors[k]),
             "iou": stats["iou"][k],
             "iou_ci": stats["iou_ci"][k],
             "precision": stats["precision"][k],

@@ -39,6 +39,11 @@ def number(value: Any, digits: int = 3) -> str:
     return f"{float(value):.{digits}f}"
 
 
+def hex_color(rgb: Any) -> str:
+    """(r, g, b) -> "#rrggbb", for swatches and tables."""
+    return "#" + "".join(f"{int(v):02x}" for v in rgb)
+
+
 def interval_text(ci: Any, digits: int = 3) -> str:
     """[low, high] -> "[0.512, 0.561]", "-" where the interval is undefined."""
     if ci is None or any(v is None or math.isnan(float(v)) for v in ci):
