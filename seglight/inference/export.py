@@ -101,14 +101,18 @@ def _write_onnx(module: SegmentationModule, path: Path, opset: int) -> None:
 
 def _set_metadata(module: SegmentationModule, path: Path) -> None:
     """Stores seglight's metadata (classes, colours, normalisation) in the .onnx file, replacing any earlier."""
-    _write_onnx_metadata(path, metadata(module))
+    _update_onnx_metadata(path, lambda _: metadata(module))
 
 
-def _write_onnx_metadata(path: Path, info: dict[str, Any]) -> None:
+def _update_onnx_metadata(path: Path, change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    """Rewrites the .onnx file's seglight metadata as ``change(current)`` ({} where it has none), loading the
+    model once and writing it atomically."""
     import onnx
 
     proto = onnx.load(str(path))
-    kept = [(e.key, e.value) for e in proto.metadata_props if e.key != "seglight"]
+    current = {e.key: e.value for e in proto.metadata_props}
+    info = change(json.loads(current["seglight"]) if "seglight" in current else {})
+    kept = [(k, v) for k, v in current.items() if k != "seglight"]
     del proto.metadata_props[:]
     for key, value in [*kept, ("seglight", json.dumps(info))]:
         entry = proto.metadata_props.add()
@@ -119,8 +123,7 @@ def _write_onnx_metadata(path: Path, info: dict[str, Any]) -> None:
 def store_temperature(path: str | Path, temperature: float) -> Path:
     """Writes a fitted softmax temperature into a model file: a .ckpt (its ``temperature`` entry), an .onnx
     file (its seglight metadata) or an exported folder (its seglight.json), rewritten atomically with its
-    permissions kept. A symlink is followed: the
-    file it points to is updated. Returns the path written."""
+    permissions kept. A symlink is followed: the file it points to is updated. Returns the path written."""
     path = Path(path).resolve()
     if path.is_dir():  # an export format=hf folder: its seglight.json
         info = json.loads((path / "seglight.json").read_text())
@@ -129,12 +132,13 @@ def store_temperature(path: str | Path, temperature: float) -> Path:
         return path / "seglight.json"
     mode = path.stat().st_mode
     if path.suffix == ".onnx":
-        import onnx
 
-        meta = {e.key: e.value for e in onnx.load(str(path), load_external_data=False).metadata_props}
-        info = json.loads(meta["seglight"])
-        info["temperature"] = float(temperature)
-        _write_onnx_metadata(path, info)
+        def with_temperature(info: dict[str, Any]) -> dict[str, Any]:
+            if not info:
+                raise ValueError(f"{path}: no seglight metadata; export it with python -m seglight.export")
+            return {**info, "temperature": float(temperature)}
+
+        _update_onnx_metadata(path, with_temperature)
     else:
         ckpt = load_checkpoint(path)
         ckpt["temperature"] = float(temperature)
