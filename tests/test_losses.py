@@ -115,3 +115,36 @@ def test_bf16_logits_give_the_fp32_loss():
     for name in sorted(LOSSES):
         loss = build_loss(name, C, IGNORE)
         torch.testing.assert_close(loss(logits, target), loss(logits.float(), target))
+
+
+@pytest.mark.parametrize("weights", [None, [1.0, 2.0, 0.5, 3.0]])
+def test_ohem_keeping_every_pixel_is_plain_ce(weights):
+    target, perfect, _ = target_and_logits()
+    logits = torch.randn_like(perfect)
+    target[0, :3] = IGNORE
+    plain = build_loss("ce", C, IGNORE, weights)(logits, target)
+    assert torch.isclose(build_loss("ce", C, IGNORE, weights, ohem=1.0)(logits, target), plain, atol=1e-6)
+
+
+def test_ohem_averages_the_hardest_fraction_only():
+    target, perfect, _ = target_and_logits()
+    logits = torch.randn_like(perfect)
+    target[1, :5] = IGNORE
+    pixel = torch.nn.functional.cross_entropy(logits, target, ignore_index=IGNORE, reduction="none")
+    valid = pixel[target != IGNORE]
+    k = -(-valid.numel() // 4)  # ceil
+    expected = valid.sort(descending=True).values[:k].mean()
+    got = build_loss("ce", C, IGNORE, ohem=0.25)(logits, target)
+    assert torch.isclose(got, expected, atol=1e-6), (float(got), float(expected))
+    assert got > 1.5 * build_loss("ce", C, IGNORE)(logits, target)
+
+
+def test_ohem_reaches_the_cross_entropy_term_of_dice_ce_and_rejects_bad_fractions():
+    target, perfect, wrong = target_and_logits(margin=4.0)
+    logits = perfect.clone()
+    logits[:, :, :2] = wrong[:, :, :2]  # 1/8 of the pixels wrong
+    plain = build_loss("dice_ce", C, IGNORE, dice_weight=0.0)(logits, target)
+    hard = build_loss("dice_ce", C, IGNORE, dice_weight=0.0, ohem=0.125)(logits, target)
+    assert hard > 6 * plain, (float(plain), float(hard))
+    with pytest.raises(ValueError, match="ohem"):
+        build_loss("ce", C, IGNORE, ohem=0.0)

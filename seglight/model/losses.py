@@ -7,7 +7,8 @@ Build one with ``build_loss(name, num_classes, ignore_index, class_weights, **kw
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import math
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -144,28 +145,50 @@ class WeightedSum(nn.Module):
 class CrossEntropy(nn.CrossEntropyLoss):
     """nn.CrossEntropyLoss's mean in fp32 (logits from bf16 autocast are upcast first): the summed loss over
     the valid pixels divided by their summed class weights w[y] (their count if unweighted), 0 if there are none
-    (torch's mean is 0/0 = NaN then)."""
+    (torch's mean is 0/0 = NaN then).
+
+    ``ohem`` in (0, 1] keeps only that fraction of the valid pixels, those with the largest loss, in each batch
+    (online hard example mining): the mean is then over the kept pixels. ``ohem=None`` keeps every pixel.
+    """
+
+    def __init__(self, *args: Any, ohem: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if ohem is not None and not 0.0 < ohem <= 1.0:
+            raise ValueError(f"ohem is the fraction of pixels kept, in (0, 1]; got {ohem}")
+        self.ohem = ohem
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        total = F.cross_entropy(
+        pixel = F.cross_entropy(
             logits.float(),
             target,
             weight=self.weight,
             ignore_index=self.ignore_index,
-            reduction="sum",
+            reduction="none",
             label_smoothing=self.label_smoothing,
-        )
-        valid = target != self.ignore_index  # (B,H,W)
+        ).flatten()  # (B*H*W,) w[y] * -log p_y, 0 where ignored
+        target = target.flatten()
+        valid = target != self.ignore_index
+        if self.ohem is not None and bool(valid.any()):
+            k = math.ceil(self.ohem * int(valid.sum()))
+            kept = torch.where(valid, pixel, torch.full_like(pixel, -1.0)).topk(k).indices  # ignored rank last
+            pixel, target, valid = pixel[kept], target[kept], valid[kept]
         if self.weight is None:
             norm = valid.sum().float()
         else:
             norm = (self.weight[torch.where(valid, target, 0)] * valid).sum()
-        return total / torch.where(norm > 0, norm, torch.ones_like(norm))
+        return pixel.sum() / torch.where(norm > 0, norm, torch.ones_like(norm))
 
 
 @register("ce")
-def ce(num_classes: int, ignore_index: int, weight: Tensor | None = None, label_smoothing: float = 0.0) -> nn.Module:
-    return CrossEntropy(weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing)
+def ce(
+    num_classes: int,
+    ignore_index: int,
+    weight: Tensor | None = None,
+    label_smoothing: float = 0.0,
+    ohem: float | None = None,
+) -> nn.Module:
+    """Cross-entropy; ``ohem`` = fraction of the hardest valid pixels kept per batch (None: all)."""
+    return CrossEntropy(weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing, ohem=ohem)
 
 
 @register("dice")
@@ -205,12 +228,17 @@ def lovasz(num_classes: int, ignore_index: int, weight: Tensor | None = None) ->
 
 @register("dice_ce")
 def dice_ce(
-    num_classes: int, ignore_index: int, weight: Tensor | None = None, dice_weight: float = 1.0, ce_weight: float = 1.0
+    num_classes: int,
+    ignore_index: int,
+    weight: Tensor | None = None,
+    dice_weight: float = 1.0,
+    ce_weight: float = 1.0,
+    ohem: float | None = None,
 ) -> nn.Module:
-    """dice_weight * Dice + ce_weight * cross-entropy."""
+    """dice_weight * Dice + ce_weight * cross-entropy (``ohem``: of the cross-entropy term, as in ``ce``)."""
     return WeightedSum(
         {
             "dice": (dice_weight, dice(num_classes, ignore_index, weight)),
-            "ce": (ce_weight, ce(num_classes, ignore_index, weight)),
+            "ce": (ce_weight, ce(num_classes, ignore_index, weight, ohem=ohem)),
         }
     )
