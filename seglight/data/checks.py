@@ -58,11 +58,15 @@ def scan_split(
     palette: Palette | None,
     ignore_index: int = 255,
     void_values: tuple[int, ...] = (),
+    channels: int = 3,
 ) -> ScanReport:
-    """Reads every pair of one split and collects faults instead of stopping at the first."""
+    """Reads every pair of one split and collects faults instead of stopping at the first (``channels``: of the
+    images, 3 for RGB pictures, else multispectral)."""
     report = ScanReport(split, counts=np.zeros(num_classes, dtype=np.int64))
     pairs, report.faults = pair_split(image_dir, mask_dir)
-    dataset = SegmentationDataset(None, None, num_classes, palette, None, ignore_index, void_values, pairs=pairs)
+    dataset = SegmentationDataset(
+        None, None, num_classes, palette, None, ignore_index, void_values, pairs=pairs, channels=channels
+    )
     for i in tqdm(range(len(dataset)), desc=f"checking {split}", unit="pair", leave=False):
         report.pairs += 1
         try:

@@ -1,7 +1,7 @@
 """SegDataModule: folders of images and masks -> train/val/test DataLoaders of {"image", "mask"} batches.
 
-Batches: image (B,3,H,W) float normalised with ``mean``/``std``, mask (B,H,W) long with values in
-[0, num_classes) or ``ignore_index``.
+Batches: image (B,N,H,W) float normalised with ``mean``/``std`` (N = ``in_channels``: 3 for RGB pictures, any
+other count for multispectral files), mask (B,H,W) long with values in [0, num_classes) or ``ignore_index``.
 """
 
 from __future__ import annotations
@@ -17,14 +17,18 @@ import torch
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
-from seglight.data.class_stats import cached_pixel_counts, median_frequency_weights
+from seglight.data.class_stats import (
+    Normalisation,
+    cached_channel_stats,
+    cached_pixel_counts,
+    median_frequency_weights,
+)
 from seglight.data.dataset import SegmentationDataset
+from seglight.data.image_cache import ImageCache, open_cache
 from seglight.data.loaders import auto_workers, collate_eval, seed_worker
 from seglight.data.palette import palette_from_options
 from seglight.data.splits import SplitFiles
 from seglight.data.transforms import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     eval_transform,
     photometric_steps,
     train_transform,
@@ -48,6 +52,11 @@ class SegDataModule(pl.LightningDataModule):
     ``val_fraction`` of the training pairs is held out. A split whose folders are missing is
     skipped with a notice unless it is required (``require_test=True`` for test). Relative folders
     are taken relative to ``root`` when it is given.
+
+    ``in_channels`` other than 3 reads multispectral images (TIFF, .npy; ``seglight.data.io.read_channels``).
+    ``mean``/``std`` per channel: a list, ``"auto"`` (measured on the training images, cached beside the masks),
+    or None: ImageNet's for RGB, measured for other channel counts. Measured values are in the units of
+    ``seglight.data.transforms.pixel_values`` and end up in the checkpoint through the module's hparams.
     """
 
     def __init__(
@@ -76,8 +85,10 @@ class SegDataModule(pl.LightningDataModule):
         num_workers: int | str = "auto",
         pin_memory: bool = False,
         cache_masks: bool = False,
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
+        cache_images: bool = False,
+        mean: Sequence[float] | str | None = None,
+        std: Sequence[float] | str | None = None,
+        in_channels: int = 3,
         seed: int = 0,
         split_seed: int = 0,
         folds: int = 0,
@@ -114,15 +125,38 @@ class SegDataModule(pl.LightningDataModule):
         self.color_jitter = color_jitter
         self.photometric = photometric
         photometric_steps(photometric, 0.0)  # an unknown name fails here, not in the first worker
+        if int(in_channels) != 3 and color_jitter > 0:
+            log.info("colour augmentation is for RGB pictures: off for %s-channel images", in_channels)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = auto_workers() if num_workers == "auto" else int(num_workers)
         self.pin_memory = pin_memory
         self.cache_masks = cache_masks
-        self.mean = tuple(float(m) for m in mean)
-        self.std = tuple(float(s) for s in std)
+        self.cache_images = cache_images
+        self._image_cache: ImageCache | None = None
+        self.in_channels = int(in_channels)
+        self.normalisation = Normalisation(mean, std, self.in_channels, self._measure)
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
         self.datasets: dict[str, SegmentationDataset] = {}
+
+    # ---- normalisation ---------------------------------------------------------------------
+    @property
+    def mean(self) -> tuple[float, ...]:
+        """Per-channel mean the images are normalised with (``in_channels`` values)."""
+        return self.normalisation.mean
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        """Per-channel standard deviation the images are normalised with."""
+        return self.normalisation.std
+
+    def use_normalisation(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        """From now on normalise with these values (a resumed run's, whatever the data would measure now)."""
+        self.normalisation = Normalisation(list(mean), list(std), self.in_channels, self._measure)
+        self.datasets.clear()
+
+    def _measure(self) -> tuple[list[float], list[float]]:
+        return cached_channel_stats(self._dataset(self.split_pairs("train"), None), self._cache_folder())
 
     # ---- classes -------------------------------------------------------------------------
     @property
@@ -145,6 +179,8 @@ class SegDataModule(pl.LightningDataModule):
             ignore_index=self.ignore_index,
             void_values=self.void_values,
             cache_masks=self.cache_masks,
+            channels=self.in_channels,
+            image_cache=self._image_cache,
         )
 
     def has_split(self, split: str) -> bool:
@@ -162,6 +198,7 @@ class SegDataModule(pl.LightningDataModule):
     def use_recorded_splits(self, files: dict[str, list[str]]) -> None:
         """From now on each split is exactly the image files named in ``files`` (a run's splits.json)."""
         self.splits.recorded = {k: list(v) for k, v in files.items() if v}
+        self.normalisation.forget()  # measured on the configured split: measure the recorded one
         self.datasets.clear()
 
     def _rank(self) -> int:
@@ -169,6 +206,9 @@ class SegDataModule(pl.LightningDataModule):
         return int(self.trainer.global_rank) if self.trainer is not None else 0
 
     def setup(self, stage: str | None = None) -> None:
+        if self.cache_images and self._image_cache is None:
+            images = [im for split in ("train", "val") for im, _ in self.split_pairs(split)]  # val: maybe held out
+            self._image_cache = open_cache(self._cache_folder() / "images", images, self.in_channels)
         if stage in (None, "fit", "validate") and "val" not in self.datasets:
             seed = int(np.random.SeedSequence([self.seed, self._rank()]).generate_state(1)[0])  # per rank
             self.datasets["train"] = self._dataset(
@@ -183,6 +223,7 @@ class SegDataModule(pl.LightningDataModule):
                     self.std,
                     seed=seed,
                     photometric=self.photometric,
+                    channels=self.in_channels,
                 ),
             )
             self.datasets["val"] = self._dataset(self.split_pairs("val"), self.eval_transform())
@@ -240,8 +281,11 @@ class SegDataModule(pl.LightningDataModule):
             "ignore_index": self.ignore_index,
             "void_values": self.void_values,
         }
-        folder = self.cache_dir or Path(str(self.dirs["train"][1])).parent / ".seglight_cache"
-        return cached_pixel_counts(self._dataset(pairs, None), classes, folder)
+        return cached_pixel_counts(self._dataset(pairs, None), classes, self._cache_folder())
+
+    def _cache_folder(self) -> Path:
+        """Where statistics and decoded images are cached: ``cache_dir``, else beside the training masks."""
+        return self.cache_dir or Path(str(self.dirs["train"][1])).parent / ".seglight_cache"
 
     def class_weights(self, power: float = 1.0) -> list[float]:
         """Median-frequency-balanced weights of the training masks (``median_frequency_weights``)."""

@@ -1,4 +1,4 @@
-"""SegmentationDataset: paired image/mask files -> {"image": (3,H,W) float, "mask": (H,W) long}."""
+"""SegmentationDataset: paired image/mask files -> {"image": (N,H,W) float, "mask": (H,W) long} (N = 3: RGB)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from seglight.data.image_cache import ImageCache
 from seglight.data.io import DataError, pair_files, read_image, read_mask
 from seglight.data.palette import Palette
+from seglight.data.transforms import pixel_values
 
 Sample = dict[str, torch.Tensor]
 
@@ -26,6 +28,9 @@ class SegmentationDataset(Dataset):
         void_values: index-mask values that mean "ignore" (CamVid's 11), mapped to ignore_index.
         cache_masks: keep decoded index masks in memory (worth it for colour masks read every epoch).
         pairs: the (image, mask) files, already paired (the folders are then not read).
+        channels: image channels; 3 reads RGB pictures (uint8), any other count multispectral files
+            (float32 as stored, ``seglight.data.io.read_channels``).
+        image_cache: decoded images kept as memory-mapped .npy files (``data.cache_images``), or None.
     """
 
     def __init__(
@@ -39,6 +44,8 @@ class SegmentationDataset(Dataset):
         void_values: tuple[int, ...] = (),
         cache_masks: bool = False,
         pairs: list[tuple[Path, Path]] | None = None,
+        channels: int = 3,
+        image_cache: ImageCache | None = None,
     ) -> None:
         if pairs is None and (image_dir is None or mask_dir is None):
             raise ValueError("give the image and mask folders, or the pairs")
@@ -49,6 +56,8 @@ class SegmentationDataset(Dataset):
         self.ignore_index = ignore_index
         self.void_values = tuple(void_values)
         self.cache_masks = cache_masks
+        self.channels = channels
+        self.image_cache = image_cache
         self._masks: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
@@ -63,10 +72,17 @@ class SegmentationDataset(Dataset):
             self._masks[i] = mask
         return mask
 
+    def read_image(self, i: int) -> np.ndarray:
+        """Image of pair i: (H,W,3) uint8, or (H,W,channels) float32 for multispectral data."""
+        path = self.pairs[i][0]
+        if self.image_cache is None:
+            return read_image(path, self.channels)
+        return np.array(self.image_cache.read(path, lambda: read_image(path, self.channels)))  # a writable copy
+
     def read_pair(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """(image (H,W,3) uint8, mask (H,W) uint8), checked to be the same size."""
+        """(image (H,W,3) uint8 or (H,W,channels) float32, mask (H,W) uint8), checked to be the same size."""
         image_path, mask_path = self.pairs[i]
-        image, mask = read_image(image_path), self.read_mask(i)
+        image, mask = self.read_image(i), self.read_mask(i)
         if image.shape[:2] != mask.shape:
             raise DataError(
                 f"image {image_path} is {image.shape[1]}x{image.shape[0]} but mask {mask_path} is "
@@ -79,5 +95,5 @@ class SegmentationDataset(Dataset):
         if self.transform is not None:
             out = self.transform(image=image, mask=mask)
             return {"image": out["image"].float(), "mask": torch.as_tensor(out["mask"]).long()}
-        x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float() / 255.0
+        x = torch.from_numpy(np.ascontiguousarray(pixel_values(image).transpose(2, 0, 1)))
         return {"image": x, "mask": torch.from_numpy(mask).long()}

@@ -3,8 +3,10 @@
 Both are read as a viewer displays them: a file's EXIF orientation (phone photos store portrait pictures
 turned on their side) is applied, so an image and a mask drawn on the upright picture line up.
 Images come back as RGB (H,W,3) uint8 (grey, RGBA, palette, 16-bit and float images are converted, see
-``read_image``). Masks come back as index masks (H,W) uint8: colour masks through a Palette, index masks
-as stored, with ``void_values`` mapped to ``ignore_index`` and any other value >= num_classes reported.
+``read_image``), or, for multispectral data (``channels`` other than 3), as (H,W,N) float32 with the values
+as stored (TIFF via tifffile, ``.npy``; see ``read_channels``). Masks come back as index masks (H,W) uint8:
+colour masks through a Palette, index masks (images or .npy) as stored, with ``void_values`` mapped to
+``ignore_index`` and any other value >= num_classes reported.
 """
 
 from __future__ import annotations
@@ -14,14 +16,22 @@ from pathlib import Path
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
+from seglight.data.arrays import (
+    RGB,
+    TIFF,
+    as_channels,
+    height_width,
+    load_array,
+    load_npy,
+    refuse_multispectral_tiff,
+    stored_shape,
+)
+from seglight.data.errors import DataError
 from seglight.data.palette import Palette, check_label_range
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".npy")
+
 SWAPS_SIDES = (5, 6, 7, 8)  # EXIF orientations that turn the picture a quarter turn: width and height swap
-
-
-class DataError(ValueError):
-    """Bad input data; the message names the offending file."""
 
 
 def _orientation(img: Image.Image) -> int:
@@ -43,9 +53,13 @@ def _open(path: Path) -> Image.Image:
         raise DataError(f"{path}: unreadable or truncated image ({e})") from None
 
 
-def image_size(path: str | Path) -> tuple[int, int]:
-    """(width, height) of the image as displayed (EXIF orientation applied), without decoding a JPEG."""
+def image_size(path: str | Path, channels: int = RGB) -> tuple[int, int]:
+    """(width, height) of the image as displayed (EXIF orientation applied), without decoding a JPEG; of a
+    multispectral file (``channels`` other than 3) from its header."""
     path = Path(path)
+    if path.suffix.lower() == ".npy" or (channels != RGB and path.suffix.lower() in TIFF):
+        h, w = height_width(path, stored_shape(path), channels)
+        return w, h
     try:
         with Image.open(path) as img:
             w, h = img.size
@@ -87,7 +101,20 @@ def _grey_to_uint8(arr: np.ndarray, path: Path) -> np.ndarray:
     return np.clip(np.round(scaled), 0, 255).astype(np.uint8)
 
 
-def read_image(path: str | Path) -> np.ndarray:
+def read_channels(path: str | Path, channels: int) -> np.ndarray:
+    """A multispectral image -> (H,W,channels) float32, values as stored (no scaling: ``data.mean/std`` are in
+    the file's units, ``data.mean=auto`` measures them).
+
+    TIFF files are read with tifffile, ``.npy`` files with numpy, other formats with PIL (grey for channels=1);
+    an array stored band-first (channels,H,W) is turned to (H,W,channels). A file with another number of
+    channels is an error naming it; so are NaN or infinite values (``seglight.data.arrays.as_channels``).
+    """
+    path = Path(path)
+    arr = load_array(path) if path.suffix.lower() in (".npy", *TIFF) else np.asarray(_open(path))
+    return as_channels(arr, path, channels)
+
+
+def read_image(path: str | Path, channels: int = RGB) -> np.ndarray:
     """Image file -> (H,W,3) uint8 RGB, upright by its EXIF orientation.
 
     8-bit images keep their values: grey is repeated over the three channels, palette ("P") images take
@@ -96,8 +123,22 @@ def read_image(path: str | Path) -> np.ndarray:
     by 257 and rounded; other 32-bit integers and float images ("F") from the image's own min..max onto
     0..255 (a constant one gives zeros), except float images whose values all lie in [0, 1], which are
     multiplied by 255 and rounded. Float images with NaN or infinity are refused.
+
+    ``channels`` other than 3: a multispectral image, (H,W,channels) float32 by ``read_channels``.
     """
+    if channels != RGB:
+        return read_channels(path, channels)
     path = Path(path)
+    if path.suffix.lower() == ".npy":
+        arr = np.asarray(load_npy(path))
+        if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
+            raise DataError(
+                f"{path}: an RGB picture from .npy is (H,W,3) uint8, this holds {arr.dtype} {arr.shape}; "
+                "for multispectral arrays set model.in_channels"
+            )
+        return arr
+    if path.suffix.lower() in TIFF:
+        refuse_multispectral_tiff(path)
     img = _open(path)
     if img.mode == "RGB":
         return np.asarray(img)
@@ -122,14 +163,19 @@ def read_mask(
     """
     check_label_range(num_classes, ignore_index)
     path = Path(path)
-    img = _open(path)
-    if palette is not None:
-        rgb = np.asarray(img.convert("RGB"))
-        return palette.to_index(rgb, source=str(path))
-    arr = np.asarray(img)
+    if path.suffix.lower() == ".npy":
+        arr, mode = np.asarray(load_npy(path)), ".npy"
+        if palette is not None:
+            raise DataError(f"{path}: a .npy mask holds class indices; colour masks (data.palette) are images")
+    else:
+        img = _open(path)
+        if palette is not None:
+            rgb = np.asarray(img.convert("RGB"))
+            return palette.to_index(rgb, source=str(path))
+        arr, mode = np.asarray(img), f"mode {img.mode}"
     if arr.ndim != 2:
         raise DataError(
-            f"{path}: expected a single-channel index mask, got shape {arr.shape} (mode {img.mode}); "
+            f"{path}: expected a single-channel index mask, got shape {arr.shape} ({mode}); "
             "for colour masks give a palette (data.palette=FILE.csv)"
         )
     if arr.dtype.kind == "f" and not np.array_equal(arr, np.round(arr)):

@@ -32,6 +32,7 @@ LOADING_KEYS = (
     "seed",
     "mean",
     "std",
+    "in_channels",
     "require_test",
 )
 

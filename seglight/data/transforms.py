@@ -46,16 +46,21 @@ def train_transform(
     std=IMAGENET_STD,
     seed: int | None = None,
     photometric: str = "basic",
+    channels: int = 3,
 ) -> A.Compose:
     """Random scale, crop (padding with ignore_index where the image is smaller), flip, colour augmentation
-    (``photometric_steps``, with probability ``color_jitter``).
+    (``photometric_steps``, with probability ``color_jitter``; RGB only).
 
-    Output: image (3,h,w) float normalised, mask (h,w) uint8, with (h,w) = crop_size. albumentations 2
+    Input: image (H,W,3) uint8, or (H,W,channels) float32 as stored for ``channels`` other than 3 (no colour
+    augmentation; mean/std in the file's units). Output: image (channels,h,w) float normalised like
+    ``to_input``, mask (h,w) uint8, with (h,w) = crop_size. albumentations 2
     draws from its own generator: ``seed`` makes it reproducible (DataLoader workers reseed it, see
     seglight.data.datamodule.seed_worker).
     """
     h, w = (crop_size, crop_size) if isinstance(crop_size, int) else tuple(crop_size)
-    steps = []
+    rgb = channels == 3
+    # multispectral values are normalised first, so the crop's padding (0) is the mean, as reflection-free as RGB's
+    steps: list[A.BasicTransform] = [] if rgb else [A.Normalize(mean=mean, std=std, max_pixel_value=1.0)]
     if scale[0] != 1.0 or scale[1] != 1.0:
         steps.append(
             A.RandomScale(
@@ -70,20 +75,46 @@ def train_transform(
         A.RandomCrop(height=h, width=w),
         A.HorizontalFlip(p=hflip),
     ]
-    steps += photometric_steps(photometric, color_jitter)
-    steps += [A.Normalize(mean=mean, std=std), ToTensorV2()]
+    if rgb:
+        steps += photometric_steps(photometric, color_jitter)
+        steps.append(A.Normalize(mean=mean, std=std))
+    steps.append(ToTensorV2())
     return A.Compose(steps, seed=seed)
 
 
 def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """(...,3,H,W) float in [0,1] -> normalised like the training data."""
+    """(...,N,H,W) float (RGB: in [0,1]) -> normalised like the training data, one mean/std per channel."""
     return (x - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
 
 
+def pixel_values(image: np.ndarray) -> np.ndarray:
+    """(H,W,N) image -> float32 in the units ``data.mean``/``data.std`` are given in: RGB pictures (N = 3) divided
+    by 255, multispectral images (any other N, ``read_channels``) as stored."""
+    if image.shape[-1] == 3:
+        return image.astype(np.float32) / 255.0
+    return image.astype(np.float32, copy=False)
+
+
 def to_input(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """(H,W,3) uint8 -> (1,3,H,W) float normalised: the input of the model in validation and prediction."""
-    x = torch.tensor(image).permute(2, 0, 1).float().div_(255)  # copies: PIL arrays are read-only
+    """(H,W,N) image (RGB picture or multispectral) -> (1,N,H,W) float normalised: the input of the model in
+    validation and prediction (``pixel_values``, then ``normalize``)."""
+    if image.shape[-1] != len(mean):
+        raise ValueError(f"image has {image.shape[-1]} channels, the model's normalisation {len(mean)}")
+    x = torch.tensor(pixel_values(image)).permute(2, 0, 1)  # copies: PIL arrays are read-only
     return normalize(x, mean, std).unsqueeze(0)
+
+
+def display_rgb(image: np.ndarray) -> np.ndarray:
+    """An image as a picture (H,W,3) uint8: RGB unchanged; a multispectral (H,W,N) array shows its first three
+    channels (one channel as grey), each stretched from its 2nd to its 98th percentile."""
+    if image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
+        return image
+    arr = np.asarray(image, dtype=np.float32)
+    arr = arr[..., None] if arr.ndim == 2 else arr
+    arr = arr[..., :3] if arr.shape[2] >= 3 else np.repeat(arr[..., :1], 3, axis=2)
+    lo, hi = np.percentile(arr, [2, 98], axis=(0, 1))
+    out = (arr - lo) / np.where(hi > lo, hi - lo, 1.0)
+    return (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
 
 
 def pad_to_multiple(x: torch.Tensor, divisor: int = 32, value: float | None = None) -> torch.Tensor:

@@ -225,6 +225,6 @@ def audit_checkpoint(
     from hydra.utils import instantiate
 
     model = Predictor.load(ckpt, **predictor)
-    dm = instantiate(data, _convert_="all")
+    dm = instantiate(data, _convert_="all", in_channels=len(model.mean))  # the channels the model reads
     dataset = split_dataset(dm, split, model.data_split, data, ckpt)
     return audit(model, dataset, output, top_k, title=f"{ckpt}, {split} split")

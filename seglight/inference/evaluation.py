@@ -236,7 +236,7 @@ def evaluate_checkpoint(
     from hydra.utils import instantiate
 
     model = Predictor.load(ckpt, **predictor)
-    dm = instantiate(data, _convert_="all")
+    dm = instantiate(data, _convert_="all", in_channels=len(model.mean))  # the channels the model reads
     dataset = split_dataset(dm, split, model.data_split, data, ckpt)
     provenance = _provenance(Path(ckpt), split, dm.splits.recorded is not None, model)
     return evaluate(model, dataset, output, report, calibrate, top_k, provenance, store_into=ckpt)

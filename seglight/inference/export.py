@@ -40,7 +40,7 @@ def metadata(module: SegmentationModule) -> dict[str, Any]:
         "divisor": module.divisor,
         "temperature": module.temperature,
         "code_version": module.code_version,
-        "input": f"image (B,3,H,W) float, normalised with mean/std, H and W multiples of {module.divisor}",
+        "input": f"image (B,{hp.in_channels},H,W) float, normalised with mean/std, H, W multiples of {module.divisor}",
         "output": "logits (B,C,H,W); probabilities are softmax(logits / temperature)",
     }
 
@@ -48,11 +48,14 @@ def metadata(module: SegmentationModule) -> dict[str, Any]:
 def sample_input(
     module: SegmentationModule, batch: int = 2, size: tuple[int, int] = (256, 320), seed: int = 0
 ) -> torch.Tensor:
-    """A smooth random image batch (B,3,H,W), normalised like training data, for self-checks."""
+    """A smooth random image batch (B,N,H,W), normalised like training data, for self-checks: RGB drawn in [0,1] and
+    normalised; multispectral drawn in normalised units (its mean/std are in the files' units)."""
     g = torch.Generator().manual_seed(seed)
-    low = torch.rand(batch, 3, size[0] // 16, size[1] // 16, generator=g)
-    rgb = torch.nn.functional.interpolate(low, size=size, mode="bilinear", align_corners=False)
-    return normalize(rgb, module.hp.mean, module.hp.std)
+    channels = len(module.hp.mean)
+    draw = torch.rand if channels == 3 else torch.randn
+    low = draw(batch, channels, size[0] // 16, size[1] // 16, generator=g)
+    smooth = torch.nn.functional.interpolate(low, size=size, mode="bilinear", align_corners=False)
+    return normalize(smooth, module.hp.mean, module.hp.std) if channels == 3 else smooth
 
 
 def compare(reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
@@ -254,7 +257,7 @@ def export_checkpoint(
     elif format == "onnx_int8":
         if not calibration:
             raise ValueError("format=onnx_int8 needs calibration=DIR|GLOB of representative images (e.g. val images)")
-        images = [read_image(p) for p in list_inputs(calibration)[:calibration_images]]
+        images = [read_image(p, len(module.hp.mean)) for p in list_inputs(calibration)[:calibration_images]]
         results = {target.name: (export_onnx_int8(module, target, images, opset), min_agreement_int8)}
     elif format == "onnx":
         results = {target.name: (export_onnx(module, target, opset), min_agreement)}

@@ -180,15 +180,16 @@ def predict_files(
     plan = plan_outputs(files, input_root(inputs), output, save_probs, save_uncertainty)
     output.mkdir(parents=True, exist_ok=True)
     todo = [f for f in files if overwrite or not all(p.exists() for p in plan[f].values())]
-    sizes = {f: image_size(f) for f in todo}
-    large = [f for f in todo if sizes[f][0] * sizes[f][1] > stream_pixels]
+    channels = len(predictor.mean)  # 3: RGB pictures; other counts: multispectral files, read whole
+    sizes = {f: image_size(f, channels) for f in todo}
+    large = [f for f in todo if sizes[f][0] * sizes[f][1] > stream_pixels and channels == 3]
     with tqdm(total=len(todo), desc="predict", unit="img") as bar:
         for f in large:  # strip by strip, memory bounded by the tile size (seglight.inference.large)
             predict_large(predictor, f, plan[f])
             bar.update()
         streamed = set(large)
         for batch in _batches([f for f in todo if f not in streamed], sizes, batch_size):
-            images = [read_image(f) for f in batch]
+            images = [read_image(f, channels) for f in batch]
             probs: list[np.ndarray] | list[None]
             if save_probs or save_uncertainty:
                 probs = predictor.predict_images(images)

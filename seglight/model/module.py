@@ -69,6 +69,11 @@ class SegmentationModule(pl.LightningModule):
         super().__init__()
         if freeze_encoder_epochs < 0:
             raise ValueError(f"model.freeze_encoder_epochs={freeze_encoder_epochs}: give 0 (off) or a number of epochs")
+        if not len(mean) == len(std) == in_channels:
+            raise ValueError(
+                f"model.in_channels={in_channels} but the data's mean/std have {len(mean)}/{len(std)} values: "
+                f"give data.mean/data.std one value per channel, or auto"
+            )
         self.save_hyperparameters()
         self.class_names = list(class_names)
         self.num_classes = len(self.class_names)

@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 
 from seglight.data.palette import Palette
+from seglight.data.transforms import display_rgb
 
 OUTLINE = (255, 230, 0)  # yellow traced over a dark rim: readable on photos and on any palette colour
 RIM = (20, 20, 20)
@@ -42,6 +43,7 @@ def suspect_pictures(
     in the label shown in the palette's void colour), and the disputed ``region`` (H,W) bool ->
     {"image", "label", "prediction"}: (s*H, s*W, 3) uint8 pictures, the region outlined on each, enlarged by
     ``display_scale``."""
+    image = display_rgb(image)
     scale = display_scale(image.shape[1])
     big_region = enlarge(region, scale)
     thickness = max(1, (image.shape[1] * scale) // MIN_WIDTH)

@@ -34,7 +34,14 @@ def check_data(data_cfg, splits: Sequence[str] = ("train", "val", "test"), plot:
             continue  # not configured, or missing (a notice is logged)
         images, masks = dm.dirs[split]
         r = scan_split(
-            split, images, masks, dm.num_classes, dm.palette if dm.is_color else None, dm.ignore_index, dm.void_values
+            split,
+            images,
+            masks,
+            dm.num_classes,
+            dm.palette if dm.is_color else None,
+            dm.ignore_index,
+            dm.void_values,
+            dm.in_channels,
         )
         reports.append(r)
         faults += r.faults

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from seglight.data.palette import Palette
+from seglight.data.transforms import display_rgb
 from seglight.model.calibration import ReliabilityBins
 from seglight.report.figures import confusion_figure
 from seglight.report.html import hex_color, png_uri, render
@@ -75,6 +76,7 @@ class Gallery:
 
     def _panels(self, image: np.ndarray, target: np.ndarray, pred: np.ndarray) -> np.ndarray:
         ignore = self.palette.ignore_index
+        image = display_rgb(image)
         tiles = [
             thumbnail(image),
             thumbnail(self.palette.to_color(target), nearest=True),

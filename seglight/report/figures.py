@@ -11,18 +11,23 @@ import numpy as np
 import torch
 
 from seglight.data.palette import Palette
+from seglight.data.transforms import display_rgb
 
 
 def denormalize(image: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """Normalised image (3,H,W) float -> (H,W,3) uint8."""
+    """Normalised image (N,H,W) float -> (H,W,3) uint8 (multispectral: as ``display_rgb`` shows it)."""
     m = torch.tensor(mean, dtype=torch.float32)[:, None, None]
     s = torch.tensor(std, dtype=torch.float32)[:, None, None]
-    rgb = (image.detach().float().cpu() * s + m).clamp(0, 1) * 255
-    return rgb.round().byte().permute(1, 2, 0).numpy()
+    values = image.detach().float().cpu() * s + m
+    if len(mean) != 3:
+        return display_rgb(values.permute(1, 2, 0).numpy())
+    return (values.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
 
 
 def overlay(image: np.ndarray, index: np.ndarray, palette: Palette, alpha: float = 0.5) -> np.ndarray:
-    """Palette colours of index (H,W) blended over image (H,W,3) uint8; ignored pixels show the image."""
+    """Palette colours of index (H,W) blended over image (H,W,3) uint8 (or multispectral, ``display_rgb``); ignored
+    pixels show the image."""
+    image = display_rgb(image)
     colour = palette.to_color(index).astype(np.float32)
     out = image.astype(np.float32) * (1 - alpha) + colour * alpha
     keep = np.asarray(index) == palette.ignore_index
@@ -32,7 +37,7 @@ def overlay(image: np.ndarray, index: np.ndarray, palette: Palette, alpha: float
 
 def panel(image: np.ndarray, target: np.ndarray | None, pred: np.ndarray, palette: Palette) -> np.ndarray:
     """One row (H, k*W, 3) uint8: image | ground truth | prediction | overlay of the prediction."""
-    tiles = [image] + ([palette.to_color(target)] if target is not None else [])
+    tiles = [display_rgb(image)] + ([palette.to_color(target)] if target is not None else [])
     tiles += [palette.to_color(pred), overlay(image, pred, palette)]
     return np.concatenate(tiles, axis=1)
 

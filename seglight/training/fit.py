@@ -218,13 +218,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     dm: SegDataModule = instantiate(cfg.data, _convert_="all")
-    module = build_module(cfg, dm)
-    confusions = ImageConfusions()  # off until the final validation
-    trainer = build_trainer(cfg, extra_callbacks=[confusions])
-    resolved = plain(cfg)
-    resolved["trainer"]["precision"] = str(trainer.precision)
-    module.data_split = {"data": resolved["data"], "files": dm.split_files()}
-
     resumed = None
     last = run_dir / "checkpoints" / "last.ckpt"
     if cfg.resume:
@@ -233,9 +226,19 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             resumed = load_checkpoint(last)
             if resumed.get("data_split"):  # train and validate on the files the run started with
                 dm.use_recorded_splits(resumed["data_split"]["files"])
-                module.data_split = resumed["data_split"]
+            hp = resumed.get("hyper_parameters") or {}
+            if hp.get("mean") is not None:  # and normalise as its weights were trained, measured or not
+                dm.use_normalisation(hp["mean"], hp["std"])
         else:
             log.warning("resume=true but %s does not exist: starting fresh", last)
+    module = build_module(cfg, dm)
+    confusions = ImageConfusions()  # off until the final validation
+    trainer = build_trainer(cfg, extra_callbacks=[confusions])
+    resolved = plain(cfg)
+    resolved["trainer"]["precision"] = str(trainer.precision)
+    module.data_split = {"data": resolved["data"], "files": dm.split_files()}
+    if resumed is not None and resumed.get("data_split"):
+        module.data_split = resumed["data_split"]
     keep_history(trainer.loggers, resumed)
     if trainer.is_global_zero:
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))

@@ -1,0 +1,109 @@
+"""Arrays stored as images: ``.npy`` files and multispectral TIFFs (tifffile), read as stored.
+
+``seglight.data.io`` reads images through these where a file is not a picture PIL reads faithfully: a ``.npy``
+array, or a TIFF of more bands than RGBA. Layouts: (H,W), (H,W,C) or band-first (C,H,W), as GDAL writes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from seglight.data.errors import DataError
+
+TIFF = (".tif", ".tiff")
+RGB = 3  # the channel count read as an RGB picture; any other count is read as stored
+
+
+def load_npy(path: Path) -> np.ndarray:
+    """A .npy file, memory-mapped (its header read, its pixels when used)."""
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (ValueError, OSError) as e:
+        raise DataError(f"{path}: unreadable .npy file ({e})") from None
+
+
+def _tiff_error(path: Path, e: Exception) -> DataError:
+    return DataError(
+        f"{path}: file not found" if isinstance(e, FileNotFoundError) else f"{path}: unreadable TIFF ({e})"
+    )
+
+
+def stored_shape(path: Path) -> tuple[int, ...]:
+    """The array shape a .npy or TIFF file holds, from its header."""
+    if path.suffix.lower() == ".npy":
+        return tuple(load_npy(path).shape)
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return tuple(tif.series[0].shape)
+    except (ValueError, OSError, tifffile.TiffFileError) as e:
+        raise _tiff_error(path, e) from None
+
+
+def load_array(path: Path) -> np.ndarray:
+    """The whole array of a .npy or TIFF file, as stored."""
+    if path.suffix.lower() == ".npy":
+        return np.asarray(load_npy(path))
+    import tifffile
+
+    try:
+        return tifffile.imread(path)
+    except (ValueError, OSError, tifffile.TiffFileError) as e:
+        raise _tiff_error(path, e) from None
+
+
+def height_width(path: Path, shape: tuple[int, ...], channels: int) -> tuple[int, int]:
+    """(H, W) of an array stored (H,W), (H,W,channels) or band-first (channels,H,W); else an error naming the file."""
+    if len(shape) == 2 and channels == 1:
+        return shape[0], shape[1]
+    if len(shape) == 3 and shape[0] == shape[2] == channels and channels != RGB:
+        raise DataError(
+            f"{path}: shape {tuple(shape)} reads as (H,W,{channels}) and as ({channels},H,W) alike; store it (H,W,C)"
+        )
+    if len(shape) == 3 and shape[2] == channels:
+        return shape[0], shape[1]
+    if len(shape) == 3 and shape[0] == channels:
+        return shape[1], shape[2]
+    raise DataError(
+        f"{path}: expected an image with {channels} channels (model.in_channels), got an array of shape "
+        f"{tuple(shape)}; give (H,W,{channels}) or ({channels},H,W)"
+    )
+
+
+def as_channels(arr: np.ndarray, path: Path, channels: int) -> np.ndarray:
+    """An array read from ``path`` -> (H,W,channels) float32 (band-first turned), checked: channel count, numbers,
+    finite values; each fault an error naming the file."""
+    h, w = height_width(path, arr.shape, channels)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    elif arr.shape[:2] != (h, w):
+        arr = arr.transpose(1, 2, 0)  # band-first
+    if arr.dtype.kind not in "uif" and arr.dtype != np.bool_:
+        raise DataError(f"{path}: pixel type {arr.dtype} is not a number")
+    out = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.isfinite(out).all():
+        raise DataError(f"{path}: {int((~np.isfinite(out)).sum())} value(s) not finite (NaN or infinity)")
+    return out
+
+
+def refuse_multispectral_tiff(path: Path) -> None:
+    """A TIFF of more samples per pixel than RGBA, or a stack of pages, read as a picture would lose bands (PIL reads
+    the first page, and at most four samples): an error instead."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            pages, samples, shape = len(series.pages), series.keyframe.samplesperpixel, tuple(series.shape)
+    except (ValueError, OSError, tifffile.TiffFileError):
+        return  # PIL's reading reports what is wrong with the file
+    if pages > 1 or samples > 4:
+        raise DataError(
+            f"{path}: an array of shape {shape}, not an RGB picture; for multispectral images set "
+            "model.in_channels to its number of channels"
+        )
