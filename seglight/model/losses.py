@@ -169,7 +169,7 @@ class CrossEntropy(nn.CrossEntropyLoss):
         target = target.flatten()
         valid = target != self.ignore_index
         if self.ohem is not None and bool(valid.any()):
-            k = math.ceil(self.ohem * int(valid.sum()))
+            k = max(1, math.ceil(self.ohem * int(valid.sum()) - 1e-9))  # 0.07 * 100 is 7, not 8
             kept = torch.where(valid, pixel, torch.full_like(pixel, -1.0)).topk(k).indices  # ignored rank last
             pixel, target, valid = pixel[kept], target[kept], valid[kept]
         if self.weight is None:
