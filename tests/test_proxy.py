@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
+from conftest import compose_config
 from hydra.utils import instantiate
 from PIL import Image
 
@@ -88,6 +89,31 @@ def test_datamodule_folds_pool_train_and_val_and_hold_out_one_fold(tmp_path):
     assert set().union(*seen) == set(CAMVID_LIKE) and sum(map(len, seen)) == len(CAMVID_LIKE)
     with pytest.raises(ValueError, match="data.fold=3 is not one of 0..2"):
         SegDataModule(str(images), str(masks), num_classes=2, folds=3, fold=3)
+
+
+def test_train_on_val_pools_both_folders_and_keeps_val_for_monitoring(tmp_path):
+    train_stems, val_stems = CAMVID_LIKE[::2], CAMVID_LIKE[1::2]
+    images, masks = _write(tmp_path / "train", train_stems)
+    val_images, val_masks = _write(tmp_path / "val", val_stems)
+    kw = dict(num_classes=2, num_workers=0)
+    dm = SegDataModule(str(images), str(masks), str(val_images), str(val_masks), train_on_val=True, **kw)
+    assert {p.stem for p, _ in dm.split_pairs("train")} == set(CAMVID_LIKE)
+    assert {p.stem for p, _ in dm.split_pairs("val")} == set(val_stems)
+    assert dm.split_files()["train"] == sorted(f"{s}.png" for s in train_stems) + sorted(f"{s}.png" for s in val_stems)
+    with pytest.raises(ValueError, match="train_on_val needs val folders"):
+        SegDataModule(str(images), str(masks), train_on_val=True, **kw).split_pairs("train")
+    with pytest.raises(ValueError, match="cross-validation"):
+        SegDataModule(str(images), str(masks), str(val_images), str(val_masks), train_on_val=True, folds=3, **kw)
+
+
+@pytest.mark.parametrize(
+    "name, pooled, budget",
+    [("camvid", False, "00:00:42:00"), ("camvid_trainval", True, "00:00:42:00"), ("camvid_long", False, "00:02:00:00")],
+)
+def test_camvid_presets_compose(name, pooled, budget):
+    cfg = compose_config([f"experiment={name}"])
+    assert cfg.data.train_on_val is pooled and cfg.callbacks.time_budget.budget == budget
+    assert cfg.model.arch.lower() == "fpn" and cfg.loss.class_weights == "auto_sqrt"  # the same recipe
 
 
 # ---- EMA -----------------------------------------------------------------------------------------------

@@ -94,6 +94,7 @@ class SegDataModule(pl.LightningDataModule):
         folds: int = 0,
         fold: int = 0,
         group_pattern: str | None = None,
+        train_on_val: bool = False,
         cache_dir: str | None = None,
         root: str | None = None,
     ) -> None:
@@ -115,7 +116,10 @@ class SegDataModule(pl.LightningDataModule):
             fold=fold,
             group_pattern=group_pattern,
             require_test=require_test,
+            train_on_val=train_on_val,
         )
+        if train_on_val:
+            log.warning("data.train_on_val: the val images are trained on; val scores are not held-out figures")
         self.seed = seed
         self.crop_size: int | tuple[int, int] = (
             crop_size if isinstance(crop_size, int) else (crop_size[0], crop_size[1])

@@ -15,7 +15,7 @@ from seglight.data.io import DataError, pair_files
 log = logging.getLogger(__name__)
 
 # data options that decide which files go to which split
-SPLIT_KEYS = ("val_fraction", "split_seed", "folds", "fold", "group_pattern")
+SPLIT_KEYS = ("val_fraction", "split_seed", "folds", "fold", "group_pattern", "train_on_val")
 # data options that change neither the files nor their labels (loading and augmentation)
 LOADING_KEYS = (
     "batch_size",
@@ -90,7 +90,8 @@ class SplitFiles:
     """Which (image, mask) files form the train, val and test splits of a data set's folders ``dirs``
     ({split: (images, masks)}): the folders' own, a ``val_fraction`` hold-out of train drawn with
     ``split_seed``, cross-validation ``folds`` over train+val (val = fold ``fold``, groups by
-    ``group_pattern``), or ``recorded`` file names (a run's splits.json) where they are set."""
+    ``group_pattern``), or ``recorded`` file names (a run's splits.json) where they are set. ``train_on_val`` trains
+    on the train and val folders together (the final model once the epochs are fixed; val then scores seen images)."""
 
     def __init__(
         self,
@@ -101,6 +102,7 @@ class SplitFiles:
         fold: int = 0,
         group_pattern: str | None = None,
         require_test: bool = False,
+        train_on_val: bool = False,
     ) -> None:
         if folds > 1 and not 0 <= fold < folds:
             raise ValueError(f"data.fold={fold} is not one of 0..{folds - 1} (data.folds={folds})")
@@ -111,6 +113,9 @@ class SplitFiles:
         self.fold = fold
         self.group_pattern = group_pattern
         self.require_test = require_test
+        self.train_on_val = train_on_val
+        if train_on_val and folds > 1:
+            raise ValueError("data.train_on_val trains on every file; cross-validation (data.folds) holds folds out")
         self.recorded: dict[str, list[str]] | None = None
 
     def has(self, split: str) -> bool:
@@ -135,6 +140,10 @@ class SplitFiles:
             return self._recorded_pairs(split)
         if self.folds > 1 and split in ("train", "val"):
             return self._fold_pairs(split)
+        if self.train_on_val and split == "train":
+            if not self.has("val"):
+                raise ValueError("data.train_on_val needs val folders (data.val_images / data.val_masks)")
+            return self._pooled_pairs()
         pairs = self._source_pairs(split)
         if split in ("train", "val") and not self.has("val"):
             if self.val_fraction <= 0:
@@ -148,20 +157,22 @@ class SplitFiles:
     def _source_pairs(self, split: str) -> list[tuple[Path, Path]]:
         """The pairs a split is drawn from: its own folders, the training folders for a val hold-out, or both
         the train and val folders for cross-validation folds (a file name may then appear once only)."""
-        if self.folds > 1 and split in ("train", "val"):
-            pool = self._folder_pairs("train") + (self._folder_pairs("val") if self.has("val") else [])
-            names = [image.name for image, _ in pool]
-            shared = sorted({n for n in names if names.count(n) > 1})
-            if shared:
-                raise DataError(
-                    f"the train and val folders share file names {shared[:5]}: cross-validation needs each image once"
-                )
-            return pool
+        if self.folds > 1 and split in ("train", "val") or self.train_on_val and split == "train":
+            return self._pooled_pairs()
         if split == "val" and not self.has("val"):
             split = "train"
         if split != "train" and not self.has(split):
             raise DataError(f"{split} split not found: {self.dirs[split]}")
         return self._folder_pairs(split)
+
+    def _pooled_pairs(self) -> list[tuple[Path, Path]]:
+        """The train and val folders' pairs together (each file name once)."""
+        pool = self._folder_pairs("train") + (self._folder_pairs("val") if self.has("val") else [])
+        names = [image.name for image, _ in pool]
+        shared = sorted({n for n in names if names.count(n) > 1})
+        if shared:
+            raise DataError(f"the train and val folders share file names {shared[:5]}: pooling needs each image once")
+        return pool
 
     def _folder_pairs(self, split: str) -> list[tuple[Path, Path]]:
         images, masks = self.dirs[split]
