@@ -148,3 +148,21 @@ def test_typo_in_group_option_lists_options(tmp_path):
     out = _run_cli(["loss=dcie"], tmp_path, timeout=120)
     assert out.returncode != 0
     assert "dice_ce" in out.stderr and "focal" in out.stderr
+
+
+@pytest.mark.parametrize("every, counted", [(1, [0, 1, 2, 3, 4, 5]), (3, [0, 3]), (0, [])])
+def test_train_metrics_count_every_nth_batch(every, counted):
+    module = SegmentationModule(
+        arch="fpn",
+        encoder_name="resnet18",
+        encoder_weights=None,
+        class_names=["a", "b", "c"],
+        train_metrics_every_n_steps=every,
+    )
+    module.log = lambda *args, **kwargs: None  # no trainer here
+    batch = {"image": torch.randn(2, 3, 32, 32), "mask": torch.randint(0, 3, (2, 32, 32))}
+    for i in range(6):
+        module.training_step(batch, i)
+    assert int(module.train_metrics.confmat.sum()) == len(counted) * 2 * 32 * 32  # pixels of the counted batches
+    with pytest.raises(ValueError, match="train_metrics_every_n_steps"):
+        SegmentationModule(arch="fpn", encoder_name="resnet18", class_names=["a", "b"], train_metrics_every_n_steps=-1)

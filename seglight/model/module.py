@@ -65,8 +65,11 @@ class SegmentationModule(pl.LightningModule):
         tile_overlap: float = TILE_OVERLAP,
         freeze_encoder_epochs: int = 0,
         compile: bool = False,
+        train_metrics_every_n_steps: int = 1,
     ) -> None:
         super().__init__()
+        if train_metrics_every_n_steps < 0:
+            raise ValueError(f"model.train_metrics_every_n_steps={train_metrics_every_n_steps}: give 0 (off) or N >= 1")
         if freeze_encoder_epochs < 0:
             raise ValueError(f"model.freeze_encoder_epochs={freeze_encoder_epochs}: give 0 (off) or a number of epochs")
         if not len(mean) == len(std) == in_channels:
@@ -155,9 +158,10 @@ class SegmentationModule(pl.LightningModule):
         return getattr(self, f"{stage}_metrics")
 
     # ---- steps ---------------------------------------------------------------------------
-    def _shared_step(self, batch: Batch, stage: str) -> Tensor:
+    def _shared_step(self, batch: Batch, stage: str, batch_idx: int = 0) -> Tensor:
         """Training batches are crops of one size. Val/test images keep their own size: each batch is
-        scored whole (``predict_logits``); images of different sizes come as lists (``collate_eval``)."""
+        scored whole (``predict_logits``); images of different sizes come as lists (``collate_eval``).
+        Train metrics count every ``train_metrics_every_n_steps``-th batch of an epoch (0: none)."""
         images, masks = batch["image"], batch["mask"]  # (B,3,H,W) float, (B,H,W) long; or lists of them
         groups: list[tuple[Tensor, Tensor, Tensor]]  # (image, mask, logits (B,C,H,W))
         if stage == "train":
@@ -169,6 +173,9 @@ class SegmentationModule(pl.LightningModule):
         losses = []
         for _, mask, logits in groups:
             losses.append(self.loss_fn(logits, mask))
+            every = self.hp.get("train_metrics_every_n_steps", 1)
+            if stage == "train" and (every == 0 or batch_idx % every):
+                continue
             pred = logits.argmax(dim=1)  # (B,H,W)
             self._metrics(stage).update(pred, mask)
             if stage == "val" and self.image_confusions is not None:  # per image, in the loader's order
@@ -190,7 +197,7 @@ class SegmentationModule(pl.LightningModule):
         return confusion_matrix(pred, mask, self.num_classes, self.hp.ignore_index).cpu()
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        loss = self._shared_step(batch, "train")
+        loss = self._shared_step(batch, "train", batch_idx)
         self._check_finite(loss, batch_idx)
         return loss
 
@@ -225,7 +232,8 @@ class SegmentationModule(pl.LightningModule):
             self.log(key, value, prog_bar=key.endswith("/mIoU"))  # already synced: same on every rank
 
     def on_train_epoch_end(self) -> None:
-        self._log_epoch_metrics("train")
+        if self.hp.get("train_metrics_every_n_steps", 1) > 0:
+            self._log_epoch_metrics("train")
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch_metrics("val")
