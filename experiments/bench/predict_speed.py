@@ -111,6 +111,8 @@ def measure(ckpt: str | None, images: int = 16, batch: int = 4, repeats: int = 3
         if key != "plain":
             result[f"predict_speedup_{key}"] = t_plain / t
             result[f"pixel_agreement_{key}"] = agree
+    # what `seglight.predict ckpt=<.ckpt>` runs without options: torch, precision=auto, equal-size images batched
+    result["predict_speedup_default"] = result["predict_speedup_torch"]
     # the headline: seglight predict's fastest backend among those that keep >= 99.5 % of pixels
     best = min((k for k in rows if k != "plain" and rows[k][2] >= 0.995), key=lambda k: rows[k][1])
     result.update(predict_backend=best, predict_speedup=t_plain / rows[best][1], pixel_agreement=rows[best][2])

@@ -6,18 +6,23 @@ Sections (each prints a table; the last line of output is one JSON object with e
   fp32 (``trainer.precision=32-true model.channels_last=false``): val mIoU of both, wall time, and the
   peak resident memory of the default run (``peak_rss_mb``, from ``wait4``: the largest process).
 - predict: ``predict_speed.measure`` with the default run's best.ckpt at 352x480: ``predict_speedup`` is the
-  fastest seglight backend that keeps >= 99.5 % of pixels (``predict_backend``); each backend has its own keys.
+  fastest seglight backend that keeps >= 99.5 % of pixels (``predict_backend``), ``predict_speedup_default``
+  what ``seglight.predict`` runs without options (torch, ``precision=auto``); each backend has its own keys.
 - lut: palette lookup vs a per-colour ``np.all(mask == colour, -1)`` loop, 32 colours, 720x960.
 - train: images/s of (a) the textbook fp32 loop, (b) the same loop with seglight's precision and memory
-  format, (c) seglight's Trainer with the default trainer config; all on one model, DataModule and batch
+  format, (c) seglight's Trainer with the default trainer config, (d) the bare model step: the module's
+  forward, loss, backward and optimizer step on one synthetic batch held in memory, in the Trainer's precision
+  and memory format (no DataLoader, metrics or logging); all on one model config, DataModule and batch
   (CamVid-size images, 256x256 crops, batch 8), timed after warm-up steps, medians over repeats taken in
-  turn (a, b, c, a, b, c, ...). ``train_speedup`` = c / a, ``lightning_overhead`` = 1 - c / b.
+  turn (a, b, c, d, a, b, c, d, ...). ``train_speedup`` = c / a, ``lightning_overhead`` = 1 - c / b,
+  ``bare_step_img_s`` = d, ``trainer_efficiency`` = c / d.
 - loader: the train DataLoader alone (same workers and augmentations) / the Trainer's step rate
   (``loader_headroom``).
 
     python experiments/bench/run.py [--quick] [--out FILE]
 
-``--quick`` (about 5 minutes on 2 cores) trains 3 epochs instead of 10 and takes fewer steps and repeats.
+``--quick`` (under 10 minutes on 2 cores) trains 3 epochs instead of 10 and times fewer steps, still with 3
+alternating repeats and their medians.
 """
 
 from __future__ import annotations
@@ -127,9 +132,9 @@ def lut_bench(repeats: int) -> dict[str, float]:
 
 
 # ---- train: plain loops and the Trainer on one model, DataModule and batch ---------------------------
-def train_config(work: Path) -> DictConfig:
+def train_config(work: Path, *extra: str) -> DictConfig:
     """The default config on CamVid-size data: real CamVid when ../shared/camvid exists, else shapes of
-    416x416 (the same pixel count as CamVid's 360x480); 256x256 crops, batch 8."""
+    416x416 (the same pixel count as CamVid's 360x480); 256x256 crops, batch 8; then ``extra`` overrides."""
     data = (
         ["data=camvid", f"data.root={CAMVID}"]
         if (CAMVID / "train").is_dir()
@@ -146,6 +151,7 @@ def train_config(work: Path) -> DictConfig:
             "trainer.num_sanity_val_steps=0",
             "trainer.limit_val_batches=0",
             "trainer.max_epochs=1",
+            *extra,
         ]
     )
 
@@ -177,6 +183,33 @@ def plain_loop(cfg: DictConfig, dm, warmup: int, steps: int, fast: bool) -> floa
         optimizer.zero_grad()
         images += x.shape[0] if i >= warmup else 0
     return images / (time.perf_counter() - start)
+
+
+def bare_step(cfg: DictConfig, dm, warmup: int, steps: int) -> float:
+    """Images/s of the module's own step on one synthetic batch in memory: forward under the Trainer's precision,
+    the configured loss, backward, optimizer step, in the module's memory format; nothing else."""
+    pl.seed_everything(cfg.seed, verbose=False)
+    module = build_module(cfg, dm)
+    module.train()
+    model = module.model
+    precision = resolve_precision(cfg.trainer.precision, "cpu")
+    dtype = torch.bfloat16 if precision.startswith("bf16") else None
+    fmt = torch.channels_last if cfg.model.channels_last else torch.contiguous_format
+    g = torch.Generator().manual_seed(0)
+    h, w = (dm.crop_size, dm.crop_size) if isinstance(dm.crop_size, int) else dm.crop_size
+    x = torch.randn(dm.batch_size, len(dm.mean), h, w, generator=g).contiguous(memory_format=fmt)
+    y = torch.randint(0, dm.num_classes, (dm.batch_size, h, w), generator=g)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay)
+    start = 0.0
+    for i in range(warmup + steps):
+        if i == warmup:
+            start = time.perf_counter()
+        with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            loss = module.loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return steps * dm.batch_size / (time.perf_counter() - start)
 
 
 class TrainTimer(pl.Callback):
@@ -225,11 +258,12 @@ def train_bench(work: Path, quick: bool) -> dict[str, float | str]:
     dm = instantiate(cfg.data, _convert_="all")
     dm.prepare_data()
     dm.setup("fit")
-    warmup, steps, repeats = (1, 4, 1) if quick else (2, 8, 3)
+    warmup, steps, repeats = (1, 4, 3) if quick else (2, 8, 3)
     runs: dict[str, list[float]] = {
         "plain fp32": [],
         "plain, seglight precision + memory format": [],
         "seglight Trainer (default config)": [],
+        "bare model step (synthetic batch in memory)": [],
     }
     for r in range(repeats):
         for name, fn in zip(
@@ -238,12 +272,13 @@ def train_bench(work: Path, quick: bool) -> dict[str, float | str]:
                 lambda: plain_loop(cfg, dm, warmup, steps, fast=False),
                 lambda: plain_loop(cfg, dm, warmup, steps, fast=True),
                 lambda: trainer_loop(cfg, dm, warmup, steps),
+                lambda: bare_step(cfg, dm, warmup, steps),
             ),
         ):
             runs[name].append(fn())
             print(f"  repeat {r + 1}/{repeats} {name}: {runs[name][-1]:.2f} img/s", flush=True)
     rate = {k: statistics.median(v) for k, v in runs.items()}
-    plain32, plain_fast, seg = rate.values()
+    plain32, plain_fast, seg, bare = rate.values()
     loader = statistics.median(loader_rate(dm, 1, 4 if quick else 12) for _ in range(repeats))
     precision = resolve_precision(cfg.trainer.precision, "cpu")
     print(f"{'training (' + dm.__class__.__name__ + ', 256x256 crops, batch 8)':52s} {'img/s':>8s} {'vs fp32':>8s}")
@@ -258,6 +293,8 @@ def train_bench(work: Path, quick: bool) -> dict[str, float | str]:
         "train_img_s_seglight": seg,
         "train_speedup": seg / plain32,
         "lightning_overhead": 1 - seg / plain_fast,
+        "bare_step_img_s": bare,
+        "trainer_efficiency": seg / bare,
         "loader_img_s": loader,
         "loader_headroom": loader / seg,
         "num_workers": dm.num_workers,
@@ -266,7 +303,7 @@ def train_bench(work: Path, quick: bool) -> dict[str, float | str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="fewer epochs, steps and repeats (~5 min on 2 cores)")
+    ap.add_argument("--quick", action="store_true", help="fewer epochs and steps, 3 repeats (< 10 min on 2 cores)")
     ap.add_argument("--out", type=Path, help="also write the JSON object here")
     ap.add_argument("--keep", type=Path, help="keep the runs' folders here (default: a temporary folder)")
     args = ap.parse_args()
@@ -286,16 +323,21 @@ def main() -> None:
         figures, best_ckpt = parity(work, args.quick)
         result.update(figures)
         print("== predict at 352x480", flush=True)
-        predict = measure_predict(best_ckpt, images=8 if args.quick else 16, batch=4, repeats=1 if args.quick else 3)
+        predict = measure_predict(best_ckpt, images=8 if args.quick else 16, batch=4, repeats=3)
         result.update({k: v for k, v in predict.items() if k.startswith(("predict_", "pixel_agreement"))})
         print("== palette lookup", flush=True)
-        result.update(lut_bench(1 if args.quick else 3))
+        result.update(lut_bench(3))
         print("== training throughput and loader headroom", flush=True)
         result.update(train_bench(work, args.quick))
+    emit(result, args.out)
+
+
+def emit(result: dict, out: Path | None) -> None:
+    """Prints ``result`` as one JSON line (floats to 4 decimals), also written to ``out`` when given."""
     line = json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()})
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(line + "\n")
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(line + "\n")
     print(line)
 
 
