@@ -27,7 +27,7 @@ def test_cached_images_equal_decoded_ones_and_are_not_decoded_again(tmp_path, mo
     with caplog.at_level("INFO"):
         cached = _dm(images, masks, tmp_path / "c1", cache_images=True)
         cached.setup("fit")
-    assert "4 images" in caplog.text and "MiB decoded" in caplog.text  # the size, said before filling it
+    assert "4 images" in caplog.text and "MiB still to decode" in caplog.text  # the size, said before filling it
     raw_plain, raw_cached = plain.raw_dataset("train"), cached.raw_dataset("train")
     decoded = [raw_plain.read_image(i) for i in range(len(raw_plain))]
     for i, expected in enumerate(decoded):
@@ -46,9 +46,16 @@ def test_cached_images_equal_decoded_ones_and_are_not_decoded_again(tmp_path, mo
     monkeypatch.undo()
 
     first = raw_cached.pairs[0][0]
-    Image.fromarray(np.full((48, 64, 3), 7, np.uint8)).save(first)  # edited: a new key, decoded anew
-    os.utime(first, ns=(1, 10**18))
+    stamp = first.stat()
+    Image.fromarray(np.full((48, 64, 3), 7, np.uint8)).save(first)  # replaced, its old mtime put back (cp -p)
+    os.utime(first, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
     assert (raw_cached.read_image(0) == 7).all()
+
+    one_image = 48 * 64 * 3  # the replaced image is the one not cached; all four would not fit
+    monkeypatch.setattr(image_cache.shutil, "disk_usage", lambda _: type("U", (), {"free": 2 * one_image + 1})())
+    again = _dm(images, masks, tmp_path / "c1", cache_images=True)
+    again.setup("fit")  # only what is not cached yet needs room, so not refused
+    assert again.datasets["train"].image_cache is not None
 
 
 def test_a_cache_larger_than_the_free_disk_is_refused_naming_the_folder(tmp_path, monkeypatch):

@@ -214,3 +214,26 @@ def test_store_temperature_follows_a_symlink_and_keeps_the_mode(trained, tmp_pat
     assert store_temperature(link, 2.5) == target.resolve()
     assert link.is_symlink() and stat.S_IMODE(os.stat(target).st_mode) == 0o444
     assert Predictor.load(target).temperature == 2.5
+
+
+def test_a_model_trained_on_its_val_images_is_not_calibrated_or_reported_as_held_out(trained, tmp_path, caplog):
+    ckpt, data = trained
+    copy = tmp_path / "trainval.ckpt"
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    state["data_split"]["data"]["train_on_val"] = True  # as data.train_on_val=true records it
+    torch.save(state, copy)
+    with pytest.raises(ValueError, match="train_on_val.*held-out"):
+        evaluate_checkpoint(copy, _data_config(data), "val", tmp_path / "cal", report=False, calibrate=True)
+    with caplog.at_level("WARNING"):
+        evaluate_checkpoint(copy, _data_config(data), "val", tmp_path / "eval", top_k=1)
+    assert "not held-out" in caplog.text
+    assert "not held-out scores" in (tmp_path / "eval" / "report.html").read_text()
+    assert "scoring the configured" not in caplog.text  # the run's recorded val split is still the one scored
+
+
+def test_options_added_since_a_checkpoint_do_not_count_as_data_differences():
+    from seglight.data.splits import data_differences
+
+    old = {"images": "a", "masks": "b"}
+    assert data_differences(old, {**old, "train_on_val": False, "cache_images": True}) == ([], [])
+    assert data_differences(old, {**old, "train_on_val": True}) == ([], ["train_on_val"])

@@ -10,7 +10,8 @@ step (the module's forward, loss, backward and optimizer step on one batch held 
 ``--profile VARIANT --steps N`` runs one variant alone for N steps, for a sampling profiler:
 ``py-spy record --subprocesses --format raw -o stacks.txt -- python experiments/bench/trainer_gap.py --profile
 default --steps 40``; ``--summarise stacks.txt`` then splits the samples into forward, backward, optimizer,
-loss, metrics, logging, data loading (the DataLoader worker processes) and the rest.
+loss, metrics, logging and waiting for data inside the training loop, the DataLoader worker processes, and the
+samples outside the loop (start-up, teardown).
 """
 
 from __future__ import annotations
@@ -36,39 +37,54 @@ VARIANTS = {
     "num_workers=0": ["data.num_workers=0"],
     "num_workers=0 + cache_images": ["data.num_workers=0", "data.cache_images=true"],
 }
-# py-spy frames (function names, file paths) -> bucket; the first bucket whose key a stack contains wins
-BUCKETS = [
-    ("data loading", ("_worker_loop",)),
+# py-spy frames (function names, file paths) -> bucket, for samples inside Lightning's training-epoch loop; the
+# first bucket whose key a stack contains wins. Lightning runs training_step and backward inside the optimizer's
+# closure, so the optimizer's own work is matched by torch's AdamW frames, after the step's parts.
+STEP_BUCKETS = [
     ("backward", ("run_backward", "backward (torch/")),
-    ("optimizer", ("optimizer_step", "adamw.py", "_multi_tensor_adam", "_single_tensor_adam")),
-    ("metrics", ("metrics.py",)),
+    ("metrics", ("metrics.py", "_check_finite")),
     ("loss", ("losses.py",)),
-    ("forward", ("training_step",)),
     ("logging", ("logger_connector", "result.py", "csv_logs", "log_metrics")),
-    ("data loading", ("fetcher", "dataloader.py", "collate")),
+    ("forward", ("training_step",)),
+    ("optimizer", ("adamw.py", "_multi_tensor_adam", "_single_tensor_adam", "zero_grad")),
+    ("waiting for data", ("fetcher", "dataloader.py", "collate")),
 ]
 
 
+def bucket(stack: str) -> str:
+    """The bucket of one py-spy stack (frames joined by ';')."""
+    if "_worker_loop" in stack:
+        return "DataLoader workers"
+    if "training_epoch_loop" not in stack:
+        return "outside the training loop"
+    return next((name for name, keys in STEP_BUCKETS if any(k in stack for k in keys)), "other in the loop")
+
+
 def datamodule(cfg):
+    """The variant's DataModule, set up; its image cache filled first (the steady state is what is compared)."""
     dm = instantiate(cfg.data, _convert_="all")
     dm.prepare_data()
     dm.setup("fit")
+    if dm.cache_images:
+        train = dm.datasets["train"]
+        for i in range(len(train)):
+            train.read_image(i)
     return dm
 
 
-def measure(repeats: int, warmup: int, steps: int, work: Path) -> dict[str, float]:
-    cache = f"data.cache_dir={work / 'cache'}"  # statistics and decoded images in the temporary folder
-    configs = {name: train_config(work, *extra, cache) for name, extra in VARIANTS.items()}
+def config(work: Path, variant: str):
+    """The bench's training config with the variant's overrides; caches in ``work``, not beside the data."""
+    return train_config(work, *VARIANTS[variant], f"data.cache_dir={work / 'cache'}")
+
+
+def measure(repeats: int, warmup: int, steps: int, work: Path) -> dict[str, dict]:
+    configs = {name: config(work, name) for name in VARIANTS}
     modules = {name: datamodule(cfg) for name, cfg in configs.items()}
-    for dm in modules.values():  # fill the image cache before timing: the steady state is what is compared
-        if dm.cache_images:
-            train = dm.datasets["train"]
-            for i in range(len(train)):
-                train.read_image(i)
     base_cfg, base_dm = configs["default"], modules["default"]
     rates: dict[str, list[float]] = {"bare step": [], "plain loop (same DataLoader)": []} | {k: [] for k in VARIANTS}
+    names = list(rates)
     for r in range(repeats):
-        for name in rates:
+        for name in names[r % len(names) :] + names[: r % len(names)]:  # each repeat starts one later
             if name == "bare step":
                 rate = bare_step(base_cfg, base_dm, warmup, steps)
             elif name.startswith("plain loop"):
@@ -79,10 +95,10 @@ def measure(repeats: int, warmup: int, steps: int, work: Path) -> dict[str, floa
             print(f"  repeat {r + 1}/{repeats} {name}: {rate:.2f} img/s", flush=True)
     medians = {k: statistics.median(v) for k, v in rates.items()}
     bare = medians["bare step"]
-    print(f"{'variant':36s} {'img/s':>7s} {'/ bare step':>11s}   (medians of {repeats})")
+    print(f"{'variant':36s} {'img/s':>7s} {'min-max':>13s} {'/ bare step':>11s}   (medians of {repeats})")
     for name, v in medians.items():
-        print(f"{name:36s} {v:7.2f} {v / bare:11.3f}")
-    return medians
+        print(f"{name:36s} {v:7.2f} {min(rates[name]):6.2f}-{max(rates[name]):<6.2f} {v / bare:11.3f}")
+    return {"median": medians, "runs": rates}
 
 
 def summarise(path: Path) -> dict[str, float]:
@@ -92,8 +108,7 @@ def summarise(path: Path) -> dict[str, float]:
         stack, _, n = line.rpartition(" ")
         if not n.isdigit():
             continue
-        bucket = next((name for name, keys in BUCKETS if any(k in stack for k in keys)), "other")
-        counts[bucket] += int(n)
+        counts[bucket(stack)] += int(n)
     total = sum(counts.values())
     shares = {k: v / total for k, v in counts.most_common()}
     for k, v in shares.items():
@@ -116,7 +131,7 @@ def main() -> None:
     else:
         with tempfile.TemporaryDirectory() as tmp:
             if args.profile:
-                cfg = train_config(Path(tmp), *VARIANTS[args.profile])
+                cfg = config(Path(tmp), args.profile)
                 rate = trainer_loop(cfg, datamodule(cfg), args.warmup, args.steps)
                 result = {"variant": args.profile, "img_s": rate}
             else:

@@ -24,7 +24,7 @@ from seglight.data.class_stats import (
     median_frequency_weights,
 )
 from seglight.data.dataset import SegmentationDataset
-from seglight.data.image_cache import ImageCache, open_cache
+from seglight.data.image_cache import ImageCache, default_folder, open_cache
 from seglight.data.loaders import auto_workers, collate_eval, seed_worker
 from seglight.data.palette import palette_from_options
 from seglight.data.splits import SplitFiles
@@ -212,7 +212,8 @@ class SegDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.cache_images and self._image_cache is None:
             images = [im for split in ("train", "val") for im, _ in self.split_pairs(split)]  # val: maybe held out
-            self._image_cache = open_cache(self._cache_folder() / "images", images, self.in_channels)
+            folder = self.cache_dir / "images" if self.cache_dir else default_folder()
+            self._image_cache = open_cache(folder, images, self.in_channels)
         if stage in (None, "fit", "validate") and "val" not in self.datasets:
             seed = int(np.random.SeedSequence([self.seed, self._rank()]).generate_state(1)[0])  # per rank
             self.datasets["train"] = self._dataset(

@@ -4,13 +4,16 @@ Decoding a PNG or JPEG costs more CPU than the crop, flip and colour jitter that
 DataLoader worker's decoding competes with the training step for the same cores. With the cache each image is
 decoded once (by whichever process reads it first) into ``<folder>/<key>.npy``, written atomically, and every later
 read maps that file: the operating system's page cache holds it once for all workers and DDP ranks. The key hashes
-the file's path, size, modification time and channel count, so an edited image is decoded anew.
+the file's path, inode, size, modification and change times and the channel count, so an edited or replaced image
+is decoded anew. The folder is ``data.cache_dir/images``, else ``$SEGLIGHT_CACHE/images`` (``~/.cache/seglight``):
+never inside the data folder, which may be shared or read-only. Old entries are not removed: delete the folder.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -33,8 +36,8 @@ class ImageCache:
         self.channels = channels
 
     def entry(self, path: Path) -> Path:
-        stat = path.stat()
-        key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{self.channels}"
+        st = path.stat()
+        key = f"{path.resolve()}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}|{self.channels}"
         return self.folder / f"{hashlib.sha1(key.encode()).hexdigest()[:20]}.npy"
 
     def read(self, path: Path, decode: Callable[[], np.ndarray]) -> np.ndarray:
@@ -49,6 +52,11 @@ class ImageCache:
         return image
 
 
+def default_folder() -> Path:
+    """``$SEGLIGHT_CACHE/images``, by default ``~/.cache/seglight/images``."""
+    return Path(os.environ.get("SEGLIGHT_CACHE", "~/.cache/seglight")).expanduser() / "images"
+
+
 def estimate_bytes(images: list[Path], channels: int = 3) -> int:
     """Bytes the decoded images take: uint8 RGB, float32 for multispectral (from the file headers)."""
     per_value = 1 if channels == 3 else 4
@@ -59,16 +67,23 @@ def estimate_bytes(images: list[Path], channels: int = 3) -> int:
     return total
 
 
-def open_cache(folder: Path, images: list[Path], channels: int = 3) -> ImageCache:
+def open_cache(folder: Path, images: list[Path], channels: int = 3) -> ImageCache | None:
     """The cache for ``images`` in ``folder``, after saying how large it grows; refused (ValueError naming the folder)
-    when that exceeds half the free disk space there."""
-    need = estimate_bytes(images, channels)
-    folder.mkdir(parents=True, exist_ok=True)
+    when what is not cached yet exceeds half the free disk space there; None (decode every time, with a warning)
+    when the folder cannot be written."""
+    images = sorted(set(images))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        log.warning("data.cache_images: cannot write %s (%s): decoding every time", folder, e)
+        return None
+    cache = ImageCache(folder, channels)
+    need = estimate_bytes([p for p in images if not cache.entry(p).exists()], channels)
     free = shutil.disk_usage(folder).free
     if need > FREE_SPACE_SHARE * free:
         raise ValueError(
             f"data.cache_images: {len(images)} decoded images need {need / 2**20:.0f} MiB in {folder}, "
             f"{free / 2**20:.0f} MiB are free; give data.cache_dir=<a larger disk> or data.cache_images=false"
         )
-    log.info("data.cache_images: %d images, %.0f MiB decoded, in %s", len(images), need / 2**20, folder)
-    return ImageCache(folder, channels)
+    log.info("data.cache_images: %d images, %.0f MiB still to decode, in %s", len(images), need / 2**20, folder)
+    return cache

@@ -33,6 +33,7 @@ LOADING_KEYS = (
     "mean",
     "std",
     "in_channels",
+    "cache_images",
     "require_test",
 )
 
@@ -40,7 +41,8 @@ LOADING_KEYS = (
 def data_differences(recorded: dict[str, Any], current: dict[str, Any]) -> tuple[list[str], list[str]]:
     """Keys whose values differ between two data configs: (those naming the files and labels, the split's)."""
     keys = sorted((set(recorded) | set(current)) - set(LOADING_KEYS))
-    differ = [k for k in keys if recorded.get(k) != current.get(k)]
+    # a key one config lacks (an option added since) equals the other's off value (false, null, 0)
+    differ = [k for k in keys if recorded.get(k) != current.get(k) and (recorded.get(k) or current.get(k))]
     return [k for k in differ if k not in SPLIT_KEYS], [k for k in differ if k in SPLIT_KEYS]
 
 

@@ -62,6 +62,8 @@ def split_dataset(
     dm.use_recorded_splits(recorded["files"])
     dataset = dm.raw_dataset(split)
     print(f"scoring the checkpoint's own {split} split: {len(dataset)} images recorded by its run (splits.json)")
+    if split == "val" and recorded["data"].get("train_on_val"):
+        log.warning("%s was trained on its val images too (data.train_on_val): these are not held-out scores", ckpt)
     return dataset
 
 
@@ -239,6 +241,11 @@ def evaluate_checkpoint(
     dm = instantiate(data, _convert_="all", in_channels=len(model.mean))  # the channels the model reads
     dataset = split_dataset(dm, split, model.data_split, data, ckpt)
     provenance = _provenance(Path(ckpt), split, dm.splits.recorded is not None, model)
+    seen = split == "val" and bool((model.data_split or {}).get("data", {}).get("train_on_val"))
+    if seen:
+        if calibrate:
+            raise ValueError(f"{ckpt} trained on its val images (data.train_on_val): calibrate on held-out images")
+        provenance["split"] += ": images the model was trained on (data.train_on_val), not held-out scores"
     return evaluate(model, dataset, output, report, calibrate, top_k, provenance, store_into=ckpt)
 
 

@@ -271,6 +271,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     val_images = len(dm.datasets["val"]) if "val" in dm.datasets else 0
     metrics["val_img_per_s"] = val_images / val_seconds if val_images and val_seconds > 0 else float("nan")
     metrics["best_ckpt"] = best
+    if dm.splits.train_on_val:  # val scored images the model trained on: say so beside the figures
+        metrics["train_on_val"] = True
     if trainer.is_global_zero:
         write_json(run_dir / "metrics.json", metrics)
         print_class_table(metrics, "val", dm.class_names, title="val per-class IoU (best checkpoint)")
