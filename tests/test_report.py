@@ -237,3 +237,6 @@ def test_options_added_since_a_checkpoint_do_not_count_as_data_differences():
     old = {"images": "a", "masks": "b"}
     assert data_differences(old, {**old, "train_on_val": False, "cache_images": True}) == ([], [])
     assert data_differences(old, {**old, "train_on_val": True}) == ([], ["train_on_val"])
+    moved = {"root": "/work/a/../shared/camvid"}  # the same folder, reached from another checkout
+    assert data_differences(moved, {"root": "/work/b/../shared/camvid"}) == ([], [])
+    assert data_differences(moved, {"root": "/work/other"}) == (["root"], [])

@@ -4,6 +4,7 @@ the split (to tell whether a checkpoint's recorded split applies to a data confi
 from __future__ import annotations
 
 import logging
+import os
 import re
 from pathlib import Path
 from typing import Any, Sequence
@@ -41,8 +42,13 @@ LOADING_KEYS = (
 def data_differences(recorded: dict[str, Any], current: dict[str, Any]) -> tuple[list[str], list[str]]:
     """Keys whose values differ between two data configs: (those naming the files and labels, the split's)."""
     keys = sorted((set(recorded) | set(current)) - set(LOADING_KEYS))
+
+    def value(config: dict[str, Any], key: str) -> Any:  # a/b/../c and a/c name the same folder
+        v = config.get(key)
+        return os.path.normpath(v) if isinstance(v, str) and "/" in v else v
+
     # a key one config lacks (an option added since) equals the other's off value (false, null, 0)
-    differ = [k for k in keys if recorded.get(k) != current.get(k) and (recorded.get(k) or current.get(k))]
+    differ = [k for k in keys if value(recorded, k) != value(current, k) and (recorded.get(k) or current.get(k))]
     return [k for k in differ if k not in SPLIT_KEYS], [k for k in differ if k in SPLIT_KEYS]
 
 
