@@ -59,7 +59,7 @@ def train_transform(
     """
     h, w = (crop_size, crop_size) if isinstance(crop_size, int) else tuple(crop_size)
     rgb = channels == 3
-    # multispectral values are normalised first, so the crop's padding (0) is the mean, as reflection-free as RGB's
+    # multispectral values are normalised first: the crop's padding (0) is then the mean, not an extreme raw 0
     steps: list[A.BasicTransform] = [] if rgb else [A.Normalize(mean=mean, std=std, max_pixel_value=1.0)]
     if scale[0] != 1.0 or scale[1] != 1.0:
         steps.append(
