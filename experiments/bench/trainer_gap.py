@@ -24,10 +24,8 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from hydra.utils import instantiate
-
 sys.path.insert(0, str(Path(__file__).parent))
-from run import bare_step, cpu_name, emit, plain_loop, train_config, trainer_loop  # noqa: E402
+from run import bare_step, cpu_name, emit, plain_loop, prepared_datamodule, train_config, trainer_loop  # noqa: E402
 
 # name -> overrides of the default config
 VARIANTS = {
@@ -60,18 +58,6 @@ def bucket(stack: str) -> str:
     return next((name for name, keys in STEP_BUCKETS if any(k in stack for k in keys)), "other in the loop")
 
 
-def datamodule(cfg):
-    """The variant's DataModule, set up; its image cache filled first (the steady state is what is compared)."""
-    dm = instantiate(cfg.data, _convert_="all")
-    dm.prepare_data()
-    dm.setup("fit")
-    if dm.cache_images:
-        train = dm.datasets["train"]
-        for i in range(len(train)):
-            train.read_image(i)
-    return dm
-
-
 def config(work: Path, variant: str):
     """The bench's training config with the variant's overrides; caches in ``work``, not beside the data."""
     return train_config(work, *VARIANTS[variant], f"data.cache_dir={work / 'cache'}")
@@ -79,7 +65,7 @@ def config(work: Path, variant: str):
 
 def measure(repeats: int, warmup: int, steps: int, work: Path) -> dict[str, dict]:
     configs = {name: config(work, name) for name in VARIANTS}
-    modules = {name: datamodule(cfg) for name, cfg in configs.items()}
+    modules = {name: prepared_datamodule(cfg) for name, cfg in configs.items()}
     base_cfg, base_dm = configs["default"], modules["default"]
     rates: dict[str, list[float]] = {"bare step": [], "plain loop (same DataLoader)": []} | {k: [] for k in VARIANTS}
     names = list(rates)
@@ -132,7 +118,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             if args.profile:
                 cfg = config(Path(tmp), args.profile)
-                rate = trainer_loop(cfg, datamodule(cfg), args.warmup, args.steps)
+                rate = trainer_loop(cfg, prepared_datamodule(cfg), args.warmup, args.steps)
                 result = {"variant": args.profile, "img_s": rate}
             else:
                 result = {"cpu": cpu_name(), "img_s": measure(args.repeats, args.warmup, args.steps, Path(tmp))}

@@ -32,7 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from seglight.data.dataset import SegmentationDataset
-from seglight.inference.evaluation import split_dataset
+from seglight.inference.evaluation import checkpoint_dataset
 from seglight.inference.predictor import Predictor
 from seglight.report.audit_figures import suspect_pictures
 from seglight.report.html import hex_color, png_uri, render
@@ -222,9 +222,5 @@ def audit_checkpoint(
 ) -> list[dict[str, Any]]:
     """``audit`` of the model at ``ckpt`` on ``split`` of the data config ``data`` (plain values, resolved; the split
     the checkpoint recorded where it applies, see ``split_dataset``), run with ``predictor`` options."""
-    from hydra.utils import instantiate
-
-    model = Predictor.load(ckpt, **predictor)
-    dm = instantiate(data, _convert_="all", in_channels=len(model.mean))  # the channels the model reads
-    dataset = split_dataset(dm, split, model.data_split, data, ckpt)
+    model, dataset, _ = checkpoint_dataset(ckpt, data, split, **predictor)
     return audit(model, dataset, output, top_k, title=f"{ckpt}, {split} split")

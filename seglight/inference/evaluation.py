@@ -222,6 +222,19 @@ def _write_per_image(path: Path, rows: list[tuple[str, dict[str, torch.Tensor]]]
             w.writerow([image, *mean, *ious])
 
 
+def checkpoint_dataset(
+    ckpt: str | Path, data: dict[str, Any], split: str, **predictor: Any
+) -> tuple[Predictor, SegmentationDataset, bool]:
+    """The model at ``ckpt`` (run with ``predictor`` options), the images of ``split`` it is scored on (read with
+    its channel count; see ``split_dataset``) and whether they are the split its run recorded."""
+    from hydra.utils import instantiate
+
+    model = Predictor.load(ckpt, **predictor)
+    dm = instantiate(data, _convert_="all", in_channels=len(model.mean))  # the channels the model reads
+    dataset = split_dataset(dm, split, model.data_split, data, ckpt)
+    return model, dataset, dm.splits.recorded is not None
+
+
 def evaluate_checkpoint(
     ckpt: str | Path,
     data: dict[str, Any],
@@ -235,12 +248,8 @@ def evaluate_checkpoint(
     """``evaluate`` of the model at ``ckpt`` on ``split`` of the data config ``data`` (plain values, resolved;
     the split the checkpoint recorded where it applies, see ``split_dataset``), run with ``predictor`` options.
     With ``calibrate`` the fitted temperature is written into the model file (``store_temperature``)."""
-    from hydra.utils import instantiate
-
-    model = Predictor.load(ckpt, **predictor)
-    dm = instantiate(data, _convert_="all", in_channels=len(model.mean))  # the channels the model reads
-    dataset = split_dataset(dm, split, model.data_split, data, ckpt)
-    provenance = _provenance(Path(ckpt), split, dm.splits.recorded is not None, model)
+    model, dataset, recorded = checkpoint_dataset(ckpt, data, split, **predictor)
+    provenance = _provenance(Path(ckpt), split, recorded, model)
     seen = split == "val" and bool((model.data_split or {}).get("data", {}).get("train_on_val"))
     if seen:
         if calibrate:
