@@ -52,9 +52,10 @@ from predict_speed import timed
 from seglight.config import ROOT, compose_config  # noqa: E402
 from seglight.data.palette import Palette  # noqa: E402
 from seglight.training.fit import build_module, build_trainer  # noqa: E402
-from seglight.util.hardware import cpu_has_fast_bf16, resolve_precision  # noqa: E402
+from seglight.util.hardware import autocast_dtype, cpu_has_fast_bf16, resolve_precision  # noqa: E402
 
 CAMVID = ROOT.parent / "shared" / "camvid"
+CPU = torch.device("cpu")
 
 
 def cpu_name() -> str:
@@ -93,8 +94,8 @@ def train_run(run_dir: Path, overrides: list[str]) -> dict[str, float]:
     }
 
 
-def parity(work: Path, quick: bool) -> tuple[dict[str, float], str]:
-    common = ["trainer.max_epochs=3"] if quick else []
+def parity(work: Path, quick: bool, device: torch.device) -> tuple[dict[str, float], str]:
+    common = [*gpu_overrides(device), *(["trainer.max_epochs=3"] if quick else [])]
     fast = train_run(work / "defaults", common)
     fp32 = train_run(work / "fp32", [*common, "trainer.precision=32-true", "model.channels_last=false"])
     print(f"{'shapes training':32s} {'val mIoU':>9s} {'wall s':>8s} {'peak RSS MB':>12s}")
@@ -132,6 +133,17 @@ def lut_bench(repeats: int) -> dict[str, float]:
 
 
 # ---- train: plain loops and the Trainer on one model, DataModule and batch ---------------------------
+def gpu_overrides(device: torch.device) -> list[str]:
+    """The trainer config a researcher picks on a GPU (``trainer=gpu``); nothing on the CPU."""
+    return ["trainer=gpu"] if device.type == "cuda" else []
+
+
+def sync(device: torch.device) -> None:
+    """Waits for the GPU's queued work, so a clock read after it counts that work (nothing on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def train_config(work: Path, *extra: str) -> DictConfig:
     """The default config on CamVid-size data: real CamVid when ../shared/camvid exists, else shapes of
     416x416 (the same pixel count as CamVid's 360x480); 256x256 crops, batch 8; then ``extra`` overrides."""
@@ -161,70 +173,81 @@ def batches(loader) -> Iterator[dict[str, torch.Tensor]]:
         yield from loader
 
 
-def plain_loop(cfg: DictConfig, dm, warmup: int, steps: int, fast: bool) -> float:
+def plain_loop(cfg: DictConfig, dm, warmup: int, steps: int, fast: bool, device: torch.device = CPU) -> float:
     """Images/s of the textbook loop (fp32, contiguous), or with seglight's precision and channels_last."""
     pl.seed_everything(cfg.seed, verbose=False)
-    model = build_module(cfg, dm).model.to(memory_format=torch.channels_last if fast else torch.contiguous_format)
+    fmt = torch.channels_last if fast else torch.contiguous_format
+    model = build_module(cfg, dm).model.to(device).to(memory_format=fmt)
     model.train()
-    bf16 = fast and resolve_precision(cfg.trainer.precision, "cpu") == "bf16-mixed"
+    dtype = autocast_dtype(resolve_precision(cfg.trainer.precision, device.type)) if fast else None
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     criterion = torch.nn.CrossEntropyLoss(ignore_index=dm.ignore_index)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay)
     images, start = 0, 0.0
     for i, batch in zip(range(warmup + steps), batches(dm.train_dataloader())):
         if i == warmup:
+            sync(device)
             start = time.perf_counter()  # same window as TrainTimer: from the start of step `warmup`
-        x, y = batch["image"], batch["mask"]
+        x, y = batch["image"].to(device, non_blocking=True), batch["mask"].to(device, non_blocking=True)
         if fast:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
             loss = criterion(model(x), y)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         optimizer.zero_grad()
         images += x.shape[0] if i >= warmup else 0
+    sync(device)
     return images / (time.perf_counter() - start)
 
 
-def bare_step(cfg: DictConfig, dm, warmup: int, steps: int) -> float:
+def bare_step(cfg: DictConfig, dm, warmup: int, steps: int, device: torch.device = CPU) -> float:
     """Images/s of the module's own step on one synthetic batch in memory: forward under the Trainer's precision,
     the configured loss, backward, optimizer step, in the module's memory format; nothing else."""
     pl.seed_everything(cfg.seed, verbose=False)
-    module = build_module(cfg, dm)
+    module = build_module(cfg, dm).to(device)
     module.train()
     model = module.model
-    precision = resolve_precision(cfg.trainer.precision, "cpu")
-    dtype = torch.bfloat16 if precision.startswith("bf16") else None
+    dtype = autocast_dtype(resolve_precision(cfg.trainer.precision, device.type))
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     fmt = torch.channels_last if cfg.model.channels_last else torch.contiguous_format
     g = torch.Generator().manual_seed(0)
     h, w = (dm.crop_size, dm.crop_size) if isinstance(dm.crop_size, int) else dm.crop_size
-    x = torch.randn(dm.batch_size, len(dm.mean), h, w, generator=g).contiguous(memory_format=fmt)
-    y = torch.randint(0, dm.num_classes, (dm.batch_size, h, w), generator=g)
+    x = torch.randn(dm.batch_size, len(dm.mean), h, w, generator=g).to(device).contiguous(memory_format=fmt)
+    y = torch.randint(0, dm.num_classes, (dm.batch_size, h, w), generator=g).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay)
     start = 0.0
     for i in range(warmup + steps):
         if i == warmup:
+            sync(device)
             start = time.perf_counter()
-        with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+        with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
             loss = module.loss_fn(model(x), y)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         optimizer.zero_grad()
+    sync(device)
     return steps * dm.batch_size / (time.perf_counter() - start)
 
 
 class TrainTimer(pl.Callback):
     """Images/s of training steps ``warmup``.. (from the start of that step to the end of the last)."""
 
-    def __init__(self, warmup: int) -> None:
-        self.warmup, self.images, self.start, self.end = warmup, 0, 0.0, 0.0
+    def __init__(self, warmup: int, device: torch.device = CPU) -> None:
+        self.warmup, self.device, self.images, self.start, self.end = warmup, device, 0, 0.0, 0.0
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
         if batch_idx == self.warmup:
+            sync(self.device)
             self.start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         if batch_idx >= self.warmup:
             self.images += batch["image"].shape[0]
+            if batch_idx + 1 == trainer.num_training_batches:  # the last step: its GPU work counts too
+                sync(self.device)
             self.end = time.perf_counter()
 
     @property
@@ -232,11 +255,11 @@ class TrainTimer(pl.Callback):
         return self.images / (self.end - self.start)
 
 
-def trainer_loop(cfg: DictConfig, dm, warmup: int, steps: int) -> float:
+def trainer_loop(cfg: DictConfig, dm, warmup: int, steps: int, device: torch.device = CPU) -> float:
     """Images/s of seglight's Trainer (default trainer and callbacks config) over the same steps."""
     pl.seed_everything(cfg.seed, verbose=False)
     module = build_module(cfg, dm)
-    timer = TrainTimer(warmup)
+    timer = TrainTimer(warmup, device)
     trainer = build_trainer(cfg, limit_train_batches=warmup + steps, enable_model_summary=False)
     trainer.callbacks.append(timer)
     trainer.fit(module, datamodule=dm)
@@ -265,10 +288,13 @@ def prepared_datamodule(cfg: DictConfig):
     return dm
 
 
-def train_bench(work: Path, quick: bool) -> dict[str, float | str]:
-    cfg = train_config(work)
+def train_bench(work: Path, quick: bool, device: torch.device) -> dict[str, float | str]:
+    cfg = train_config(work, *gpu_overrides(device))
     dm = prepared_datamodule(cfg)
     warmup, steps, repeats = (1, 4, 3) if quick else (2, 8, 3)
+    if device.type == "cuda":  # steps of milliseconds: more of them, a longer warm-up, and every variant with
+        warmup, steps = (5, 40) if quick else (10, 100)  # the cudnn autotuner that trainer=gpu turns on
+        torch.backends.cudnn.benchmark = True
     runs: dict[str, list[float]] = {
         "plain fp32": [],
         "plain, seglight precision + memory format": [],
@@ -279,18 +305,19 @@ def train_bench(work: Path, quick: bool) -> dict[str, float | str]:
         for name, fn in zip(
             runs,
             (
-                lambda: plain_loop(cfg, dm, warmup, steps, fast=False),
-                lambda: plain_loop(cfg, dm, warmup, steps, fast=True),
-                lambda: trainer_loop(cfg, dm, warmup, steps),
-                lambda: bare_step(cfg, dm, warmup, steps),
+                lambda: plain_loop(cfg, dm, warmup, steps, fast=False, device=device),
+                lambda: plain_loop(cfg, dm, warmup, steps, fast=True, device=device),
+                lambda: trainer_loop(cfg, dm, warmup, steps, device),
+                lambda: bare_step(cfg, dm, warmup, steps, device),
             ),
         ):
             runs[name].append(fn())
             print(f"  repeat {r + 1}/{repeats} {name}: {runs[name][-1]:.2f} img/s", flush=True)
     rate = {k: statistics.median(v) for k, v in runs.items()}
     plain32, plain_fast, seg, bare = rate.values()
-    loader = statistics.median(loader_rate(dm, 1, 4 if quick else 12) for _ in range(repeats))
-    precision = resolve_precision(cfg.trainer.precision, "cpu")
+    loader_steps = steps if device.type == "cuda" else 4 if quick else 12
+    loader = statistics.median(loader_rate(dm, 1, loader_steps) for _ in range(repeats))
+    precision = resolve_precision(cfg.trainer.precision, device.type)
     print(f"{'training (' + dm.__class__.__name__ + ', 256x256 crops, batch 8)':52s} {'img/s':>8s} {'vs fp32':>8s}")
     for name, v in rate.items():
         print(f"{name:52s} {v:8.2f} {v / plain32:8.2f}")
@@ -316,9 +343,12 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer epochs and steps, 3 repeats (< 10 min on 2 cores)")
     ap.add_argument("--out", type=Path, help="also write the JSON object here")
     ap.add_argument("--keep", type=Path, help="keep the runs' folders here (default: a temporary folder)")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cuda: train and predict on the GPU")
     args = ap.parse_args()
     os.environ.setdefault("WANDB_MODE", "offline")
+    device = torch.device(args.device)
     result: dict[str, object] = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "cpu_native_bf16": cpu_has_fast_bf16(),
@@ -330,15 +360,15 @@ def main() -> None:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         print("== parity: shapes training, seglight defaults vs plain fp32", flush=True)
-        figures, best_ckpt = parity(work, args.quick)
+        figures, best_ckpt = parity(work, args.quick, device)
         result.update(figures)
         print("== predict at 352x480", flush=True)
-        predict = measure_predict(best_ckpt, images=8 if args.quick else 16, batch=4, repeats=3)
+        predict = measure_predict(best_ckpt, images=8 if args.quick else 16, batch=4, repeats=3, device=args.device)
         result.update({k: v for k, v in predict.items() if k.startswith(("predict_", "pixel_agreement"))})
         print("== palette lookup", flush=True)
         result.update(lut_bench(3))
         print("== training throughput and loader headroom", flush=True)
-        result.update(train_bench(work, args.quick))
+        result.update(train_bench(work, args.quick, device))
     emit(result, args.out)
 
 
