@@ -174,3 +174,43 @@ def test_strong_photometric_changes_colours_not_labels(tmp_path):
     assert change["basic"] > 0.05 and change["strong"] > 1.2 * change["basic"], change
     with pytest.raises(ValueError, match="data.photometric='vivid'"):
         train_transform(64, photometric="vivid")
+
+
+def test_focus_crop_draws_a_present_focus_class_uniformly_and_keeps_alignment():
+    """A big class 1 region and a 2x2 class 2 spot: focus crops hold class 1 or class 2 about equally often (one
+    present class drawn uniformly, not by pixel count); random crops almost never hold the spot."""
+    image = np.zeros((240, 320, 3), np.uint8)
+    mask = np.zeros((240, 320), np.uint8)
+    mask[:120, :80] = 1
+    mask[200:202, 300:302] = 2
+    image[mask == 1], image[mask == 2] = (200, 0, 0), (0, 200, 0)
+
+    def spot_share(focus: float) -> tuple[float, float]:
+        tf = train_transform(
+            48, (1.0, 1.0), hflip=0.0, color_jitter=0.0, focus_crop=focus, focus_classes=[1, 2], seed=0
+        )
+        spot, both = 0, 0
+        for _ in range(400):
+            out = tf(image=image, mask=mask)
+            m, green = out["mask"], out["image"][1] > 1.0  # green channel normalised: only the spot is green
+            assert torch.equal(m == 2, green), "image and mask misaligned"
+            spot += bool((m == 2).any())
+            both += bool((m == 1).any() or (m == 2).any())
+        return spot / 400, both / 400
+
+    spot, focus_any = spot_share(1.0)
+    assert focus_any == 1.0 and 0.4 < spot < 0.6, spot  # uniform over the 2 classes; by pixels it would be 0.04 %
+    spot_random, _ = spot_share(0.0)
+    assert spot_random < 0.05, spot_random
+    spot_half, _ = spot_share(0.5)
+    assert 0.15 < spot_half < 0.35, spot_half
+
+
+def test_focus_classes_are_class_names_and_unknown_ones_fail_naming_the_option(tmp_path):
+    images, masks = make_pairs(tmp_path, n=3, size=(32, 32))
+    TOY.to_csv(tmp_path / "palette.csv")
+    args = dict(palette=str(tmp_path / "palette.csv"), val_fraction=0.34, num_workers=0, focus_crop=0.5)
+    dm = SegDataModule(str(images), str(masks), focus_classes=[TOY.names[2], TOY.names[1]], **args)
+    assert dm.augment["focus_classes"] == [2, 1]
+    with pytest.raises(ValueError, match=rf"data.focus_classes: no class 'Pole'; the classes are {TOY.names[0]}"):
+        SegDataModule(str(images), str(masks), focus_classes=["Pole"], **args)

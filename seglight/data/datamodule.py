@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from functools import partial
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pytorch_lightning as pl
@@ -47,11 +47,10 @@ def _under(root: str | None, folder: str | None) -> str | None:
 class SegDataModule(pl.LightningDataModule):
     """Images and masks in folders, paired by file stem.
 
-    Classes come from ``palette`` (a CSV ``name,r,g,b``; masks are colour masks) or from
-    ``num_classes`` / ``class_names`` (masks are index masks). Without ``val_images`` a seeded
-    ``val_fraction`` of the training pairs is held out. A split whose folders are missing is
-    skipped with a notice unless it is required (``require_test=True`` for test). Relative folders
-    are taken relative to ``root`` when it is given.
+    Classes come from ``palette`` (a CSV ``name,r,g,b``; masks are colour masks) or from ``num_classes`` /
+    ``class_names`` (masks are index masks). Without ``val_images`` a seeded ``val_fraction`` of the training pairs
+    is held out. A split whose folders are missing is skipped with a notice unless it is required
+    (``require_test=True`` for test). Relative folders are taken relative to ``root`` when it is given.
 
     ``in_channels`` other than 3 reads multispectral images (TIFF, .npy; ``seglight.data.io.read_channels``).
     ``mean``/``std`` per channel: a list, ``"auto"`` (measured on the training images, cached beside the masks),
@@ -80,6 +79,8 @@ class SegDataModule(pl.LightningDataModule):
         hflip: float = 0.5,
         color_jitter: float = 0.5,
         photometric: str = "basic",
+        focus_crop: float = 0.0,
+        focus_classes: Sequence[str] = (),
         batch_size: int = 8,
         eval_batch_size: int | None = None,
         num_workers: int | str = "auto",
@@ -124,11 +125,16 @@ class SegDataModule(pl.LightningDataModule):
         self.crop_size: int | tuple[int, int] = (
             crop_size if isinstance(crop_size, int) else (crop_size[0], crop_size[1])
         )
-        self.scale = (float(scale[0]), float(scale[1]))
-        self.hflip = hflip
-        self.color_jitter = color_jitter
-        self.photometric = photometric
         photometric_steps(photometric, 0.0)  # an unknown name fails here, not in the first worker
+        focus = [self.palette.class_index(name, "data.focus_classes") for name in focus_classes or ()]
+        self.augment: dict[str, Any] = {  # train_transform's options
+            "scale": (float(scale[0]), float(scale[1])),
+            "hflip": hflip,
+            "color_jitter": color_jitter,
+            "photometric": photometric,
+            "focus_crop": focus_crop,
+            "focus_classes": focus,
+        }
         if int(in_channels) != 3 and color_jitter > 0:
             log.info("colour augmentation is for RGB pictures: off for %s-channel images", in_channels)
         self.batch_size = batch_size
@@ -220,14 +226,11 @@ class SegDataModule(pl.LightningDataModule):
                 self.split_pairs("train"),
                 train_transform(
                     self.crop_size,
-                    self.scale,
-                    self.hflip,
-                    self.color_jitter,
-                    self.ignore_index,
-                    self.mean,
-                    self.std,
+                    **self.augment,
+                    ignore_index=self.ignore_index,
+                    mean=self.mean,
+                    std=self.std,
                     seed=seed,
-                    photometric=self.photometric,
                     channels=self.in_channels,
                 ),
             )

@@ -95,6 +95,12 @@ class Palette:
             )
         self._lut: np.ndarray | None = None
 
+    def class_index(self, name: str, option: str = "class") -> int:
+        """The index of the class called ``name``; a ValueError naming ``option`` and the classes otherwise."""
+        if name not in self.names:
+            raise ValueError(f"{option}: no class {name!r}; the classes are {', '.join(self.names)}")
+        return self.names.index(name)
+
     @property
     def num_classes(self) -> int:
         return len(self.names)

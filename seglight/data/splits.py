@@ -30,6 +30,8 @@ LOADING_KEYS = (
     "hflip",
     "color_jitter",
     "photometric",
+    "focus_crop",
+    "focus_classes",
     "seed",
     "mean",
     "std",

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from albumentations.augmentations.crops.transforms import BaseCrop
 from albumentations.pytorch import ToTensorV2
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -36,6 +37,27 @@ def photometric_steps(kind: str, p: float) -> list[A.BasicTransform]:
     ]
 
 
+class FocusCrop(A.CropNonEmptyMaskIfExists):
+    """A crop holding a pixel of one of ``classes``: one of the classes the mask holds is drawn uniformly, then one
+    of its pixels, and the crop is placed at random around it; a random crop where the mask holds none of them.
+    Thin or rare classes (CamVid's Pole, SignSymbol, Bicyclist) then fill more crops than their pixel share."""
+
+    class InitSchema(BaseCrop.InitSchema):
+        height: int
+        width: int
+        classes: list[int]
+
+    def __init__(self, height: int, width: int, classes: Sequence[int], p: float = 1.0) -> None:
+        super().__init__(height=height, width=width, p=p)
+        self.classes = [int(c) for c in classes]
+
+    def _preprocess_mask(self, mask: np.ndarray) -> np.ndarray:
+        """mask (H,W) class indices -> (H,W) uint8, 1 on the drawn class (all 0 when none is present)."""
+        present = [c for c in self.classes if (mask == c).any()]
+        chosen = self.py_random.choice(present) if present else -1
+        return super()._preprocess_mask((mask == chosen).astype(np.uint8))
+
+
 def train_transform(
     crop_size: int | tuple[int, int],
     scale: tuple[float, float] = (0.5, 2.0),
@@ -47,9 +69,12 @@ def train_transform(
     seed: int | None = None,
     photometric: str = "basic",
     channels: int = 3,
+    focus_crop: float = 0.0,
+    focus_classes: Sequence[int] = (),
 ) -> A.Compose:
     """Random scale, crop (padding with ignore_index where the image is smaller), flip, colour augmentation
-    (``photometric_steps``, with probability ``color_jitter``; RGB only).
+    (``photometric_steps``, with probability ``color_jitter``; RGB only). With probability ``focus_crop`` the crop
+    is a ``FocusCrop`` around a pixel of one of ``focus_classes`` (class indices) instead of a random one.
 
     Input: image (H,W,3) uint8, or (H,W,channels) float32 as stored for ``channels`` other than 3 (no colour
     augmentation; mean/std in the file's units). Output: image (channels,h,w) float normalised like
@@ -72,7 +97,9 @@ def train_transform(
         )
     steps += [
         A.PadIfNeeded(min_height=h, min_width=w, border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=ignore_index),
-        A.RandomCrop(height=h, width=w),
+        A.RandomCrop(height=h, width=w)
+        if focus_crop <= 0
+        else A.OneOf([A.RandomCrop(h, w, p=1 - focus_crop), FocusCrop(h, w, focus_classes, p=focus_crop)], p=1.0),
         A.HorizontalFlip(p=hflip),
     ]
     if rgb:
