@@ -192,6 +192,17 @@ def test_odd_files_are_read_or_refused_by_name(tmp_path):
         read_channels(tmp_path / "square.npy", CHANNELS)
 
 
+def test_a_tiff_rewritten_with_more_bands_is_refused_though_its_header_was_read_before(tmp_path):
+    """The TIFF header is parsed once per version of a file: a rewrite (new size, time) is parsed again."""
+    path = tmp_path / "scene.tif"
+    tifffile.imwrite(path, np.zeros((6, 7, 3), np.uint8), photometric="rgb")
+    assert read_image(path).shape == (6, 7, 3) and read_image(path).shape == (6, 7, 3)
+    tifffile.imwrite(path, np.zeros((6, 7, CHANNELS), np.uint16), photometric="minisblack", planarconfig="contig")
+    with pytest.raises(DataError, match=r"scene\.tif: an array of shape \(6, 7, 5\).*model.in_channels"):
+        read_image(path)
+    assert read_channels(path, CHANNELS).shape == (6, 7, CHANNELS)
+
+
 def test_check_data_reads_multispectral_pairs(tmp_path):
     from seglight.report.data_report import check_data
 

@@ -6,6 +6,7 @@ array, or a TIFF of more bands than RGBA. Layouts: (H,W), (H,W,C) or band-first 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,23 @@ def _tiff_error(path: Path, e: Exception) -> DataError:
     )
 
 
+@functools.lru_cache(maxsize=8192)
+def _tiff_header(path: str, mtime_ns: int, size: int) -> tuple[tuple[int, ...], int, int]:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        return tuple(series.shape), len(series.pages), int(series.keyframe.samplesperpixel)
+
+
+def tiff_header(path: Path) -> tuple[tuple[int, ...], int, int]:
+    """(shape, pages, samples per pixel) of a TIFF's first series, from its header: parsed once per version of the
+    file (cached by path, modification time and size), however often training reads it. Raises what tifffile
+    raises (ValueError, OSError, tifffile.TiffFileError)."""
+    st = path.stat()
+    return _tiff_header(str(path), st.st_mtime_ns, st.st_size)
+
+
 def stored_shape(path: Path) -> tuple[int, ...]:
     """The array shape a .npy or TIFF file holds, from its header."""
     if path.suffix.lower() == ".npy":
@@ -39,8 +57,7 @@ def stored_shape(path: Path) -> tuple[int, ...]:
     import tifffile
 
     try:
-        with tifffile.TiffFile(path) as tif:
-            return tuple(tif.series[0].shape)
+        return tiff_header(path)[0]
     except (ValueError, OSError, tifffile.TiffFileError) as e:
         raise _tiff_error(path, e) from None
 
@@ -97,9 +114,7 @@ def refuse_multispectral_tiff(path: Path) -> None:
     import tifffile
 
     try:
-        with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            pages, samples, shape = len(series.pages), series.keyframe.samplesperpixel, tuple(series.shape)
+        shape, pages, samples = tiff_header(path)
     except (ValueError, OSError, tifffile.TiffFileError):
         return  # PIL's reading reports what is wrong with the file
     if pages > 1 or samples > 4:
