@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 from torchmetrics import Metric
@@ -25,19 +26,44 @@ MIOU, IOU, DICE, ACC, LOSS = "mIoU", "iou", "dice", "acc", "loss"
 MONITOR = f"val/{MIOU}"  # what checkpoints and early stopping watch (mode max)
 
 
+def scores(confusions: np.ndarray) -> dict[str, np.ndarray]:
+    """(..., C, C) counts -> {"mIoU": (...), "dice": (...), "acc": (...), "iou", "class_dice", "precision",
+    "recall": (..., C)}; a class absent from target and prediction scores NaN and is left out of the means."""
+    cm = confusions.astype(np.float64)
+    tp = np.diagonal(cm, axis1=-2, axis2=-1)
+    predicted, actual = cm.sum(-2), cm.sum(-1)
+    fp, fn = predicted - tp, actual - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(tp + fp + fn > 0, tp / (tp + fp + fn), np.nan)
+        dice = np.where(tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan)
+        precision = np.where(predicted > 0, tp / predicted, np.nan)
+        recall = np.where(actual > 0, tp / actual, np.nan)
+        total = cm.sum((-2, -1))
+        acc = np.where(total > 0, tp.sum(-1) / total, np.nan)
+    return {
+        "mIoU": _macro(iou),
+        "dice": _macro(dice),
+        "acc": acc,
+        "iou": iou,
+        "class_dice": dice,
+        "precision": precision,
+        "recall": recall,
+    }
+
+
+def _macro(values: np.ndarray) -> np.ndarray:
+    """Mean over the last axis of the non-NaN values (0 where all are NaN, as the metrics module does)."""
+    present = ~np.isnan(values)
+    return np.where(present.any(-1), np.nansum(values, -1) / np.maximum(present.sum(-1), 1), 0.0)
+
+
 def class_scores(confmat: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """(C,C) counts, rows = target, columns = prediction -> IoU (C,), Dice (C,) and a (C,) bool mask of the
-    classes present in target or prediction. An absent class scores NaN (torchmetrics reports 0 for it)."""
-    confmat = confmat.double()
-    tp = confmat.diag()
-    fp, fn = confmat.sum(0) - tp, confmat.sum(1) - tp
-    present = (tp + fp + fn) > 0
-    return _ratio(tp, tp + fp + fn), _ratio(2 * tp, 2 * tp + fp + fn), present
-
-
-def _ratio(num: Tensor, den: Tensor) -> Tensor:
-    """num / den as float32, NaN where den is 0."""
-    return torch.where(den > 0, num / den.clamp(min=1), torch.full_like(num, float("nan"))).float()
+    """(C,C) counts, rows = target, columns = prediction -> IoU (C,), Dice (C,) float32 on the matrix's device and
+    a (C,) bool mask of the classes present in target or prediction: ``scores`` of one matrix. An absent class
+    scores NaN (torchmetrics reports 0 for it)."""
+    s = scores(confmat.detach().cpu().numpy())
+    iou, dice = (torch.from_numpy(s[k]).float().to(confmat.device) for k in ("iou", "class_dice"))
+    return iou, dice, ~torch.isnan(iou)
 
 
 def confusion_scores(confmat: Tensor) -> dict[str, Tensor]:

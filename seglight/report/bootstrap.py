@@ -17,39 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from seglight.model.metrics import scores
+
 REPLICATES = 1000
 LEVEL = 0.95
-
-
-def scores(confusions: np.ndarray) -> dict[str, np.ndarray]:
-    """(..., C, C) counts -> {"mIoU": (...), "dice": (...), "acc": (...), "iou", "class_dice", "precision",
-    "recall": (..., C)}; a class absent from target and prediction scores NaN and is left out of the means."""
-    cm = confusions.astype(np.float64)
-    tp = np.diagonal(cm, axis1=-2, axis2=-1)
-    predicted, actual = cm.sum(-2), cm.sum(-1)
-    fp, fn = predicted - tp, actual - tp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = np.where(tp + fp + fn > 0, tp / (tp + fp + fn), np.nan)
-        dice = np.where(tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan)
-        precision = np.where(predicted > 0, tp / predicted, np.nan)
-        recall = np.where(actual > 0, tp / actual, np.nan)
-        total = cm.sum((-2, -1))
-        acc = np.where(total > 0, tp.sum(-1) / total, np.nan)
-    return {
-        "mIoU": _macro(iou),
-        "dice": _macro(dice),
-        "acc": acc,
-        "iou": iou,
-        "class_dice": dice,
-        "precision": precision,
-        "recall": recall,
-    }
-
-
-def _macro(values: np.ndarray) -> np.ndarray:
-    """Mean over the last axis of the non-NaN values (0 where all are NaN, as the metrics module does)."""
-    present = ~np.isnan(values)
-    return np.where(present.any(-1), np.nansum(values, -1) / np.maximum(present.sum(-1), 1), 0.0)
 
 
 def replicate_weights(n: int, replicates: int = REPLICATES, seed: int = 0) -> np.ndarray:
