@@ -28,6 +28,7 @@ alternating repeats and their medians.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -173,26 +174,21 @@ def batches(loader) -> Iterator[dict[str, torch.Tensor]]:
         yield from loader
 
 
-def plain_loop(cfg: DictConfig, dm, warmup: int, steps: int, fast: bool, device: torch.device = CPU) -> float:
-    """Images/s of the textbook loop (fp32, contiguous), or with seglight's precision and channels_last."""
-    pl.seed_everything(cfg.seed, verbose=False)
-    fmt = torch.channels_last if fast else torch.contiguous_format
-    model = build_module(cfg, dm).model.to(device).to(memory_format=fmt)
-    model.train()
-    dtype = autocast_dtype(resolve_precision(cfg.trainer.precision, device.type)) if fast else None
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    criterion = torch.nn.CrossEntropyLoss(ignore_index=dm.ignore_index)
+def timed_steps(model, loss_fn, pairs, cfg: DictConfig, dtype, fmt, device: torch.device, warmup: int, steps: int):
+    """Images/s of ``steps`` training steps after ``warmup``: forward under autocast ``dtype`` (None: full
+    precision; float16 with a GradScaler), ``loss_fn``, backward, AdamW step (the config's lr and weight decay),
+    on (image, mask) pairs from the iterator ``pairs``, the image in memory format ``fmt``; the clock runs from
+    the start of step ``warmup`` (as TrainTimer's) to the end of the GPU's queued work."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     images, start = 0, 0.0
-    for i, batch in zip(range(warmup + steps), batches(dm.train_dataloader())):
+    for i, (x, y) in zip(range(warmup + steps), pairs):
         if i == warmup:
             sync(device)
-            start = time.perf_counter()  # same window as TrainTimer: from the start of step `warmup`
-        x, y = batch["image"].to(device, non_blocking=True), batch["mask"].to(device, non_blocking=True)
-        if fast:
-            x = x.contiguous(memory_format=torch.channels_last)
+            start = time.perf_counter()
+        x = x.to(device, non_blocking=True).contiguous(memory_format=fmt)
         with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-            loss = criterion(model(x), y)
+            loss = loss_fn(model(x), y.to(device, non_blocking=True))
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
@@ -202,34 +198,30 @@ def plain_loop(cfg: DictConfig, dm, warmup: int, steps: int, fast: bool, device:
     return images / (time.perf_counter() - start)
 
 
+def plain_loop(cfg: DictConfig, dm, warmup: int, steps: int, fast: bool, device: torch.device = CPU) -> float:
+    """Images/s of the textbook loop (fp32, contiguous, CrossEntropyLoss) on the DataModule's batches, or with
+    seglight's precision and channels_last."""
+    pl.seed_everything(cfg.seed, verbose=False)
+    fmt = torch.channels_last if fast else torch.contiguous_format
+    model = build_module(cfg, dm).model.to(device).to(memory_format=fmt).train()
+    dtype = autocast_dtype(resolve_precision(cfg.trainer.precision, device.type)) if fast else None
+    pairs = ((b["image"], b["mask"]) for b in batches(dm.train_dataloader()))
+    criterion = torch.nn.CrossEntropyLoss(ignore_index=dm.ignore_index)
+    return timed_steps(model, criterion, pairs, cfg, dtype, fmt, device, warmup, steps)
+
+
 def bare_step(cfg: DictConfig, dm, warmup: int, steps: int, device: torch.device = CPU) -> float:
     """Images/s of the module's own step on one synthetic batch in memory: forward under the Trainer's precision,
     the configured loss, backward, optimizer step, in the module's memory format; nothing else."""
     pl.seed_everything(cfg.seed, verbose=False)
-    module = build_module(cfg, dm).to(device)
-    module.train()
-    model = module.model
+    module = build_module(cfg, dm).to(device).train()
     dtype = autocast_dtype(resolve_precision(cfg.trainer.precision, device.type))
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     fmt = torch.channels_last if cfg.model.channels_last else torch.contiguous_format
     g = torch.Generator().manual_seed(0)
     h, w = (dm.crop_size, dm.crop_size) if isinstance(dm.crop_size, int) else dm.crop_size
     x = torch.randn(dm.batch_size, len(dm.mean), h, w, generator=g).to(device).contiguous(memory_format=fmt)
     y = torch.randint(0, dm.num_classes, (dm.batch_size, h, w), generator=g).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay)
-    start = 0.0
-    for i in range(warmup + steps):
-        if i == warmup:
-            sync(device)
-            start = time.perf_counter()
-        with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-            loss = module.loss_fn(model(x), y)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad()
-    sync(device)
-    return steps * dm.batch_size / (time.perf_counter() - start)
+    return timed_steps(module.model, module.loss_fn, itertools.repeat((x, y)), cfg, dtype, fmt, device, warmup, steps)
 
 
 class TrainTimer(pl.Callback):
