@@ -13,6 +13,21 @@ def test_precision_auto_follows_cpu_bf16(monkeypatch):
     assert hardware.resolve_precision("16-mixed", "cpu") == "16-mixed"
 
 
+def test_an_isa_cap_below_bf16_means_no_native_bf16(monkeypatch):
+    """ONEDNN_MAX_CPU_ISA=AVX2 makes oneDNN emulate bf16 (7x slower than fp32 here): auto must not pick it."""
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx2", "avx512_bf16"}))
+    try:
+        for isa, native in (("AVX2", False), ("avx512_core", False), ("AVX512_CORE_BF16", True), ("ALL", True)):
+            monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", isa)
+            hardware.cpu_has_fast_bf16.cache_clear()
+            assert hardware.cpu_has_fast_bf16() is native, isa
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+        hardware.cpu_has_fast_bf16.cache_clear()
+        assert hardware.resolve_precision("auto", "cpu") == "32-true"
+    finally:
+        hardware.cpu_has_fast_bf16.cache_clear()
+
+
 def test_wandb_offline_without_key(monkeypatch, tmp_path):
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.delenv("WANDB_API_KEY", raising=False)

@@ -344,6 +344,9 @@ def main() -> None:
         "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "cpu_native_bf16": cpu_has_fast_bf16(),
+        # an emulated AVX2-only CPU: ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 (onnxruntime ignores both)
+        "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL"),
+        "aten_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "quick": args.quick,

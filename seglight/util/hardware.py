@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -23,10 +24,18 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
+# oneDNN's instruction sets (ONEDNN_MAX_CPU_ISA) from the first one with bf16 dot products on
+BF16_ISAS = ("AVX512_CORE_BF16", "AVX10_1_512", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX10_1_512_AMX")
+
+
 @lru_cache(maxsize=1)
 def cpu_has_fast_bf16() -> bool:
-    """True where the CPU has native bf16 instructions (avx512_bf16 or AMX); without them bf16 autocast is
-    emulated and much slower than fp32 (figures in experiments/bench/README.md)."""
+    """True where the CPU has native bf16 instructions (avx512_bf16 or AMX) and torch may use them; without them
+    bf16 autocast is emulated and much slower than fp32 (figures in experiments/bench/README.md). A cap below
+    bf16 in ``ONEDNN_MAX_CPU_ISA`` (e.g. AVX2, how experiments/bench emulates an AVX2-only CPU) counts as none."""
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
+    if isa not in ("ALL", "DEFAULT") and not isa.startswith(BF16_ISAS):
+        return False
     flags = cpu_flags()
     from_torch = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
     from_torch = from_torch or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
