@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -200,7 +201,12 @@ def test_a_tiff_rewritten_with_more_bands_is_refused_though_its_header_was_read_
     tifffile.imwrite(path, np.zeros((6, 7, CHANNELS), np.uint16), photometric="minisblack", planarconfig="contig")
     with pytest.raises(DataError, match=r"scene\.tif: an array of shape \(6, 7, 5\).*model.in_channels"):
         read_image(path)
-    assert read_channels(path, CHANNELS).shape == (6, 7, CHANNELS)
+    assert read_channels(path, CHANNELS).shape == (6, 7, CHANNELS) and image_size(path, CHANNELS) == (7, 6)
+    # same size and modification time, as `cp -p` leaves them: the change time still tells the versions apart
+    stat = path.stat()
+    tifffile.imwrite(path, np.zeros((7, 6, CHANNELS), np.uint16), photometric="minisblack", planarconfig="contig")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size and image_size(path, CHANNELS) == (6, 7)  # (width, height) anew
 
 
 def test_check_data_reads_multispectral_pairs(tmp_path):

@@ -34,7 +34,7 @@ def _tiff_error(path: Path, e: Exception) -> DataError:
 
 
 @functools.lru_cache(maxsize=8192)
-def _tiff_header(path: str, mtime_ns: int, size: int) -> tuple[tuple[int, ...], int, int]:
+def _tiff_header(path: str, version: tuple[int, ...]) -> tuple[tuple[int, ...], int, int]:
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
@@ -44,10 +44,11 @@ def _tiff_header(path: str, mtime_ns: int, size: int) -> tuple[tuple[int, ...], 
 
 def tiff_header(path: Path) -> tuple[tuple[int, ...], int, int]:
     """(shape, pages, samples per pixel) of a TIFF's first series, from its header: parsed once per version of the
-    file (cached by path, modification time and size), however often training reads it. Raises what tifffile
-    raises (ValueError, OSError, tifffile.TiffFileError)."""
+    file (cached by path, inode, size, modification and change time: ``cp -p`` keeps the first three, never the
+    change time), however often training reads it. Raises what tifffile raises (ValueError, OSError,
+    tifffile.TiffFileError)."""
     st = path.stat()
-    return _tiff_header(str(path), st.st_mtime_ns, st.st_size)
+    return _tiff_header(str(path), (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
 
 
 def stored_shape(path: Path) -> tuple[int, ...]:
