@@ -214,3 +214,5 @@ def test_focus_classes_are_class_names_and_unknown_ones_fail_naming_the_option(t
     assert dm.augment["focus_classes"] == [2, 1]
     with pytest.raises(ValueError, match=rf"data.focus_classes: no class 'Pole'; the classes are {TOY.names[0]}"):
         SegDataModule(str(images), str(masks), focus_classes=["Pole"], **args)
+    with pytest.raises(ValueError, match=r"data.focus_crop=0.5 needs data.focus_classes"):
+        SegDataModule(str(images), str(masks), **args)

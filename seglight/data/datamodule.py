@@ -127,14 +127,10 @@ class SegDataModule(pl.LightningDataModule):
         )
         photometric_steps(photometric, 0.0)  # an unknown name fails here, not in the first worker
         focus = [self.palette.class_index(name, "data.focus_classes") for name in focus_classes or ()]
-        self.augment: dict[str, Any] = {  # train_transform's options
-            "scale": (float(scale[0]), float(scale[1])),
-            "hflip": hflip,
-            "color_jitter": color_jitter,
-            "photometric": photometric,
-            "focus_crop": focus_crop,
-            "focus_classes": focus,
-        }
+        if focus_crop > 0 and not focus:
+            raise ValueError(f"data.focus_crop={focus_crop} needs data.focus_classes (class names)")
+        self.augment: dict[str, Any] = dict(hflip=hflip, color_jitter=color_jitter, photometric=photometric)
+        self.augment.update(scale=(float(scale[0]), float(scale[1])), focus_crop=focus_crop, focus_classes=focus)
         if int(in_channels) != 3 and color_jitter > 0:
             log.info("colour augmentation is for RGB pictures: off for %s-channel images", in_channels)
         self.batch_size = batch_size
