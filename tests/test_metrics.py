@@ -148,3 +148,19 @@ def test_evaluate_leaves_an_absent_class_empty_in_per_class_csv(tmp_path):
     assert math.isnan(result["iou/c"]) and abs(result["mIoU"] - 0.5) < 1e-6
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["iou/c"] is None and saved["iou/d"] is None and abs(saved["mIoU"] - 0.5) < 1e-6
+
+
+def test_confusion_matrix_equals_torchmetrics_with_ignored_pixels():
+    from torchmetrics.functional.classification import multiclass_confusion_matrix
+
+    from seglight.model.metrics import confusion_matrix
+
+    g = torch.Generator().manual_seed(0)
+    for classes, shape in ((2, (1, 5, 7)), (11, (4, 33, 40)), (19, (2, 64, 64))):
+        pred = torch.randint(0, classes, shape, generator=g)
+        target = torch.randint(0, classes, shape, generator=g)
+        target[torch.rand(shape, generator=g) < 0.2] = 255
+        expected = multiclass_confusion_matrix(pred, target, classes, ignore_index=255)
+        got = confusion_matrix(pred, target, classes, 255)
+        assert torch.equal(got, expected) and got.dtype == torch.long
+        assert got.sum() == (target != 255).sum()

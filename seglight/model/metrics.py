@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from torch import Tensor
 from torchmetrics import Metric
-from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 MIOU, IOU, DICE, ACC, LOSS = "mIoU", "iou", "dice", "acc", "loss"
 MONITOR = f"val/{MIOU}"  # what checkpoints and early stopping watch (mode max)
@@ -76,8 +75,15 @@ def confusion_scores(confmat: Tensor) -> dict[str, Tensor]:
 
 
 def confusion_matrix(pred: Tensor, target: Tensor, num_classes: int, ignore_index: int = 255) -> Tensor:
-    """pred (B,H,W), target (B,H,W) -> (C,C) long counts, rows = target, columns = prediction, ignored pixels out."""
-    return multiclass_confusion_matrix(pred, target, num_classes, ignore_index=ignore_index, validate_args=False)
+    """pred (B,H,W), target (B,H,W) -> (C,C) long counts, rows = target, columns = prediction, ignored pixels out.
+
+    Counted by a scatter into C*C+1 bins (the last for ignored pixels) on the tensors' device: no host sync, so a
+    GPU training step never waits for it (torch.bincount reads the maximum and boolean masking the count of
+    valid pixels back to the host first). The same counts as torchmetrics' multiclass_confusion_matrix."""
+    c = num_classes
+    bins = torch.where(target != ignore_index, target * c + pred, c * c).reshape(-1)
+    counts = torch.zeros(c * c + 1, dtype=torch.long, device=pred.device)
+    return counts.scatter_add_(0, bins, torch.ones_like(bins))[:-1].reshape(c, c)
 
 
 class SegmentationMetrics(Metric):
