@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import train_command
+from omegaconf import OmegaConf
 
 from seglight.inference.predictor import TorchPredictor
 from seglight.model.checkpoint import load_checkpoint, load_module
@@ -23,22 +24,23 @@ GPU = ("trainer.accelerator=gpu", "trainer.devices=1")
 
 
 def test_non_finite_loss_on_cuda_is_caught_at_the_next_logging_step(train_cfg):
-    """On an accelerator the flag stays on the device and is read every log_every_n_steps steps: a NaN at
-    global step 4 stops training at step 5 (log_every_n_steps=3), and last.ckpt holds the finite weights."""
+    """On an accelerator the flag stays on the device and is read every log_every_n_steps steps: a NaN loss at
+    global step 4 alone (its gradients finite, so step 5's loss is finite again) stops training at step 5
+    (log_every_n_steps=3): only the flag kept since step 4 can say so. last.ckpt holds the finite weights."""
     calls = {"n": 0}
 
-    class NanAfter(torch.nn.Module):
+    class NanOnce(torch.nn.Module):
         def forward(self, logits, target):
             assert logits.is_cuda
             calls["n"] += torch.is_grad_enabled()
             loss = torch.nn.functional.cross_entropy(logits.float(), target, ignore_index=255)
-            return loss * float("nan") if calls["n"] > 4 else loss
+            return loss + torch.tensor(float("nan"), device=loss.device) if calls["n"] == 5 else loss
 
-    LOSSES["nan_after_4_cuda"] = lambda num_classes, ignore_index, weight=None, **kwargs: NanAfter()
+    LOSSES["nan_once_cuda"] = lambda num_classes, ignore_index, weight=None, **kwargs: NanOnce()
     try:
         cfg = train_cfg(
             *GPU,
-            "loss.name=nan_after_4_cuda",
+            "loss.name=nan_once_cuda",
             "trainer.max_epochs=4",
             "trainer.limit_val_batches=1",
             "trainer.log_every_n_steps=3",
@@ -50,7 +52,7 @@ def test_non_finite_loss_on_cuda_is_caught_at_the_next_logging_step(train_cfg):
         params = load_module(last).state_dict()
         assert all(torch.isfinite(v).all() for v in params.values() if v.is_floating_point())
     finally:
-        del LOSSES["nan_after_4_cuda"]
+        del LOSSES["nan_once_cuda"]
 
 
 @pytest.mark.parametrize("precision", ["auto", "16-mixed", "32-true"])
@@ -61,14 +63,14 @@ def test_training_on_cuda_in_each_precision(train_cfg, precision):
     assert np.isfinite(metrics["val/mIoU"]) and 0 <= metrics["val/mIoU"] <= 1
     module = load_module(result["best_ckpt"])
     assert all(torch.isfinite(v).all() for v in module.state_dict().values() if v.is_floating_point())
-    if precision == "auto":
-        expected = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-        assert resolve_precision("auto", "gpu") == expected
+    expected = ("bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed") if precision == "auto" else precision
+    assert OmegaConf.load(Path(cfg.run_dir) / "config.yaml").trainer.precision == expected  # what the run used
 
 
 def test_ddp_on_cuda_with_nccl_and_sync_batchnorm(tmp_path, data_cache):
-    """DDP on every visible GPU (plain DDP relaunches the command per rank, so it runs as a command); one GPU
-    still runs the DistributedDataParallel wrapper, the NCCL process group and SyncBatchNorm's CUDA kernels."""
+    """DDP on every visible GPU (plain DDP relaunches the command per rank, so it runs as a command). One GPU runs
+    the NCCL process group and the DistributedDataParallel wrapper; SyncBatchNorm is converted but, at world size 1,
+    falls back to plain batch norm (its all-reduce needs two ranks)."""
     run = tmp_path / "run"
     done = subprocess.run(
         train_command(
@@ -99,3 +101,20 @@ def test_predict_on_cuda_matches_cpu(trained_tiny):
     auto = TorchPredictor(load_module(ckpt), device="cuda")
     assert auto.precision == resolve_precision("auto", "gpu")
     assert np.mean([(a == b).mean() for a, b in zip(auto.predict_masks(images), cpu)]) > 0.95
+
+
+def test_training_metrics_update_without_a_host_sync():
+    """The per-step metric update (a confusion matrix on the GPU) never waits for the GPU: no host sync."""
+    from seglight.model.metrics import SegmentationMetrics
+
+    metric = SegmentationMetrics(num_classes=11).cuda()
+    pred = torch.randint(0, 11, (8, 64, 64), device="cuda")
+    target = torch.randint(0, 11, (8, 64, 64), device="cuda")
+    target[:, :4] = 255
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        metric.update(pred, target)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert int(metric.confmat.sum()) == 8 * 60 * 64

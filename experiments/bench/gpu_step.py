@@ -71,6 +71,7 @@ class Stepper:
 
 def bench(model: str, batch: int, size: int, steps: int, repeats: int, compile_: bool) -> dict[str, object]:
     arch, kwargs = MODELS[model]
+    torch.cuda.reset_peak_memory_stats()
     variants = {k: v for k, v in VARIANTS.items() if compile_ or not v[2]}
     steppers = {name: Stepper(arch, kwargs, v, batch, size) for name, v in variants.items()}
     warmup = {name: s.run(3) for name, s in steppers.items()}  # cudnn autotuning, or compilation
