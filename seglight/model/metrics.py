@@ -14,6 +14,7 @@ a fraction of the time of the four. Keys are logged as
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -66,12 +67,16 @@ def class_scores(confmat: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def confusion_scores(confmat: Tensor) -> dict[str, Tensor]:
-    """(C,C) counts -> {mIoU, iou (C,), dice, acc}; macro means over the classes present (0 if none is)."""
-    iou, dice, present = class_scores(confmat)
-    n = present.sum().clamp(min=1)
-    total = confmat.sum()
-    acc = confmat.diag().sum().double() / total if total > 0 else torch.tensor(0.0)
-    return {MIOU: iou[present].sum() / n, IOU: iou, DICE: dice[present].sum() / n, ACC: acc.float()}
+    """(C,C) counts -> {mIoU, iou (C,), dice, acc} float32 on the matrix's device: ``scores`` of one matrix; macro
+    means over the classes present (0 if none is), accuracy 0 for an empty matrix."""
+    s = scores(confmat.detach().cpu().numpy())
+    as_tensor = partial(torch.as_tensor, dtype=torch.float32, device=confmat.device)
+    return {
+        MIOU: as_tensor(s["mIoU"]),
+        IOU: as_tensor(s["iou"]),
+        DICE: as_tensor(s["dice"]),
+        ACC: as_tensor(s["acc"]).nan_to_num(0.0),
+    }
 
 
 def confusion_matrix(pred: Tensor, target: Tensor, num_classes: int, ignore_index: int = 255) -> Tensor:
