@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run import emit  # noqa: E402
+from run import emit, train_step  # noqa: E402
 
 from seglight.model.factory import create_model  # noqa: E402
 
@@ -37,6 +37,11 @@ VARIANTS = {
     "fp16_cl": (torch.float16, True, False),
     "bf16_cl_compiled": (torch.bfloat16, True, True),
 }
+
+
+def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of logits (B,C,H,W) taken in fp32 (as the step matrix measured it)."""
+    return torch.nn.functional.cross_entropy(logits.float(), target)
 
 
 class Stepper:
@@ -59,12 +64,7 @@ class Stepper:
         torch.cuda.synchronize()
         t = time.perf_counter()
         for _ in range(steps):
-            with torch.autocast("cuda", dtype=self.dtype or torch.bfloat16, enabled=self.dtype is not None):
-                loss = torch.nn.functional.cross_entropy(self.model(self.x).float(), self.y)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.opt)
-            self.scaler.update()
-            self.opt.zero_grad(set_to_none=True)
+            train_step(self.model, cross_entropy, self.x, self.y, self.opt, self.scaler, self.dtype)
         torch.cuda.synchronize()
         return time.perf_counter() - t
 

@@ -175,6 +175,17 @@ def batches(loader) -> Iterator[dict[str, torch.Tensor]]:
         yield from loader
 
 
+def train_step(model, loss_fn, x: torch.Tensor, y: torch.Tensor, optimizer, scaler, dtype) -> None:
+    """One training step on x (B,C,H,W), y (B,H,W) on the model's device: forward under autocast ``dtype`` (None:
+    full precision), ``loss_fn``, backward through ``scaler`` (a GradScaler; enabled for float16), optimizer step."""
+    with torch.autocast(x.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+        loss = loss_fn(model(x), y)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad()
+
+
 def timed_steps(model, loss_fn, pairs, cfg: DictConfig, dtype, fmt, device: torch.device, warmup: int, steps: int):
     """Images/s of ``steps`` training steps after ``warmup``: forward under autocast ``dtype`` (None: full
     precision; float16 with a GradScaler), ``loss_fn``, backward, AdamW step (the config's lr and weight decay),
@@ -188,12 +199,7 @@ def timed_steps(model, loss_fn, pairs, cfg: DictConfig, dtype, fmt, device: torc
             sync(device)
             start = time.perf_counter()
         x = x.to(device, non_blocking=True).contiguous(memory_format=fmt)
-        with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-            loss = loss_fn(model(x), y.to(device, non_blocking=True))
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad()
+        train_step(model, loss_fn, x, y.to(device, non_blocking=True), optimizer, scaler, dtype)
         images += x.shape[0] if i >= warmup else 0
     sync(device)
     return images / (time.perf_counter() - start)
