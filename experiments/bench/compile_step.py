@@ -9,16 +9,21 @@ in turns (eager, compiled, eager, compiled, ...) so both see the same load. Prin
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
 
-from seglight.model.factory import create_model
-from seglight.util.hardware import autocast_dtype, cpu_flags, resolve_precision
+sys.path.insert(0, str(Path(__file__).parent))
+from run import cross_entropy, train_step  # noqa: E402
+
+from seglight.model.factory import create_model  # noqa: E402
+from seglight.util.hardware import autocast_dtype, cpu_flags, resolve_precision  # noqa: E402
+
+NO_SCALER = torch.amp.GradScaler("cpu", enabled=False)
 
 
 def make(compiled: bool):
@@ -32,12 +37,7 @@ def make(compiled: bool):
 
 
 def step(model, opt, x, y, dtype) -> None:
-    autocast = torch.autocast("cpu", dtype=dtype) if dtype else contextlib.nullcontext()
-    with autocast:
-        loss = torch.nn.functional.cross_entropy(model(x).float(), y)
-    loss.backward()
-    opt.step()
-    opt.zero_grad(set_to_none=True)
+    train_step(model, cross_entropy, x, y, opt, NO_SCALER, dtype)
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run import emit, train_step  # noqa: E402
+from run import cross_entropy, emit, train_step  # noqa: E402
 
 from seglight.model.factory import create_model  # noqa: E402
 
@@ -37,11 +37,6 @@ VARIANTS = {
     "fp16_cl": (torch.float16, True, False),
     "bf16_cl_compiled": (torch.bfloat16, True, True),
 }
-
-
-def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of logits (B,C,H,W) taken in fp32 (as the step matrix measured it)."""
-    return torch.nn.functional.cross_entropy(logits.float(), target)
 
 
 class Stepper:

@@ -12,13 +12,17 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import segmentation_models_pytorch as smp
 import torch
 
-from seglight.util.hardware import cpu_has_fast_bf16
+sys.path.insert(0, str(Path(__file__).parent))
+from run import cross_entropy, train_step  # noqa: E402
+
+from seglight.util.hardware import cpu_has_fast_bf16  # noqa: E402
 
 
 def step_rate(channels_last: bool, bf16: bool, batch: int, size: int, steps: int) -> float:
@@ -28,14 +32,11 @@ def step_rate(channels_last: bool, bf16: bool, batch: int, size: int, steps: int
     if channels_last:
         model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), 1e-3)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
     times = []
     for i in range(steps + 1):
         t = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = torch.nn.functional.cross_entropy(model(x).float(), y)
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
+        train_step(model, cross_entropy, x, y, opt, scaler, torch.bfloat16 if bf16 else None)
         if i:  # the first step warms up
             times.append(time.perf_counter() - t)
     return batch / statistics.median(times)

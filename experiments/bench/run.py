@@ -175,6 +175,11 @@ def batches(loader) -> Iterator[dict[str, torch.Tensor]]:
         yield from loader
 
 
+def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of logits (B,C,H,W) taken in fp32: the loss of the isolated step benches."""
+    return torch.nn.functional.cross_entropy(logits.float(), target)
+
+
 def train_step(model, loss_fn, x: torch.Tensor, y: torch.Tensor, optimizer, scaler, dtype) -> None:
     """One training step on x (B,C,H,W), y (B,H,W) on the model's device: forward under autocast ``dtype`` (None:
     full precision), ``loss_fn``, backward through ``scaler`` (a GradScaler; enabled for float16), optimizer step."""
