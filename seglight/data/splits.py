@@ -3,6 +3,7 @@ the split (to tell whether a checkpoint's recorded split applies to a data confi
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import re
@@ -94,6 +95,21 @@ def holdout(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
     order = np.random.default_rng(seed).permutation(n)
     k = max(1, int(round(n * fraction)))
     return sorted(order[:k].tolist()), sorted(order[k:].tolist())
+
+
+def recorded_images(splits: SplitFiles, record: dict[str, Any], split: str, data: dict[str, Any]) -> list[Path] | None:
+    """The image files of ``split`` that a run recorded (``record``: a checkpoint's ``data_split``), looked up in
+    the folders of ``splits`` under that run's own split options (its folds, hold-out, train_on_val); None when
+    the run read other data than the data config ``data`` (other folders or files), where its names say nothing."""
+    source, how = data_differences(record["data"], data)
+    if source or not record["files"].get(split):
+        return None if source else []
+    theirs = copy.copy(splits)
+    for key in how:  # an option the run did not record was off
+        value = record["data"].get(key)
+        setattr(theirs, key, 0 if value is None and key != "group_pattern" else value)
+    theirs.recorded = {split: list(record["files"][split])}
+    return [image for image, _ in theirs.pairs(split)]
 
 
 class SplitFiles:

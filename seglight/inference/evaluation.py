@@ -18,6 +18,7 @@ from seglight.data.splits import data_differences
 from seglight.inference.export import store_temperature
 from seglight.inference.predictor import Predictor
 from seglight.model.calibration import PixelSample, ReliabilityBins, fit_temperature, sample_ece
+from seglight.model.checkpoint import trained_on
 from seglight.model.metrics import ACC, IOU, MIOU, class_scores, confusion_matrix, confusion_scores, flatten
 from seglight.report.bootstrap import REPLICATES, bootstrap
 from seglight.report.confusions import CONFUSIONS, save_confusions
@@ -255,6 +256,11 @@ def evaluate_checkpoint(
         if calibrate:
             raise ValueError(f"{ckpt} trained on its val images (data.train_on_val): calibrate on held-out images")
         provenance["split"] += ": images the model was trained on (data.train_on_val), not held-out scores"
+    elif trained := trained_on(model.data_split) & {str(image.resolve()) for image, _ in dataset.pairs}:
+        if calibrate:
+            raise ValueError(f"{ckpt} was trained on {len(trained)} of these images: calibrate on held-out images")
+        log.warning("%s was trained on %d of these %d images: not held-out scores", ckpt, len(trained), len(dataset))
+        provenance["split"] += f": {len(trained)} of {len(dataset)} images the model was trained on"
     return evaluate(model, dataset, output, report, calibrate, top_k, provenance, store_into=ckpt)
 
 

@@ -9,6 +9,7 @@ refused instead of executed.
 
 from __future__ import annotations
 
+import logging
 import pickle
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,12 @@ from typing import Any
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
+from seglight.data.io import DataError
+from seglight.data.splits import SplitFiles, recorded_images
 from seglight.model.module import SegmentationModule
 from seglight.util.files import atomic_write
+
+log = logging.getLogger(__name__)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -60,6 +65,60 @@ def load_module(path: str | Path, device: str | torch.device = "cpu") -> Segment
     module.load_state_dict(ckpt["state_dict"])
     module.on_load_checkpoint(ckpt)  # the run's recorded data split
     return module.to(device).eval()
+
+
+def init_weights(module: SegmentationModule, ckpt: dict[str, Any], path: str | Path) -> None:
+    """Loads the model weights of ``ckpt`` (the seglight checkpoint read from ``path``) into ``module.model``, the
+    start of a fine-tuning run with its own loss, optimizer and schedule (``init_from``; not a resume). The
+    architecture, encoder, input channels and classes must be the checkpoint's: a mismatch is an error naming
+    the file."""
+    theirs, mine = ckpt["hyper_parameters"], module.hp
+    for key in ("arch", "encoder_name", "in_channels", "class_names"):
+        if key in theirs and list_or_value(theirs[key]) != list_or_value(mine.get(key)):
+            raise ValueError(f"init_from={path}: its {key} is {theirs.get(key)!r}, this run's is {mine.get(key)!r}")
+    weights = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    try:
+        module.model.load_state_dict(weights)
+    except RuntimeError as e:  # model_kwargs differ: missing, unexpected or reshaped tensors
+        detail = " ".join(str(e).split())[:400]
+        raise ValueError(f"init_from={path}: its weights do not fit this run's model ({detail})") from None
+
+
+def list_or_value(value: Any) -> Any:
+    """Lists and tuples as lists (hyperparameters come back from a checkpoint as either)."""
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def trained_on(data_split: dict[str, Any] | None) -> set[str]:
+    """The image files (absolute paths) a checkpoint's weights were trained on before its own run: those of the
+    checkpoint it was fine-tuned from (``init_from``, recorded by ``inherited``). Empty when there was none."""
+    return set(((data_split or {}).get("init_from") or {}).get("trained_on") or [])
+
+
+def inherited(path: str | Path, init: dict[str, Any], splits: SplitFiles, data: dict[str, Any]) -> dict[str, Any]:
+    """What a run on the data config ``data`` (its files: ``splits``) inherits from the checkpoint ``init`` read
+    from ``path``: the image files its weights were trained on (its train split, found in these folders under its
+    own split options, and what it had inherited), kept in the new checkpoints' ``data_split`` as ``init_from``.
+    Warns when some are this run's val or test images (their scores are then not held-out), or when the
+    checkpoint read other data, so that this cannot be told."""
+    record = init.get("data_split")
+    seen = trained_on(record)
+    try:
+        images = recorded_images(splits, record, "train", data) if record else None
+    except DataError:  # its recorded images are not in these folders
+        images = None
+    if images is None:
+        log.warning("init_from=%s: its training images are not known in this data: held-out is not checked", path)
+    seen |= {str(image.resolve()) for image in images or []}
+    files = splits.files()
+    for split in ("val", "test"):
+        scored = {str(image.resolve()) for image, _ in splits.pairs(split)} if files[split] else set()
+        if overlap := seen & scored:
+            log.warning(
+                "init_from=%s was trained on %d of this run's %d %s images: their scores are not held-out",
+                path, len(overlap), len(scored), split,
+            )  # fmt: skip
+    return {"ckpt": str(path), "trained_on": sorted(seen)}
 
 
 def load_folder(folder: Path) -> SegmentationModule:

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 
 from seglight.data.datamodule import SegDataModule
-from seglight.model.checkpoint import AtomicCheckpointIO, load_checkpoint
+from seglight.model.checkpoint import AtomicCheckpointIO, inherited, init_weights, load_checkpoint
 from seglight.model.metrics import MONITOR
 from seglight.model.module import SegmentationModule
 from seglight.report.confusions import VAL_CONFUSIONS, save_confusions
@@ -231,7 +231,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 dm.use_normalisation(hp["mean"], hp["std"])
         else:
             log.warning("resume=true but %s does not exist: starting fresh", last)
+    init = load_checkpoint(cfg.init_from) if cfg.get("init_from") and resumed is None else None
+    if init is not None and init["hyper_parameters"].get("mean") is not None:  # the inputs its weights expect
+        dm.use_normalisation(init["hyper_parameters"]["mean"], init["hyper_parameters"]["std"])
     module = build_module(cfg, dm)
+    if init is not None:
+        init_weights(module, init, cfg.init_from)
     confusions = ImageConfusions()  # off until the final validation
     trainer = build_trainer(cfg, extra_callbacks=[confusions])
     resolved = plain(cfg)
@@ -239,6 +244,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     module.data_split = {"data": resolved["data"], "files": dm.split_files()}
     if resumed is not None and resumed.get("data_split"):
         module.data_split = resumed["data_split"]
+    elif init is not None:
+        module.data_split["init_from"] = inherited(cfg.init_from, init, dm.splits, resolved["data"])
     keep_history(trainer.loggers, resumed)
     if trainer.is_global_zero:
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
