@@ -95,12 +95,14 @@ def trained_on(data_split: dict[str, Any] | None) -> set[str]:
     return set(((data_split or {}).get("init_from") or {}).get("trained_on") or [])
 
 
-def inherited(path: str | Path, init: dict[str, Any], splits: SplitFiles, data: dict[str, Any]) -> dict[str, Any]:
-    """What a run on the data config ``data`` (its files: ``splits``) inherits from the checkpoint ``init`` read
-    from ``path``: the image files its weights were trained on (its train split, found in these folders under its
-    own split options, and what it had inherited), kept in the new checkpoints' ``data_split`` as ``init_from``.
-    Warns when some are this run's val or test images (their scores are then not held-out), or when the
-    checkpoint read other data, so that this cannot be told."""
+def inherited(
+    path: str | Path, init: dict[str, Any], splits: SplitFiles, data: dict[str, Any], files: dict[str, list[str]]
+) -> dict[str, Any]:
+    """What a run on the data config ``data`` (its folders: ``splits``; its split files: ``files``) inherits
+    from the checkpoint ``init`` read from ``path``: the image files its weights were trained on (its train split,
+    found in these folders under its own split options, and what it had inherited), kept in the new checkpoints'
+    ``data_split`` as ``init_from``. Warns when some are this run's val or test images (their scores are then not
+    held-out), or when the checkpoint read other data, so that this cannot be told."""
     record = init.get("data_split")
     seen = trained_on(record)
     try:
@@ -110,9 +112,8 @@ def inherited(path: str | Path, init: dict[str, Any], splits: SplitFiles, data: 
     if images is None:
         log.warning("init_from=%s: its training images are not known in this data: held-out is not checked", path)
     seen |= {str(image.resolve()) for image in images or []}
-    files = splits.files()
     for split in ("val", "test"):
-        scored = {str(image.resolve()) for image, _ in splits.pairs(split)} if files[split] else set()
+        scored = {str(image.resolve()) for image, _ in splits.pairs(split)} if files.get(split) else set()
         if overlap := seen & scored:
             log.warning(
                 "init_from=%s was trained on %d of this run's %d %s images: their scores are not held-out",
