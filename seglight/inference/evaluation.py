@@ -77,6 +77,7 @@ def evaluate(
     top_k: int = 6,
     provenance: dict[str, Any] | None = None,
     store_into: str | Path | None = None,
+    notes: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Predicts every image of ``dataset`` at its own size and scores it against its mask (void ignored).
 
@@ -86,7 +87,8 @@ def evaluate(
     ``iou/<class>``; empty where a class is in neither mask nor prediction), ``confusions.npz``
     (``save_confusions``) and ``confusion.png`` (row-normalised); with ``report`` also ``report.html`` (and
     ``ece`` in metrics.json). ``calibrate`` fits a softmax temperature on these images (metrics.json:
-    ``temperature``, ``ece_sample_before``/``after``), stored into the model file ``store_into`` where given.
+    ``temperature``, ``ece_sample_before``/``after``), stored into the model file ``store_into`` where given;
+    ``notes`` go into metrics.json as they are (``trained_on_images``: see ``inherited_notes``).
     Returns the metrics.
     """
     names, ignore = predictor.class_names, dataset.ignore_index
@@ -135,6 +137,7 @@ def evaluate(
             ece_sample_before=calibration["ece_before"],
             ece_sample_after=calibration["ece_after"],
         )
+    result.update(notes or {})
     write_json(output / "metrics.json", result)
     _write_per_class(output / "per_class.csv", result, total, names)
     _write_per_image(output / "per_image.csv", per_image, names)
@@ -256,12 +259,30 @@ def evaluate_checkpoint(
         if calibrate:
             raise ValueError(f"{ckpt} trained on its val images (data.train_on_val): calibrate on held-out images")
         provenance["split"] += ": images the model was trained on (data.train_on_val), not held-out scores"
-    elif trained := trained_on(model.data_split) & {str(image.resolve()) for image, _ in dataset.pairs}:
+    notes = inherited_notes(model, dataset, provenance, ckpt, calibrate)
+    return evaluate(model, dataset, output, report, calibrate, top_k, provenance, store_into=ckpt, notes=notes)
+
+
+def inherited_notes(
+    model: Predictor, dataset: SegmentationDataset, provenance: dict[str, Any], ckpt: str | Path, calibrate: bool
+) -> dict[str, Any]:
+    """For a model fine-tuned from another checkpoint (``init_from``): ``trained_on_images``, how many of the
+    scored images that start was trained on (None: not known), for metrics.json; said in the provenance and the
+    log when not 0. Calibrating on such images is refused."""
+    if "init_from" not in (model.data_split or {}):
+        return {}
+    start = trained_on(model.data_split)
+    if start is None:
+        log.warning("%s was fine-tuned from a model whose training images are not known: held-out unchecked", ckpt)
+        provenance["split"] += ": fine-tuned from a model whose training images are not known"
+        return {"trained_on_images": None}
+    trained = start & {str(image.resolve()) for image, _ in dataset.pairs}
+    if trained:
         if calibrate:
             raise ValueError(f"{ckpt} was trained on {len(trained)} of these images: calibrate on held-out images")
         log.warning("%s was trained on %d of these %d images: not held-out scores", ckpt, len(trained), len(dataset))
-        provenance["split"] += f": {len(trained)} of {len(dataset)} images the model was trained on"
-    return evaluate(model, dataset, output, report, calibrate, top_k, provenance, store_into=ckpt)
+        provenance["split"] += f": {len(trained)} of {len(dataset)} images the model was trained on (init_from)"
+    return {"trained_on_images": len(trained)}
 
 
 def _provenance(ckpt: Path, split: str, recorded: bool, model: Predictor) -> dict[str, Any]:

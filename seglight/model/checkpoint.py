@@ -89,37 +89,55 @@ def list_or_value(value: Any) -> Any:
     return list(value) if isinstance(value, (list, tuple)) else value
 
 
-def trained_on(data_split: dict[str, Any] | None) -> set[str]:
+def trained_on(data_split: dict[str, Any] | None) -> set[str] | None:
     """The image files (absolute paths) a checkpoint's weights were trained on before its own run: those of the
-    checkpoint it was fine-tuned from (``init_from``, recorded by ``inherited``). Empty when there was none."""
-    return set(((data_split or {}).get("init_from") or {}).get("trained_on") or [])
+    checkpoint it was fine-tuned from (``init_from``, recorded by ``inherited``); empty when there was none, None
+    when there was one whose images are not known."""
+    start = (data_split or {}).get("init_from")
+    if start is None:
+        return set()
+    return None if start.get("trained_on") is None else set(start["trained_on"])
+
+
+def start_normalisation(init: dict[str, Any], path: str | Path, in_channels: int) -> tuple[list, list] | None:
+    """The mean and std the start checkpoint ``init`` (read from ``path``) was trained with, for a run reading
+    ``in_channels`` channels; None where it recorded none. A start reading other channels is an error naming
+    the file."""
+    hp = init["hyper_parameters"]
+    if hp.get("in_channels", 3) != in_channels:
+        raise ValueError(f"init_from={path}: its in_channels is {hp.get('in_channels', 3)}, this run's {in_channels}")
+    return None if hp.get("mean") is None else (list(hp["mean"]), list(hp["std"]))
 
 
 def inherited(
     path: str | Path, init: dict[str, Any], splits: SplitFiles, data: dict[str, Any], files: dict[str, list[str]]
 ) -> dict[str, Any]:
     """What a run on the data config ``data`` (its folders: ``splits``; its split files: ``files``) inherits
-    from the checkpoint ``init`` read from ``path``: the image files its weights were trained on (its train split,
-    found in these folders under its own split options, and what it had inherited), kept in the new checkpoints'
-    ``data_split`` as ``init_from``. Warns when some are this run's val or test images (their scores are then not
-    held-out), or when the checkpoint read other data, so that this cannot be told."""
+    from the checkpoint ``init`` read from ``path``, kept in the new checkpoints' ``data_split`` as ``init_from``:
+    ``trained_on``, the image files its weights were trained on (its train split, found in these folders under
+    its own split options, and what it had inherited), None when they cannot be known here (it read other data,
+    or its files are gone); ``seen``, how many of this run's val and test images are among them (None: unknown).
+    Warns when some are (their scores are then not held-out) or when this cannot be told."""
     record = init.get("data_split")
-    seen = trained_on(record)
+    earlier = trained_on(record)
     try:
         images = recorded_images(splits, record, "train", data) if record else None
     except DataError:  # its recorded images are not in these folders
         images = None
-    if images is None:
+    if images is None or earlier is None:
         log.warning("init_from=%s: its training images are not known in this data: held-out is not checked", path)
-    seen |= {str(image.resolve()) for image in images or []}
+        return {"ckpt": str(path), "trained_on": None, "seen": {"val": None, "test": None}}
+    seen = earlier | {str(image.resolve()) for image in images}
+    counts = {}
     for split in ("val", "test"):
         scored = {str(image.resolve()) for image, _ in splits.pairs(split)} if files.get(split) else set()
-        if overlap := seen & scored:
+        counts[split] = len(seen & scored)
+        if counts[split]:
             log.warning(
                 "init_from=%s was trained on %d of this run's %d %s images: their scores are not held-out",
-                path, len(overlap), len(scored), split,
+                path, counts[split], len(scored), split,
             )  # fmt: skip
-    return {"ckpt": str(path), "trained_on": sorted(seen)}
+    return {"ckpt": str(path), "trained_on": sorted(seen), "seen": counts}
 
 
 def load_folder(folder: Path) -> SegmentationModule:

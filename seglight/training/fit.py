@@ -14,7 +14,13 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 
 from seglight.data.datamodule import SegDataModule
-from seglight.model.checkpoint import AtomicCheckpointIO, inherited, init_weights, load_checkpoint
+from seglight.model.checkpoint import (
+    AtomicCheckpointIO,
+    inherited,
+    init_weights,
+    load_checkpoint,
+    start_normalisation,
+)
 from seglight.model.metrics import MONITOR
 from seglight.model.module import SegmentationModule
 from seglight.report.confusions import VAL_CONFUSIONS, save_confusions
@@ -232,8 +238,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         else:
             log.warning("resume=true but %s does not exist: starting fresh", last)
     init = load_checkpoint(cfg.init_from) if cfg.get("init_from") and resumed is None else None
-    if init is not None and init["hyper_parameters"].get("mean") is not None:  # the inputs its weights expect
-        dm.use_normalisation(init["hyper_parameters"]["mean"], init["hyper_parameters"]["std"])
+    if init is not None and (normalisation := start_normalisation(init, cfg.init_from, dm.in_channels)):
+        dm.use_normalisation(*normalisation)  # the inputs its weights expect
     module = build_module(cfg, dm)
     if init is not None:
         init_weights(module, init, cfg.init_from)
@@ -282,6 +288,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics["best_ckpt"] = best
     if dm.splits.train_on_val:  # val scored images the model trained on: say so beside the figures
         metrics["train_on_val"] = True
+    if "init_from" in (module.data_split or {}):  # of these val images, how many the start trained on (None: unknown)
+        metrics["init_from_seen_val"] = module.data_split["init_from"].get("seen", {}).get("val")
     if trainer.is_global_zero:
         write_json(run_dir / "metrics.json", metrics)
         print_class_table(metrics, "val", dm.class_names, title="val per-class IoU (best checkpoint)")
