@@ -111,6 +111,14 @@ def test_runs_are_paired_on_the_images_they_share(tmp_path, caplog):
         compare([a])
 
 
+def test_the_same_file_spelled_through_another_folder_is_the_same_image():
+    conf = confusions(5, n=6)
+    a = Scored("a", "a", [f"/work/wt_a/../shared/img_{i}.png" for i in range(6)], conf, CLASSES)
+    b = Scored("b", "b", [f"/work/wt_b/../shared/img_{i}.png" for i in range(6)][::-1], conf[::-1], CLASSES)
+    result = compare([a, b])  # two worktrees beside one data folder: the same images
+    assert result["images"] == 6 and result["runs"][0]["mIoU_diff"] == 0
+
+
 def test_a_run_that_is_no_run_is_refused(tmp_path):
     a = evaluate_folder(tmp_path / "eval", confusions(0))
     (tmp_path / "empty").mkdir()

@@ -8,6 +8,7 @@ evaluated first) or a .ckpt / .onnx file (evaluated first, into ``<output>/runs/
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -83,22 +84,23 @@ def paired(scored: Sequence[Scored]) -> tuple[list[str], list[np.ndarray]]:
     Errors name the runs when the classes differ or no image is shared; a warning gives the counts when the
     runs scored different images."""
     base = scored[0]
-    for s in scored:
+    keys = [[os.path.normpath(image) for image in s.images] for s in scored]  # a/../data/x and b/../data/x: one
+    for s, k in zip(scored, keys):
         if s.class_names != base.class_names:
             raise ValueError(f"{base.run} and {s.run} have different classes: {base.class_names} vs {s.class_names}")
-        if len(set(s.images)) != len(s.images):
+        if len(set(k)) != len(k):
             raise ValueError(f"{s.run}: an image is scored twice")
-    shared = set(base.images).intersection(*(s.images for s in scored[1:]))
+    shared = set(keys[0]).intersection(*keys[1:])
     counts = ", ".join(f"{s.name} {len(s.images)}" for s in scored)
     if not shared:
         examples = "; ".join(f"{s.run}: {s.images[0] if s.images else '(none)'}" for s in scored)
         raise ValueError(f"the runs share no image (images: {counts}); e.g. {examples}")
-    images = [i for i in base.images if i in shared]
+    images = [i for i in keys[0] if i in shared]
     if any(len(s.images) != len(images) for s in scored):
         log.warning("the runs scored different images (%s): comparing the %d they all share", counts, len(images))
     stacks = []
-    for s in scored:
-        row = {image: k for k, image in enumerate(s.images)}
+    for s, k in zip(scored, keys):
+        row = {image: n for n, image in enumerate(k)}
         stacks.append(s.confusions[[row[i] for i in images]])
     return images, stacks
 
