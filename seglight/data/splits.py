@@ -102,8 +102,10 @@ def recorded_images(splits: SplitFiles, record: dict[str, Any], split: str, data
     the folders of ``splits`` under that run's own split options (its folds, hold-out, train_on_val); None when
     the run read other data than the data config ``data`` (other folders or files), where its names say nothing."""
     source, how = data_differences(record["data"], data)
-    if source or not record["files"].get(split):
-        return None if source else []
+    if source:
+        return None
+    if not record["files"].get(split):
+        return []
     theirs = copy.copy(splits)
     for key in how:  # an option the run did not record was off
         value = record["data"].get(key)

@@ -99,14 +99,19 @@ def trained_on(data_split: dict[str, Any] | None) -> set[str] | None:
     return None if start.get("trained_on") is None else set(start["trained_on"])
 
 
+def trained_normalisation(ckpt: dict[str, Any]) -> tuple[list, list] | None:
+    """The mean and std a checkpoint's weights were trained with; None where it recorded none."""
+    hp = ckpt.get("hyper_parameters") or {}
+    return None if hp.get("mean") is None else (list(hp["mean"]), list(hp["std"]))
+
+
 def start_normalisation(init: dict[str, Any], path: str | Path, in_channels: int) -> tuple[list, list] | None:
-    """The mean and std the start checkpoint ``init`` (read from ``path``) was trained with, for a run reading
-    ``in_channels`` channels; None where it recorded none. A start reading other channels is an error naming
-    the file."""
+    """``trained_normalisation`` of the start checkpoint ``init`` (read from ``path``) for a run reading
+    ``in_channels`` channels. A start reading other channels is an error naming the file."""
     hp = init["hyper_parameters"]
     if hp.get("in_channels", 3) != in_channels:
         raise ValueError(f"init_from={path}: its in_channels is {hp.get('in_channels', 3)}, this run's {in_channels}")
-    return None if hp.get("mean") is None else (list(hp["mean"]), list(hp["std"]))
+    return trained_normalisation(init)
 
 
 def inherited(

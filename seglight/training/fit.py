@@ -20,6 +20,7 @@ from seglight.model.checkpoint import (
     init_weights,
     load_checkpoint,
     start_normalisation,
+    trained_normalisation,
 )
 from seglight.model.metrics import MONITOR
 from seglight.model.module import SegmentationModule
@@ -232,9 +233,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             resumed = load_checkpoint(last)
             if resumed.get("data_split"):  # train and validate on the files the run started with
                 dm.use_recorded_splits(resumed["data_split"]["files"])
-            hp = resumed.get("hyper_parameters") or {}
-            if hp.get("mean") is not None:  # and normalise as its weights were trained, measured or not
-                dm.use_normalisation(hp["mean"], hp["std"])
+            if normalisation := trained_normalisation(resumed):  # as its weights were trained, measured or not
+                dm.use_normalisation(*normalisation)
         else:
             log.warning("resume=true but %s does not exist: starting fresh", last)
     init = load_checkpoint(cfg.init_from) if cfg.get("init_from") and resumed is None else None
