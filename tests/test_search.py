@@ -8,6 +8,7 @@ import functools
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,7 +24,7 @@ from pytorch_lightning.trainer.states import TrainerFn
 
 from seglight.model.checkpoint import load_checkpoint
 from seglight.training.pruning import PRUNED_AT, STORAGE_ENV, OptunaPruning
-from seglight.training.search import WORKER, search, shared_overrides
+from seglight.training.search import CLAIM_LOCK, WORKER, run_trials, search, shared_overrides
 from seglight.training.search_space import TrialSeeded, as_override, distribution, search_space
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -245,6 +246,34 @@ def test_two_processes_share_one_study(tmp_path, data_cache):
     assert len({t.user_attrs[WORKER] for t in trials}) == 2  # both processes ran trials
     assert len({t.params["optimizer.lr"] for t in trials}) == 3
     assert all((sweep / str(t.number) / "metrics.json").is_file() for t in trials)
+
+
+def test_processes_racing_for_the_last_slot_take_it_once(tmp_path, monkeypatch):
+    """Two processes that both count a free slot before either creates its trial would both create one (a study of
+    n_trials ending with n_trials + 1, seen in CI): the count and the creation happen under one lock. Here
+    ``study.ask`` is slowed so both count before either creates; threads with their own study objects and lock
+    files stand for the processes (flock locks separate opens of a file)."""
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    optuna.create_study(study_name="race", storage=storage)
+    ask = optuna.Study.ask
+
+    def slow_ask(self, *args, **kwargs):
+        time.sleep(0.5)
+        return ask(self, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.Study, "ask", slow_ask)
+
+    def process() -> None:
+        study = optuna.load_study(study_name="race", storage=storage)
+        run_trials(study, 1, lambda trial: 0.5, tmp_path / CLAIM_LOCK, wait_s=5.0, poll_s=0.1, max_failures=1)
+
+    threads = [threading.Thread(target=process) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    trials = optuna.load_study(study_name="race", storage=storage).get_trials()
+    assert [(t.number, t.state) for t in trials] == [(0, TrialState.COMPLETE)]
 
 
 def test_a_sweep_dir_belongs_to_one_study(tmp_path):

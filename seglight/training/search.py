@@ -9,6 +9,7 @@ new trials take their place."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import json
 import logging
@@ -18,7 +19,7 @@ import time
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import IO, Any, Callable, Iterator, Mapping, Sequence
 
 import optuna
 import yaml
@@ -144,12 +145,71 @@ def free_slots(study: optuna.Study, n_trials: int, wait_s: float, poll_s: float)
             optuna.storages.fail_stale_trials(study)
         trials = study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
         running = [t.number for t in trials if t.state == TrialState.RUNNING]
-        if len(trials) < n_trials or len(trials) - len(running) >= n_trials or time.monotonic() > deadline:
+        if len(trials) < n_trials or len(trials) - len(running) >= n_trials or time.monotonic() >= deadline:
             return max(n_trials - len(trials), 0)
         if not waiting:
             log.info("trials %s hold the rest of n_trials: waiting up to %.0f s for them", running, wait_s)
             waiting = True
         time.sleep(poll_s)
+
+
+class ClaimLock:
+    """An exclusive lock on a file in the sweep dir, shared by every process of the study (they share that dir:
+    their trial dirs are in it). Counting the free slots and creating the trial happen under it, so two processes
+    cannot both take the last slot (without it, a study of n_trials could end with n_trials + 1)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.file: IO[bytes] | None = None
+
+    def acquire(self) -> None:
+        self.file = self.path.open("ab")
+        fcntl.flock(self.file, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        if self.file is not None:
+            fcntl.flock(self.file, fcntl.LOCK_UN)
+            self.file.close()
+            self.file = None
+
+
+def run_trials(
+    study: optuna.Study,
+    n_trials: int,
+    objective: Callable[[optuna.Trial], float],
+    lock_path: Path,
+    wait_s: float,
+    poll_s: float,
+    max_failures: int,
+) -> None:
+    """Runs ``objective`` in new trials of ``study`` until it holds ``n_trials`` finished ones (``free_slots``).
+    The last free slot is taken by one process only: the count and ``study.ask`` (inside ``study.optimize``) run
+    under ``ClaimLock(lock_path)``, released once the trial exists, before it trains."""
+    ran: list[FrozenTrial] = []
+    lock = ClaimLock(lock_path)
+
+    def record(_: optuna.Study, trial: FrozenTrial) -> None:
+        ran.append(trial)
+
+    def claimed(trial: optuna.Trial) -> float:
+        lock.release()  # the trial is RUNNING in the study now: other processes count it
+        return objective(trial)
+
+    failures = 0
+    while free_slots(study, n_trials, wait_s, poll_s) > 0:  # waits for running trials outside the lock
+        lock.acquire()
+        try:
+            if free_slots(study, n_trials, 0.0, poll_s) == 0:  # another process took the slot meanwhile
+                continue
+            study.optimize(claimed, n_trials=1, catch=(Exception,), callbacks=[record], gc_after_trial=True)
+        except optuna.exceptions.UpdateFinishedTrialError as e:  # another process found its heartbeat late
+            log.warning("a trial was failed while it ran (raise hparams_search.heartbeat.grace_period): %s", e)
+            continue
+        finally:
+            lock.release()
+        failures = failures + 1 if ran and ran[-1].state == TrialState.FAIL else 0
+        if failures >= max_failures:
+            raise RuntimeError(f"{failures} trials failed in a row (their errors are logged above): stopping")
 
 
 @contextlib.contextmanager
@@ -209,6 +269,7 @@ def summarise(study: optuna.Study, sweep_dir: Path) -> None:
 
 SPACE = "search_space"  # a study's user attr: the distributions its trials were drawn from
 SWEEP_OWNER = "search.json"  # in the sweep dir: the study whose trials its numbered dirs hold
+CLAIM_LOCK = "search.lock"  # in the sweep dir: held while a process takes a free trial slot (ClaimLock)
 
 
 def claim_sweep_dir(sweep_dir: Path, study_name: str, storage: str) -> None:
@@ -255,22 +316,8 @@ def search(
     )
     heartbeat = search_cfg.heartbeat
     wait_s, poll_s = heartbeat.grace_period + heartbeat.interval, min(heartbeat.interval, 5)
-    ran: list[FrozenTrial] = []
-
-    def record(_: optuna.Study, trial: FrozenTrial) -> None:
-        ran.append(trial)
-
-    failures = 0
     try:
-        while free_slots(study, n_trials, wait_s, poll_s) > 0:
-            try:
-                study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[record], gc_after_trial=True)
-            except optuna.exceptions.UpdateFinishedTrialError as e:  # another process found its heartbeat late
-                log.warning("a trial was failed while it ran (raise hparams_search.heartbeat.grace_period): %s", e)
-                continue
-            failures = failures + 1 if ran and ran[-1].state == TrialState.FAIL else 0
-            if failures >= int(search_cfg.max_failures):
-                raise RuntimeError(f"{failures} trials failed in a row (their errors are logged above): stopping")
+        run_trials(study, n_trials, objective, sweep_dir / CLAIM_LOCK, wait_s, poll_s, int(search_cfg.max_failures))
     finally:
         summarise(study, sweep_dir)
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
