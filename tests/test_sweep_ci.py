@@ -162,3 +162,36 @@ def test_summary_plots_accuracy_against_cost(tmp_path):
         points = sorted((float(m.get_xdata()[0]), float(m.get_ydata()[0])) for m in markers)
         expected = sorted((r[key], r["val/mIoU"]) for r in rows if r["val/mIoU"] is not None)
         assert np.allclose(points, expected)
+
+
+def test_summary_marks_scores_on_images_the_model_or_its_start_trained_on(tmp_path):
+    """A job trained on its val images (data.train_on_val), or fine-tuned from a checkpoint that trained on some
+    of them (init_from_seen_val; None: the start's images were not found), ranks beside held-out jobs: the
+    summary says so in val_caveat, beside its val/mIoU, and in the fold table's count of such folds."""
+    extra = {
+        "0": {"train_on_val": True},
+        "1": {"init_from_seen_val": 3},
+        "2": {"init_from_seen_val": None},
+        "3": {"init_from_seen_val": 0},  # a start that saw none of them: held out
+        "4": {},
+    }
+    for job, more in extra.items():
+        _job(tmp_path, job, [f"data.fold={job}", "data.folds=5", "loss=ce"], miou=0.9 - 0.1 * int(job))
+        metrics = json.loads((tmp_path / job / "metrics.json").read_text())
+        (tmp_path / job / "metrics.json").write_text(json.dumps({**metrics, **more}))
+    rows = write_summary(tmp_path)
+    caveats = {r["job"]: r["val_caveat"] for r in rows}
+    assert caveats == {
+        "0": "trained on val",
+        "1": "init_from trained on 3 val images",
+        "2": "init_from: start's images unknown",
+        "3": None,
+        "4": None,
+    }
+    table = {r["job"]: r["val_caveat"] for r in csv.DictReader((tmp_path / "summary.csv").open())}
+    assert table == {k: v or "" for k, v in caveats.items()}
+    md = (tmp_path / "summary.md").read_text()
+    assert "| 1 | data.fold=0 data.folds=5 loss=ce | 0.9000 (trained on val) | - |" in md
+    assert "| 3 | data.fold=2 data.folds=5 loss=ce | 0.7000 (init_from: start's images unknown) | - |" in md
+    assert "| 4 | data.fold=3 data.folds=5 loss=ce | 0.6000 | - |" in md
+    assert "| data.folds=5 loss=ce | 5 (3 not held out: see val_caveat) | 0.7000 +- 0.1581 |" in md

@@ -31,8 +31,9 @@ COLUMNS = [
     "val_img_per_s",
     "best_ckpt",
     "run_dir",
+    "val_caveat",
 ]
-SHOWN = COLUMNS[1:8]  # the columns of summary.md
+SHOWN = COLUMNS[1:8]  # the columns of summary.md (a val_caveat is written beside the job's val/mIoU)
 AGREE = 1e-4  # a job's val_confusions.npz must give its metrics.json val/mIoU to this: else it is stale
 
 
@@ -52,6 +53,20 @@ def miou_interval(job_dir: Path, miou: float | None) -> str | None:
         return None
     low, high = result["mIoU_ci"]
     return f"[{low:.3f}, {high:.3f}]"
+
+
+def val_caveat(metrics: Mapping[str, Any]) -> str | None:
+    """Why a job's val/mIoU is not a held-out score, from its metrics.json: it trained on its val images
+    (``train_on_val``), or the checkpoint it started from did (``init_from_seen_val``: how many of them; None when
+    that start's images could not be found here). None for a clean score."""
+    if metrics.get("train_on_val"):
+        return "trained on val"
+    if "init_from_seen_val" not in metrics:
+        return None
+    seen = metrics["init_from_seen_val"]
+    if seen is None:
+        return "init_from: start's images unknown"
+    return f"init_from trained on {seen} val images" if seen else None
 
 
 def collect(sweep_dir: str | Path, states: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
@@ -75,6 +90,7 @@ def collect(sweep_dir: str | Path, states: Mapping[str, str] | None = None) -> l
                 "val_img_per_s": metrics.get("val_img_per_s"),
                 "best_ckpt": metrics.get("best_ckpt", "(failed)"),
                 "run_dir": str(job_dir),
+                "val_caveat": val_caveat(metrics),
             }
         )
         if states is not None:
@@ -89,14 +105,17 @@ def fold_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Jobs that differ only in ``data.fold`` -> one row per recipe: its overrides without the fold, the number
     of folds scored, and the mean, standard deviation (n-1), min and max of their val/mIoU; best mean first."""
     recipes: dict[str, list[float]] = {}
+    caveats: dict[str, int] = {}
     for r in rows:
         if FOLD.search(r["overrides"]) and r["val/mIoU"] is not None:
             recipe = " ".join(FOLD.sub(" ", r["overrides"]).split())
             recipes.setdefault(recipe, []).append(float(r["val/mIoU"]))
+            caveats[recipe] = caveats.get(recipe, 0) + bool(r.get("val_caveat"))
     out = [
         {
             "recipe": k,
             "folds": len(v),
+            "not_held_out": caveats[k],
             "mean": statistics.fmean(v),
             "std": statistics.stdev(v) if len(v) > 1 else 0.0,
             "min": min(v),
@@ -111,6 +130,18 @@ def _cell(value: Any) -> str:
     return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
+def _not_held_out(recipe: Mapping[str, Any]) -> str:
+    """After a recipe's fold count: how many of its folds scored images the model (or its start) trained on."""
+    n = recipe["not_held_out"]
+    return f" ({n} not held out: see val_caveat)" if n else ""
+
+
+def _shown(row: Mapping[str, Any], column: str) -> str:
+    """A summary.md cell; a val/mIoU that is not a held-out score carries its caveat."""
+    cell = _cell(row[column])
+    return f"{cell} ({row['val_caveat']})" if column == "val/mIoU" and row.get("val_caveat") else cell
+
+
 def write_summary(sweep_dir: str | Path, states: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     """Writes summary.csv and summary.md into sweep_dir (with a table of cross-validated recipes, mean +- std
     over their folds, where the sweep ran over data.fold); returns the rows. ``states``: see ``collect``."""
@@ -122,7 +153,7 @@ def write_summary(sweep_dir: str | Path, states: Mapping[str, str] | None = None
         writer.writeheader()
         writer.writerows(rows)
     lines = ["| rank | " + " | ".join(shown) + " |", "|---" * (len(shown) + 1) + "|"]
-    lines += [f"| {i + 1} | " + " | ".join(_cell(r[c]) for c in shown) + " |" for i, r in enumerate(rows)]
+    lines += [f"| {i + 1} | " + " | ".join(_shown(r, c) for c in shown) + " |" for i, r in enumerate(rows)]
     folds = fold_summary(rows)
     if folds:
         lines += [
@@ -133,7 +164,7 @@ def write_summary(sweep_dir: str | Path, states: Mapping[str, str] | None = None
             "|---|---|---|---|---|",
         ]
         lines += [
-            f"| {f['recipe'] or '(defaults)'} | {f['folds']} | {f['mean']:.4f} +- {f['std']:.4f} | "
+            f"| {f['recipe'] or '(defaults)'} | {f['folds']}{_not_held_out(f)} | {f['mean']:.4f} +- {f['std']:.4f} | "
             f"{f['min']:.4f} | {f['max']:.4f} |"
             for f in folds
         ]
