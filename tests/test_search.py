@@ -24,7 +24,7 @@ from pytorch_lightning.trainer.states import TrainerFn
 
 from seglight.model.checkpoint import load_checkpoint
 from seglight.training.pruning import PRUNED_AT, STORAGE_ENV, OptunaPruning
-from seglight.training.search import CLAIM_LOCK, WORKER, run_trials, search, shared_overrides
+from seglight.training.search import CLAIM_LOCK, SURPLUS, WORKER, run_trials, search, shared_overrides
 from seglight.training.search_space import TrialSeeded, as_override, distribution, search_space
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -248,13 +248,28 @@ def test_two_processes_share_one_study(tmp_path, data_cache):
     assert all((sweep / str(t.number) / "metrics.json").is_file() for t in trials)
 
 
-def test_processes_racing_for_the_last_slot_take_it_once(tmp_path, monkeypatch):
-    """Two processes that both count a free slot before either creates its trial would both create one (a study of
-    n_trials ending with n_trials + 1, seen in CI): the count and the creation happen under one lock. Here
-    ``study.ask`` is slowed so both count before either creates; threads with their own study objects and lock
-    files stand for the processes (flock locks separate opens of a file)."""
-    storage = f"sqlite:///{tmp_path / 'study.db'}"
-    optuna.create_study(study_name="race", storage=storage)
+def run_in_threads(targets: list[Callable[[], None]]) -> None:
+    """Runs each target in a thread of its own; fails on a target's exception or one still running after 60 s."""
+    errors: list[BaseException] = []
+
+    def guarded(target: Callable[[], None]) -> None:
+        try:
+            target()
+        except BaseException as e:  # noqa: BLE001 - reported below, in the test's thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=guarded, args=(t,), daemon=True) for t in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a process is stuck (deadlock?)"
+    assert not errors, errors
+
+
+def slowed_ask(monkeypatch) -> None:
+    """study.ask waits 0.5 s before it creates the trial: processes that count free slots together both count
+    before either creates its trial."""
     ask = optuna.Study.ask
 
     def slow_ask(self, *args, **kwargs):
@@ -263,17 +278,84 @@ def test_processes_racing_for_the_last_slot_take_it_once(tmp_path, monkeypatch):
 
     monkeypatch.setattr(optuna.Study, "ask", slow_ask)
 
+
+def test_processes_racing_for_the_last_slot_take_it_once(tmp_path, monkeypatch):
+    """Two processes that both count a free slot before either creates its trial would both create one (a study of
+    n_trials ending with n_trials + 1, seen in CI): the count and the creation happen under one lock. Threads
+    with their own study objects and lock files stand for the processes (flock locks separate opens of a file)."""
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    optuna.create_study(study_name="race", storage=storage)
+    slowed_ask(monkeypatch)
+
     def process() -> None:
         study = optuna.load_study(study_name="race", storage=storage)
         run_trials(study, 1, lambda trial: 0.5, tmp_path / CLAIM_LOCK, wait_s=5.0, poll_s=0.1, max_failures=1)
 
-    threads = [threading.Thread(target=process) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    run_in_threads([process, process])
     trials = optuna.load_study(study_name="race", storage=storage).get_trials()
     assert [(t.number, t.state) for t in trials] == [(0, TrialState.COMPLETE)]
+
+
+def test_without_a_shared_lock_a_surplus_trial_fails_instead_of_counting(tmp_path, monkeypatch, caplog):
+    """Where the lock does not reach (each process with a lock of its own: a sweep dir on a file system whose
+    flock is local to each machine), a trial that finds the study full before it trains is failed (failed
+    trials do not count) and the process stops without counting it as a failure."""
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    optuna.create_study(study_name="race", storage=storage)
+    slowed_ask(monkeypatch)
+    trained: list[int] = []
+
+    def process(lock: Path) -> None:
+        study = optuna.load_study(study_name="race", storage=storage)
+        run_trials(study, 1, lambda trial: trained.append(trial.number) or 0.5, lock, 5.0, 0.1, max_failures=1)
+
+    run_in_threads([functools.partial(process, tmp_path / f"{i}.lock") for i in range(2)])
+    trials = optuna.load_study(study_name="race", storage=storage).get_trials()
+    assert [(t.number, t.state) for t in trials] == [(0, TrialState.COMPLETE), (1, TrialState.FAIL)]
+    assert trained == [0]  # the surplus trial never trained
+    assert trials[1].user_attrs[SURPLUS] is True
+    assert "trial 1 found the study full" in caplog.text
+
+
+def test_a_file_system_without_flock_runs_without_the_lock(tmp_path, monkeypatch, caplog):
+    """Lustre without -o flock raises ENOSYS on every flock: the search warns once and goes on (a surplus trial
+    is then failed before it trains, as tested above) instead of failing every process."""
+    import errno
+    import fcntl
+
+    from seglight.training.search import ClaimLock
+
+    calls = []
+
+    def no_flock(file, operation):
+        calls.append(operation)
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    lock = ClaimLock(tmp_path / CLAIM_LOCK)
+    for _ in range(2):
+        lock.acquire()
+        lock.release()
+    assert len(calls) == 1 and lock.unsupported and lock.file is None
+    assert caplog.text.count("cannot be locked") == 1
+
+
+def test_a_trial_failed_from_outside_while_it_ran_is_replaced(tmp_path, caplog):
+    """Another process marks a running trial failed when its heartbeat is late; its own process warns and runs
+    the next trial instead of dying on Optuna's error about telling a failed trial."""
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="late", storage=storage)
+    other = optuna.load_study(study_name="late", storage=storage)
+
+    def objective(trial: optuna.Trial) -> float:
+        if trial.number == 0:  # what fail_stale_trials in another process does to a trial with a late heartbeat
+            other._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        return 0.5
+
+    run_trials(study, 1, objective, tmp_path / CLAIM_LOCK, wait_s=5.0, poll_s=0.1, max_failures=1)
+    trials = optuna.load_study(study_name="late", storage=storage).get_trials()
+    assert [(t.number, t.state) for t in trials] == [(0, TrialState.FAIL), (1, TrialState.COMPLETE)]
+    assert "trial 0 was failed while it ran" in caplog.text
 
 
 def test_a_sweep_dir_belongs_to_one_study(tmp_path):

@@ -44,6 +44,7 @@ STUDY_DB = "study.db"  # in the sweep dir: the default storage, sqlite:///<sweep
 OWN_KEYS = {"hparams_search", "hydra"}  # overrides of the search itself, not of its trials
 SHARED = "overrides"  # study user attribute: the train overrides all its trials share
 WORKER = "worker"  # trial user attribute: host:pid of the process that ran it
+SURPLUS = "surplus"  # trial user attribute: it found the study full before it trained (failed, not run)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 SQLITE_TIMEOUT_S = 60  # processes sharing a SQLite study wait up to this for its lock
 CONNECT_TRIES = 3
@@ -156,21 +157,47 @@ def free_slots(study: optuna.Study, n_trials: int, wait_s: float, poll_s: float)
 class ClaimLock:
     """An exclusive lock on a file in the sweep dir, shared by every process of the study (they share that dir:
     their trial dirs are in it). Counting the free slots and creating the trial happen under it, so two processes
-    cannot both take the last slot (without it, a study of n_trials could end with n_trials + 1)."""
+    cannot both take the last slot (without it, a study of n_trials could end with n_trials + 1). Where the file
+    system has no flock, the processes go on without it: ``run_trials`` fails a surplus trial before it trains."""
+
+    LOG_AFTER_S = 30.0  # a wait this long is logged: the holder may be stuck
 
     def __init__(self, path: Path):
         self.path = path
         self.file: IO[bytes] | None = None
+        self.unsupported = False
 
     def acquire(self) -> None:
+        if self.unsupported:
+            return
         self.file = self.path.open("ab")
-        fcntl.flock(self.file, fcntl.LOCK_EX)
+        started, logged = time.monotonic(), False
+        while True:
+            try:
+                fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if not logged and time.monotonic() - started > self.LOG_AFTER_S:
+                    log.info("waiting for %s: another process of the study is taking a trial", self.path)
+                    logged = True
+                time.sleep(0.05)
+            except OSError as e:  # no flock on this file system (ENOSYS, ENOLCK)
+                log.warning("%s cannot be locked (%s): processes sharing the study may draw a surplus trial, "
+                            "which is failed before it trains", self.path, e)  # fmt: skip
+                self.unsupported = True
+                self.release()
+                return
 
     def release(self) -> None:
         if self.file is not None:
-            fcntl.flock(self.file, fcntl.LOCK_UN)
+            if not self.unsupported:
+                fcntl.flock(self.file, fcntl.LOCK_UN)
             self.file.close()
             self.file = None
+
+
+class SurplusTrial(Exception):
+    """A trial created when the study already held ``n_trials`` finished or running ones."""
 
 
 def run_trials(
@@ -184,29 +211,51 @@ def run_trials(
 ) -> None:
     """Runs ``objective`` in new trials of ``study`` until it holds ``n_trials`` finished ones (``free_slots``).
     The last free slot is taken by one process only: the count and ``study.ask`` (inside ``study.optimize``) run
-    under ``ClaimLock(lock_path)``, released once the trial exists, before it trains."""
+    under ``ClaimLock(lock_path)``, released once the trial exists, before it trains. A trial that still finds
+    ``n_trials`` finished or running trials numbered below it (processes the lock does not reach) is failed
+    before it trains (user attribute ``surplus``) and does not count as a failure. A trial that another process
+    failed while it ran (its heartbeat came late) is logged and replaced."""
     ran: list[FrozenTrial] = []
     lock = ClaimLock(lock_path)
+    current: dict[str, int] = {}
 
     def record(_: optuna.Study, trial: FrozenTrial) -> None:
         ran.append(trial)
 
     def claimed(trial: optuna.Trial) -> float:
         lock.release()  # the trial is RUNNING in the study now: other processes count it
+        current["number"] = trial.number
+        held = study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
+        if sum(t.number < trial.number for t in held) >= n_trials:
+            trial.set_user_attr(SURPLUS, True)
+            log.warning("trial %d found the study full (n_trials %d) before it trained: failed, not run (is "
+                        "%s shared by every process?)", trial.number, n_trials, lock.path)  # fmt: skip
+            raise SurplusTrial(f"trial {trial.number}: the study already holds n_trials={n_trials} trials")
         return objective(trial)
+
+    def state_of(number: int) -> TrialState | None:
+        return next((t.state for t in study.get_trials(deepcopy=False) if t.number == number), None)
 
     failures = 0
     while free_slots(study, n_trials, wait_s, poll_s) > 0:  # waits for running trials outside the lock
         lock.acquire()
+        current.clear()
         try:
             if free_slots(study, n_trials, 0.0, poll_s) == 0:  # another process took the slot meanwhile
                 continue
             study.optimize(claimed, n_trials=1, catch=(Exception,), callbacks=[record], gc_after_trial=True)
-        except optuna.exceptions.UpdateFinishedTrialError as e:  # another process found its heartbeat late
-            log.warning("a trial was failed while it ran (raise hparams_search.heartbeat.grace_period): %s", e)
+        except (optuna.exceptions.UpdateFinishedTrialError, ValueError, AssertionError):
+            # Optuna's tell refuses a trial that another process failed while it ran (its heartbeat came late)
+            number = current.get("number")
+            if number is None or state_of(number) != TrialState.FAIL:
+                raise
+            log.warning("trial %d was failed while it ran: its heartbeat came later than hparams_search.heartbeat."
+                        "grace_period allows (raise it); a new trial takes its place", number)  # fmt: skip
             continue
         finally:
             lock.release()
+        if ran and ran[-1].user_attrs.get(SURPLUS):
+            continue
         failures = failures + 1 if ran and ran[-1].state == TrialState.FAIL else 0
         if failures >= max_failures:
             raise RuntimeError(f"{failures} trials failed in a row (their errors are logged above): stopping")
