@@ -29,20 +29,21 @@ def model_params(ckpt: dict) -> dict[str, torch.Tensor]:
     }
 
 
-def test_a_run_starts_from_the_checkpoint_weights(trained_tiny, train_cfg):
+def test_a_run_starts_from_the_checkpoint_weights(trained_tiny, train_cfg, monkeypatch):
     best, data_root, _ = trained_tiny
+    monkeypatch.chdir(best.parent)  # init_from given relative to the cwd is recorded as an absolute path
     start = load_checkpoint(best)
     frozen = ("optimizer.lr=0", f"data.root={data_root}", "trainer.max_epochs=1", "trainer.limit_train_batches=2")
 
     fresh = load_checkpoint(train(train_cfg(*frozen))["best_ckpt"])
     assert any(not torch.equal(v, model_params(start)[k]) for k, v in model_params(fresh).items())
 
-    tuned = load_checkpoint(train(train_cfg(*frozen, f"init_from={best}"))["best_ckpt"])
+    tuned = load_checkpoint(train(train_cfg(*frozen, f"init_from={best.name}"))["best_ckpt"])
     assert model_params(tuned).keys() == model_params(start).keys()
     assert all(torch.equal(v, model_params(start)[k]) for k, v in model_params(tuned).items())
     assert tuned["hyper_parameters"]["mean"] == start["hyper_parameters"]["mean"]  # normalised as it was trained
     recorded = tuned["data_split"]["init_from"]
-    assert recorded["ckpt"] == str(best)
+    assert recorded["ckpt"] == str(best.resolve())
     assert {Path(f).name for f in recorded["trained_on"]} == set(start["data_split"]["files"]["train"])
     assert all(Path(f).parent.parent.name == "train" for f in recorded["trained_on"])  # train/, not val/, files
 

@@ -251,8 +251,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if resumed is not None and resumed.get("data_split"):
         module.data_split = resumed["data_split"]
     elif init is not None:
-        module.data_split["init_from"] = inherited(
-            cfg.init_from, init, dm.splits, resolved["data"], module.data_split["files"]
+        module.data_split["init_from"] = inherited(  # the start as an absolute path: runs move, cwds differ
+            Path(cfg.init_from).resolve(), init, dm.splits, resolved["data"], module.data_split["files"]
         )
     keep_history(trainer.loggers, resumed)
     if trainer.is_global_zero:
