@@ -267,13 +267,13 @@ def run_in_threads(targets: list[Callable[[], None]]) -> None:
     assert not errors, errors
 
 
-def slowed_ask(monkeypatch) -> None:
-    """study.ask waits 0.5 s before it creates the trial: processes that count free slots together both count
-    before either creates its trial."""
+def delayed_ask(monkeypatch, wait: Callable[[], object]) -> None:
+    """study.ask calls ``wait()`` before it creates the trial: processes that count free slots together both
+    count before either creates its trial."""
     ask = optuna.Study.ask
 
     def slow_ask(self, *args, **kwargs):
-        time.sleep(0.5)
+        wait()
         return ask(self, *args, **kwargs)
 
     monkeypatch.setattr(optuna.Study, "ask", slow_ask)
@@ -285,7 +285,7 @@ def test_processes_racing_for_the_last_slot_take_it_once(tmp_path, monkeypatch):
     with their own study objects and lock files stand for the processes (flock locks separate opens of a file)."""
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     optuna.create_study(study_name="race", storage=storage)
-    slowed_ask(monkeypatch)
+    delayed_ask(monkeypatch, functools.partial(time.sleep, 0.5))  # the second waits for the lock meanwhile
 
     def process() -> None:
         study = optuna.load_study(study_name="race", storage=storage)
@@ -302,7 +302,7 @@ def test_without_a_shared_lock_a_surplus_trial_fails_instead_of_counting(tmp_pat
     trials do not count) and the process stops without counting it as a failure."""
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     optuna.create_study(study_name="race", storage=storage)
-    slowed_ask(monkeypatch)
+    delayed_ask(monkeypatch, threading.Barrier(2, timeout=30).wait)  # both have counted a free slot
     trained: list[int] = []
 
     def process(lock: Path) -> None:
@@ -340,22 +340,52 @@ def test_a_file_system_without_flock_runs_without_the_lock(tmp_path, monkeypatch
     assert caplog.text.count("cannot be locked") == 1
 
 
-def test_a_trial_failed_from_outside_while_it_ran_is_replaced(tmp_path, caplog):
+@pytest.mark.parametrize("then", ["returns", "reports"])
+def test_a_trial_failed_from_outside_while_it_ran_is_replaced(tmp_path, caplog, then):
     """Another process marks a running trial failed when its heartbeat is late; its own process warns and runs
-    the next trial instead of dying on Optuna's error about telling a failed trial."""
+    the next trial instead of dying on Optuna's refusal to finish it (after the objective returns: tell's
+    ValueError, turned into an AssertionError; when it reports a value for pruning: UpdateFinishedTrialError).
+    It counts as a failure: when it happens to every trial, max_failures stops the process."""
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     study = optuna.create_study(study_name="late", storage=storage)
     other = optuna.load_study(study_name="late", storage=storage)
 
-    def objective(trial: optuna.Trial) -> float:
-        if trial.number == 0:  # what fail_stale_trials in another process does to a trial with a late heartbeat
+    def objective(trial: optuna.Trial, late: int) -> float:
+        if trial.number < late:  # what fail_stale_trials in another process does to a trial with a late heartbeat
             other._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            if then == "reports":
+                trial.report(0.5, step=1)
         return 0.5
 
-    run_trials(study, 1, objective, tmp_path / CLAIM_LOCK, wait_s=5.0, poll_s=0.1, max_failures=1)
+    run_trials(study, 1, functools.partial(objective, late=1), tmp_path / CLAIM_LOCK, 5.0, 0.1, max_failures=2)
     trials = optuna.load_study(study_name="late", storage=storage).get_trials()
     assert [(t.number, t.state) for t in trials] == [(0, TrialState.FAIL), (1, TrialState.COMPLETE)]
     assert "trial 0 was failed while it ran" in caplog.text
+    with pytest.raises(RuntimeError, match="2 trials failed in a row"):
+        run_trials(study, 2, functools.partial(objective, late=9), tmp_path / CLAIM_LOCK, 5.0, 0.1, max_failures=2)
+
+
+def test_a_grace_period_shorter_than_two_heartbeats_is_refused(tmp_path):
+    """Processes waiting for a slot fail trials whose heartbeat is older than the grace period: shorter than two
+    heartbeat intervals, live trials would be failed between their heartbeats."""
+    from seglight.config import compose_config
+
+    cfg = compose_config(["hparams_search=optuna_miou", "hparams_search.heartbeat.grace_period=50"]).hparams_search
+    with pytest.raises(ValueError, match="grace_period=50 is shorter than twice heartbeat.interval=30"):
+        search(cfg, [], tmp_path / "sweep", compose=None)  # type: ignore[arg-type]
+    assert not (tmp_path / "sweep").exists()  # refused before anything is created
+
+
+def test_other_errors_of_finishing_a_trial_are_raised(tmp_path):
+    """Only Optuna's refusal to finish a trial failed elsewhere is forgiven: a sampler's own error is raised."""
+
+    class Broken(optuna.samplers.RandomSampler):
+        def after_trial(self, study, trial, state, values):
+            raise ValueError("the sampler broke")
+
+    study = optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path / 'study.db'}", sampler=Broken())
+    with pytest.raises(ValueError, match="the sampler broke"):
+        run_trials(study, 1, lambda trial: 0.5, tmp_path / CLAIM_LOCK, 5.0, 0.1, max_failures=3)
 
 
 def test_a_sweep_dir_belongs_to_one_study(tmp_path):

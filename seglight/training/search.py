@@ -9,6 +9,7 @@ new trials take their place."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import functools
 import json
@@ -161,6 +162,7 @@ class ClaimLock:
     system has no flock, the processes go on without it: ``run_trials`` fails a surplus trial before it trains."""
 
     LOG_AFTER_S = 30.0  # a wait this long is logged: the holder may be stuck
+    BUSY = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES)  # held by another process (POSIX allows EACCES)
 
     def __init__(self, path: Path):
         self.path = path
@@ -176,12 +178,14 @@ class ClaimLock:
             try:
                 fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return
-            except BlockingIOError:
-                if not logged and time.monotonic() - started > self.LOG_AFTER_S:
-                    log.info("waiting for %s: another process of the study is taking a trial", self.path)
-                    logged = True
-                time.sleep(0.05)
-            except OSError as e:  # no flock on this file system (ENOSYS, ENOLCK)
+            except OSError as e:
+                if e.errno in self.BUSY:
+                    if not logged and time.monotonic() - started > self.LOG_AFTER_S:
+                        log.info("waiting for %s: another process of the study is taking a trial", self.path)
+                        logged = True
+                    time.sleep(0.05)
+                    continue
+                # no flock on this file system (ENOSYS, EOPNOTSUPP, EINVAL; ENOLCK: none left on an NFS server)
                 log.warning("%s cannot be locked (%s): processes sharing the study may draw a surplus trial, "
                             "which is failed before it trains", self.path, e)  # fmt: skip
                 self.unsupported = True
@@ -194,6 +198,18 @@ class ClaimLock:
                 fcntl.flock(self.file, fcntl.LOCK_UN)
             self.file.close()
             self.file = None
+
+
+def failed_elsewhere(error: BaseException) -> bool:
+    """Whether ``error``, raised by ``study.optimize``, is Optuna refusing to finish a trial that another process
+    had already failed (its heartbeat came late): ``UpdateFinishedTrialError`` from ``trial.report``, or tell's
+    ``ValueError("Cannot tell a FAIL trial.")``, which Optuna 5 turns into ``AssertionError("Should not reach.")``
+    when the objective had returned."""
+    if isinstance(error, optuna.exceptions.UpdateFinishedTrialError):
+        return True
+    if isinstance(error, AssertionError) and error.__context__ is not None:
+        error = error.__context__
+    return isinstance(error, ValueError) and str(error).startswith("Cannot tell a FAIL trial")
 
 
 class SurplusTrial(Exception):
@@ -244,19 +260,20 @@ def run_trials(
             if free_slots(study, n_trials, 0.0, poll_s) == 0:  # another process took the slot meanwhile
                 continue
             study.optimize(claimed, n_trials=1, catch=(Exception,), callbacks=[record], gc_after_trial=True)
-        except (optuna.exceptions.UpdateFinishedTrialError, ValueError, AssertionError):
-            # Optuna's tell refuses a trial that another process failed while it ran (its heartbeat came late)
+        except (optuna.exceptions.UpdateFinishedTrialError, ValueError, AssertionError) as e:
             number = current.get("number")
-            if number is None or state_of(number) != TrialState.FAIL:
+            if not failed_elsewhere(e) or number is None or state_of(number) != TrialState.FAIL:
                 raise
             log.warning("trial %d was failed while it ran: its heartbeat came later than hparams_search.heartbeat."
                         "grace_period allows (raise it); a new trial takes its place", number)  # fmt: skip
-            continue
+            failed = True
+        else:
+            if ran and ran[-1].user_attrs.get(SURPLUS):
+                continue
+            failed = bool(ran) and ran[-1].state == TrialState.FAIL
         finally:
             lock.release()
-        if ran and ran[-1].user_attrs.get(SURPLUS):
-            continue
-        failures = failures + 1 if ran and ran[-1].state == TrialState.FAIL else 0
+        failures = failures + 1 if failed else 0
         if failures >= max_failures:
             raise RuntimeError(f"{failures} trials failed in a row (their errors are logged above): stopping")
 
@@ -345,6 +362,12 @@ def search(
     """Runs trials of the study ``search_cfg`` describes (conf/hparams_search/) until it holds ``n_trials``
     finished ones; returns the best trial's value (None before any completes). ``overrides`` are the command's,
     ``compose(overrides)`` gives a train config (seglight.config.compose_config)."""
+    heartbeat = search_cfg.heartbeat
+    if heartbeat.grace_period < 2 * heartbeat.interval:  # else live trials are failed as stale between heartbeats
+        raise ValueError(
+            f"hparams_search.heartbeat.grace_period={heartbeat.grace_period} is shorter than twice "
+            f"heartbeat.interval={heartbeat.interval}: running trials would be failed as if their process had died"
+        )
     space = search_space(search_cfg.params)
     shared = shared_overrides(overrides, space)
     sweep_dir = Path(sweep_dir).resolve()
@@ -363,7 +386,6 @@ def search(
     objective = functools.partial(
         run_trial, space=space, shared=shared, sweep_dir=sweep_dir, compose=compose, pruning=pruning
     )
-    heartbeat = search_cfg.heartbeat
     wait_s, poll_s = heartbeat.grace_period + heartbeat.interval, min(heartbeat.interval, 5)
     try:
         run_trials(study, n_trials, objective, sweep_dir / CLAIM_LOCK, wait_s, poll_s, int(search_cfg.max_failures))

@@ -131,9 +131,10 @@ def _cell(value: Any) -> str:
 
 
 def _not_held_out(recipe: Mapping[str, Any]) -> str:
-    """After a recipe's fold count: how many of its folds scored images the model (or its start) trained on."""
+    """After a recipe's fold count: how many of its folds scored images the model (or its start) trained on, or
+    could not be checked (the start's images unknown)."""
     n = recipe["not_held_out"]
-    return f" ({n} not held out: see val_caveat)" if n else ""
+    return f" ({n} not held out or unchecked: see val_caveat)" if n else ""
 
 
 def _shown(row: Mapping[str, Any], column: str) -> str:
