@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
+from seglight.data.transforms import seeded
+
 
 def seed_worker(worker_id: int, rank: int = 0) -> None:
     """DataLoader worker init: give each worker's augmentation generator its own seed.
@@ -23,8 +25,8 @@ def seed_worker(worker_id: int, rank: int = 0) -> None:
     np.random.seed(seed)
     info = torch.utils.data.get_worker_info()
     transform = getattr(info.dataset, "transform", None) if info is not None else None
-    if transform is not None and hasattr(transform, "set_random_seed"):
-        transform.set_random_seed(seed)
+    if transform is not None and hasattr(transform, "set_random_state"):
+        seeded(transform, seed)
 
 
 def collate_eval(samples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor | list[torch.Tensor]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Sequence
 
 import albumentations as A
@@ -106,7 +107,15 @@ def train_transform(
         steps += photometric_steps(photometric, color_jitter)
         steps.append(A.Normalize(mean=mean, std=std))
     steps.append(ToTensorV2())
-    return A.Compose(steps, seed=seed)
+    return seeded(A.Compose(steps), seed)
+
+
+def seeded(transform: A.BaseCompose, seed: int | None) -> A.BaseCompose:
+    """``transform`` with every step drawing from one shared generator seeded with ``seed`` (None: fresh
+    entropy). Not ``Compose(seed=...)`` / ``set_random_seed``: those give each step its own generator with the
+    same seed, so steps that draw one number each draw the same one (crops flipped exactly when zoomed out)."""
+    transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
+    return transform
 
 
 def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
