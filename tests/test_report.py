@@ -240,3 +240,38 @@ def test_options_added_since_a_checkpoint_do_not_count_as_data_differences():
     moved = {"root": "/work/a/../shared/camvid"}  # the same folder, reached from another checkout
     assert data_differences(moved, {"root": "/work/b/../shared/camvid"}) == ([], [])
     assert data_differences(moved, {"root": "/work/other"}) == (["root"], [])
+
+
+def test_evaluate_refuses_data_whose_classes_come_in_another_order(trained, tmp_path, caplog):
+    """The data's masks index its palette's classes, the model's outputs its own: a palette CSV with two rows
+    swapped would score circle against square under the model's names. Refused, naming both orders; other
+    names for the same count are warned about."""
+    import logging
+
+    from seglight.util.values import plain
+
+    ckpt, data = trained
+    shapes = next(p.parent for p in data.rglob("palette.csv"))
+    palette = Palette.from_csv(shapes / "palette.csv")
+
+    def folder(names: list[str], order: list[int]) -> dict:
+        Palette(names, [palette.colors[i] for i in order]).to_csv(tmp_path / "palette.csv")
+        cfg = compose_config(
+            [
+                "data=folder",
+                *(f"data.{k}={shapes / 'train' / d}" for k, d in (("images", "images"), ("masks", "masks"))),
+                *(f"data.val_{k}={shapes / 'val' / k}" for k in ("images", "masks")),
+                f"data.palette={tmp_path / 'palette.csv'}",
+            ]
+        )
+        return plain(cfg.data)
+
+    swapped = [0, 2, 1, *range(3, palette.num_classes)]
+    with pytest.raises(ValueError, match=r"predicts the classes \['background', 'circle', 'square'.*index \['backgr"):
+        evaluate_checkpoint(ckpt, folder([palette.names[i] for i in swapped], swapped), "val", tmp_path / "e1")
+    assert not (tmp_path / "e1").exists()
+    renamed = [f"c{i}" for i in range(palette.num_classes)]
+    with caplog.at_level(logging.WARNING):
+        metrics = evaluate_checkpoint(ckpt, folder(renamed, list(range(palette.num_classes))), "val", tmp_path / "e2")
+    assert "scores are reported under the model's names" in caplog.text
+    assert f"iou/{palette.names[1]}" in metrics

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -226,6 +226,18 @@ def _write_per_image(path: Path, rows: list[tuple[str, dict[str, torch.Tensor]]]
             w.writerow([image, *mean, *ious])
 
 
+def check_classes(model: Sequence[str], data: Sequence[str], ckpt: str | Path) -> None:
+    """Masks index the data config's classes, the model's outputs its own: the same names in another order (a
+    palette CSV with rows swapped) would score every class against another one, so it is an error naming both;
+    other names (index masks named differently) are warned about: scores are reported under the model's."""
+    if list(model) == list(data):
+        return
+    if sorted(model) == sorted(data) or len(model) != len(data):
+        raise ValueError(f"{ckpt} predicts the classes {list(model)}; the data config's masks index {list(data)}")
+    log.warning("%s names its classes %s, the data config %s: scores are reported under the model's names",
+                ckpt, list(model), list(data))  # fmt: skip
+
+
 def checkpoint_dataset(
     ckpt: str | Path, data: dict[str, Any], split: str, **predictor: Any
 ) -> tuple[Predictor, SegmentationDataset, bool]:
@@ -235,6 +247,7 @@ def checkpoint_dataset(
 
     model = Predictor.load(ckpt, **predictor)
     dm = instantiate(data, _convert_="all", in_channels=len(model.mean))  # the channels the model reads
+    check_classes(model.class_names, dm.class_names, ckpt)
     dataset = split_dataset(dm, split, model.data_split, data, ckpt)
     return model, dataset, dm.splits.recorded is not None
 
