@@ -85,3 +85,39 @@ def test_multiscale_flip_tta_averages_every_pass(trained_tiny):
     # resizing the normalised image (the Predictor) and the uint8 image (here) differ by rounding only
     np.testing.assert_allclose(got, torch.stack(expected).mean(0).numpy(), atol=0.02)
     assert not np.allclose(got, plain.predict_image(image), atol=1e-3)
+
+
+class ContextModel(Predictor):
+    """A 'model' whose logits depend on the window it sees: channel c of the input plus a multiple of the
+    window's mean, so windows and TTA passes disagree near their borders."""
+
+    def __init__(self, **kwargs):
+        from seglight.data.palette import Palette
+
+        names = ["a", "b", "c"]
+        super().__init__(names, Palette(names, [(0, 0, 0), (1, 1, 1), (2, 2, 2)]), [0.0] * 3, [1.0] * 3, **kwargs)
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        context = x.mean(dim=(-2, -1), keepdim=True) * torch.tensor([0.0, 2.0, -2.0])[None, :, None, None]
+        return 3 * x + context
+
+
+@pytest.mark.parametrize("passes", [{"tile_size": 64}, {"tile_size": None, "tta": {"flip": True, "scales": [0.5, 1]}}])
+def test_the_temperature_changes_probabilities_never_masks(passes):
+    """A calibrated temperature (evaluate calibrate=true) must not move a mask: applied to each window or TTA pass
+    before they are averaged, it did (argmax of a mean is not invariant to T); it is applied after."""
+    noise = torch.from_numpy(np.random.default_rng(0).normal(0, 1, (1, 3, 160, 192)).astype(np.float32))
+    image = noise + torch.linspace(-2, 2, 192)  # windows to the left and right see different means
+    plain = ContextModel(**passes).predict_probs(image)
+    for t in (0.3, 3.0):
+        tempered = ContextModel(temperature=t, **passes).predict_probs(image)
+        assert torch.equal(tempered.argmax(1), plain.argmax(1)), t
+        assert torch.allclose(tempered.sum(1), torch.ones(1, 160, 192), atol=1e-5)
+        assert not torch.allclose(tempered, plain, atol=1e-3)  # the probabilities do change
+
+
+def test_one_pass_with_a_temperature_is_softmax_of_logits_over_t():
+    image = torch.from_numpy(np.random.default_rng(1).normal(0, 1, (1, 3, 64, 96)).astype(np.float32))
+    model = ContextModel(temperature=2.5, tile_size=None)
+    expected = (model._logits(image) / 2.5).softmax(1)
+    assert torch.allclose(model.predict_probs(image), expected, atol=1e-5)

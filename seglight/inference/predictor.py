@@ -63,7 +63,7 @@ class Predictor:
         window_weights(1, 1, tile_blend)  # an unknown name fails here, not at the first large image
         self.tta = TTA.of(tta)
         self.divisor = divisor
-        self.temperature = temperature  # probabilities are softmax(logits / temperature); masks do not depend on it
+        self.temperature = temperature  # tempers the probabilities (predict_probs); masks do not depend on it
         self.data_split: dict[str, Any] | None = None  # how the model's training data was split, where known
         self.code_version: str | None = None  # the seglight commit that trained the model, where recorded
 
@@ -88,9 +88,9 @@ class Predictor:
 
     # ---- shared pipeline -----------------------------------------------------------------
     def _probs(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B,3,H,W), H and W multiples of the divisor -> probabilities (B,C,H,W), softmax(logits / T)."""
-        logits = self._logits(x)
-        return (logits / self.temperature if self.temperature != 1.0 else logits).softmax(dim=1)
+        """x (B,3,H,W), H and W multiples of the divisor -> probabilities (B,C,H,W), softmax(logits); the
+        temperature comes after windows and TTA passes are averaged (``predict_probs``)."""
+        return self._logits(x).softmax(dim=1)
 
     def _padded_probs(self, x: torch.Tensor) -> torch.Tensor:
         """x (B,3,H,W) of any size -> probabilities (B,C,H,W); with TTA the mean over the scales (the image resized
@@ -110,18 +110,25 @@ class Predictor:
         return total / passes if passes > 1 else total
 
     def predict_probs(self, images: torch.Tensor) -> torch.Tensor:
-        """images (B,3,H,W) normalised, any H,W -> probabilities (B,C,H,W) float32 summing to 1 over dim=1."""
+        """images (B,3,H,W) normalised, any H,W -> probabilities (B,C,H,W) float32 summing to 1 over dim=1.
+
+        The temperature T tempers the mean over windows and TTA passes, softmax(log(mean) / T): one pass gives
+        softmax(logits / T), and the mask (the argmax) is the same for every T, as validation scored it."""
         if self.tile_size is None or not needs_tiles(images, self.tile_size):
-            return self._padded_probs(images)
-        return sliding_window(
-            self._padded_probs,
-            images,
-            len(self.class_names),
-            self.tile_size,
-            self.tile_overlap,
-            self.divisor,
-            blend=self.tile_blend,
-        )
+            probs = self._padded_probs(images)
+        else:
+            probs = sliding_window(
+                self._padded_probs,
+                images,
+                len(self.class_names),
+                self.tile_size,
+                self.tile_overlap,
+                self.divisor,
+                blend=self.tile_blend,
+            )
+        if self.temperature == 1.0:
+            return probs
+        return (probs.clamp_min(torch.finfo(probs.dtype).tiny).log() / self.temperature).softmax(dim=1)
 
     def predict_image(self, image: np.ndarray) -> np.ndarray:
         """(H,W,3) uint8 RGB -> probabilities (C,H,W) float32."""
