@@ -171,10 +171,13 @@ def test_validation_tiles_and_mixed_sizes_score_like_evaluate(tmp_path):
         accelerator="cpu", precision="32-true", logger=False, enable_progress_bar=False, enable_model_summary=False
     )
     validated = trainer.validate(module, datamodule=dm, verbose=False)[0]
-    predictor = TorchPredictor(module, precision="32", tile_size=64, tile_overlap=0.25)
+    predictor = TorchPredictor(module, precision="32", tile_size="auto")  # evaluate's default: the model's tiling
+    assert (predictor.tile_size, predictor.tile_overlap) == (64, 0.25)
     evaluated = evaluate(predictor, dm.raw_dataset("val"), tmp_path / "eval")
     assert validated["val/mIoU"] == pytest.approx(evaluated["mIoU"], abs=1e-6)
     assert validated["val/acc"] == pytest.approx(evaluated["acc"], abs=1e-6)
+    untiled = evaluate(TorchPredictor(module, precision="32", tile_size=None), dm.raw_dataset("val"), tmp_path / "e2")
+    assert untiled["mIoU"] != pytest.approx(evaluated["mIoU"], abs=1e-6)  # the tiling is what made them agree
 
 
 # ---- 8, 10: last.ckpt every epoch; a kill loses at most one epoch and no log row ---------------------------

@@ -38,6 +38,8 @@ def metadata(module: SegmentationModule) -> dict[str, Any]:
         "encoder_name": hp.encoder_name,
         "in_channels": hp.in_channels,
         "divisor": module.divisor,
+        "tile_size": hp.tile_size,  # as validation tiled large images: predict and evaluate do the same
+        "tile_overlap": hp.tile_overlap,
         "temperature": module.temperature,
         "code_version": module.code_version,
         "input": f"image (B,{hp.in_channels},H,W) float, normalised with mean/std, H, W multiples of {module.divisor}",

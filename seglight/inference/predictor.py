@@ -179,11 +179,26 @@ def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
+def validated_tiling(options: Mapping[str, Any], tile_size: int | None, tile_overlap: float) -> dict[str, Any]:
+    """``tile_size`` / ``tile_overlap`` for a model that validation tiled with ``tile_size``, ``tile_overlap``
+    (its ``model.tile_size``): "auto" or not given takes those, so evaluate scores large images as validation
+    did; another value is used as given, with a warning that large images then score differently."""
+    chosen = {}
+    for key, recorded in (("tile_size", tile_size), ("tile_overlap", tile_overlap)):
+        value = options.get(key, "auto")
+        chosen[key] = recorded if value == "auto" else value
+        if value != "auto" and value != recorded:
+            log.warning("%s=%s, the model was validated with %s: images above the tile size score differently "
+                        "from its validation (%s=auto takes the model's)", key, value, recorded, key)  # fmt: skip
+    return chosen
+
+
 class TorchPredictor(Predictor):
     def __init__(self, module, device: str = "auto", precision: str = "auto", **kwargs) -> None:
         hp = module.hp
         kwargs.setdefault("divisor", module.divisor)
         kwargs.setdefault("temperature", module.temperature)
+        kwargs.update(validated_tiling(kwargs, hp.get("tile_size", TILE_SIZE), hp.get("tile_overlap", TILE_OVERLAP)))
         super().__init__(module.class_names, module.palette, hp.mean, hp.std, **kwargs)
         self.device = torch.device(
             "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device
@@ -227,6 +242,8 @@ class OnnxPredictor(Predictor):
         palette = Palette(info["class_names"], [tuple(c) for c in info["colors"]], ignore_index=info["ignore_index"])
         kwargs.setdefault("divisor", info.get("divisor", 32))  # exports before the divisor was recorded: 32
         kwargs.setdefault("temperature", info.get("temperature", 1.0))
+        tiling = info.get("tile_size", TILE_SIZE), info.get("tile_overlap", TILE_OVERLAP)  # older exports: defaults
+        kwargs.update(validated_tiling(kwargs, *tiling))
         super().__init__(info["class_names"], palette, info["mean"], info["std"], **kwargs)
         self.input_name = self.session.get_inputs()[0].name
         self.code_version = info.get("code_version")
