@@ -93,6 +93,7 @@ def test_training_run_writes_val_confusions_and_the_summary_shows_the_interval(t
     assert [p.split("/")[-1] for p in images] == [f.split("/")[-1] for f in splits["val"]]
     assert names == ["background", "circle", "square", "triangle"]
     assert float(scores(confusions.sum(0))["mIoU"]) == pytest.approx(metrics["val/mIoU"], abs=1e-6)
+    assert metrics["val_images"] == len(splits["val"]) == 4
     (run / ".hydra").mkdir(exist_ok=True)
     (run / ".hydra" / "overrides.yaml").write_text("- loss=ce\n")
     [row] = write_summary(tmp_path)
@@ -109,6 +110,19 @@ def _job(root, name, overrides, confusions=None, miou=None):
         miou = float(scores(confusions.sum(0))["mIoU"]) if miou is None else miou
     if miou is not None:
         (job / "metrics.json").write_text(json.dumps({"val/mIoU": miou, "val/dice": 0.5, "val/acc": 0.9}))
+
+
+def test_a_final_validation_of_fewer_images_says_how_many(train_cfg, tmp_path, caplog):
+    """trainer.limit_val_batches limits the final validation too: metrics.json's val scores are then of fewer
+    images than the split, and say how many."""
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        metrics = train(train_cfg("trainer.limit_val_batches=1", "data.eval_batch_size=2"))
+    images, _, _ = load_confusions(tmp_path / "run" / VAL_CONFUSIONS)
+    assert metrics["val_images"] == len(images) == 2
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["val_images"] == 2
+    assert "the val scores are of 2 of the 4 val images" in caplog.text
 
 
 def test_summary_gives_each_jobs_interval_and_none_without_or_with_a_stale_file(tmp_path, caplog):

@@ -194,6 +194,7 @@ class ImageConfusions(pl.Callback):
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else None
+        self.scored: int | None = None  # how many images the last written validation scored (rank 0)
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.path is not None and isinstance(pl_module, SegmentationModule):
@@ -211,14 +212,16 @@ class ImageConfusions(pl.Callback):
         scored = sorted(((i, c) for part in parts for i, c in zip(*part)), key=lambda t: t[0])
         images = [str(loader.dataset.pairs[i][0]) for i, _ in scored]
         save_confusions(self.path, images, [c for _, c in scored], pl_module.class_names)
+        self.scored = len(scored)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fits the configured model and returns the best checkpoint's val metrics (also in run_dir/metrics.json).
 
     Keys: ``val/mIoU``, ``val/dice``, ``val/acc``, ``val/loss``, ``val/iou/<class>``, ``best_ckpt``, and
-    ``test/...`` when the data has a test split, ``fit_minutes`` (this process's fit) and ``val_img_per_s`` (val
-    images over the seconds of the final validation: what the sweep summary plots accuracy against). That
+    ``test/...`` when the data has a test split, ``fit_minutes`` (this process's fit), ``val_images`` (how many
+    val images the final validation scored: fewer than the split under ``trainer.limit_val_batches``) and
+    ``val_img_per_s`` (those over its seconds: what the sweep summary plots accuracy against). That
     validation's per-image confusion matrices go to run_dir/val_confusions.npz (``ImageConfusions``).
     """
     pl.seed_everything(cfg.seed, workers=True)
@@ -284,6 +287,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics = {k: float(v) for k, v in metrics.items()}
     metrics["fit_minutes"] = fit_seconds / 60  # what the sweep summary plots accuracy against (summary.png)
     val_images = len(dm.datasets["val"]) if "val" in dm.datasets else 0
+    if confusions.scored is not None and confusions.scored < val_images:  # trainer.limit_val_batches
+        log.warning("the val scores are of %d of the %d val images (trainer.limit_val_batches)", confusions.scored,
+                    val_images)  # fmt: skip
+        val_images = confusions.scored
+    metrics["val_images"] = val_images  # the images behind val/*
     metrics["val_img_per_s"] = val_images / val_seconds if val_images and val_seconds > 0 else float("nan")
     metrics["best_ckpt"] = best
     if dm.splits.train_on_val:  # val scored images the model trained on: say so beside the figures
