@@ -177,3 +177,24 @@ def test_sweep_summary_gives_mean_and_spread_over_folds(tmp_path):
     assert "| loss=dice_ce data.folds=3 | 3 | 0.6200 +- 0.0400 | 0.5800 | 0.6600 |" in text
     assert "| loss=ce data.folds=3 | 3 | 0.5500 +- 0.0500 | 0.5000 | 0.6000 |" in text
     assert text.index("loss=dice_ce data.folds=3 | 3") < text.index("loss=ce data.folds=3 | 3")  # best mean first
+
+
+def test_a_val_fraction_hold_out_keeps_groups_whole(tmp_path):
+    """Without val folders, val is a val_fraction of train; with data.group_pattern it is drawn by whole groups
+    (neighbouring frames of a sequence were on both sides of it); without a pattern, file by file as before."""
+    from seglight.data.splits import holdout
+
+    images, masks = _write(tmp_path / "train", CAMVID_LIKE)
+    kw = dict(num_classes=2, num_workers=0, val_fraction=0.25)
+    grouped = SegDataModule(str(images), str(masks), group_pattern=SEQUENCE_AND_BLOCK, **kw)
+    val = [p.stem for p, _ in grouped.split_pairs("val")]
+    train = [p.stem for p, _ in grouped.split_pairs("train")]
+    assert sorted(val + train) == sorted(CAMVID_LIKE)
+    assert not {file_group(s, SEQUENCE_AND_BLOCK) for s in val} & {file_group(s, SEQUENCE_AND_BLOCK) for s in train}
+    assert 0.15 < len(val) / len(CAMVID_LIKE) < 0.35
+    plain = SegDataModule(str(images), str(masks), **kw)
+    val_idx, _ = holdout(len(CAMVID_LIKE), 0.25, 0)
+    assert [p.stem for p, _ in plain.split_pairs("val")] == [sorted(CAMVID_LIKE)[i] for i in val_idx]
+    one_group = SegDataModule(str(images), str(masks), group_pattern=r"^(\d)", **kw)
+    with pytest.raises(DataError, match="1 group"):
+        one_group.split_pairs("val")

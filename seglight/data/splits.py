@@ -90,11 +90,26 @@ def assign_folds(stems: Sequence[str], folds: int, pattern: str | None = None, s
     return assignment
 
 
-def holdout(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """(val indices, train indices) of n items: a ``fraction`` (at least one) drawn with ``seed``, both sorted."""
-    order = np.random.default_rng(seed).permutation(n)
+def holdout(n: int, fraction: float, seed: int, groups: Sequence[str] | None = None) -> tuple[list[int], list[int]]:
+    """(val indices, train indices) of n items: a ``fraction`` (at least one) drawn with ``seed``, both sorted.
+    With ``groups`` (each item's ``file_group``) whole groups are drawn, in a seeded order, until they hold
+    the fraction: no group on both sides."""
     k = max(1, int(round(n * fraction)))
-    return sorted(order[:k].tolist()), sorted(order[k:].tolist())
+    if groups is None:
+        order = np.random.default_rng(seed).permutation(n)
+        return sorted(order[:k].tolist()), sorted(order[k:].tolist())
+    names = sorted(set(groups))
+    if len(names) < 2:
+        raise DataError(f"data.group_pattern gives {len(names)} group ({names}): a val hold-out needs two or more")
+    members: dict[str, list[int]] = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    val: list[int] = []
+    for j in np.random.default_rng(seed).permutation(len(names))[:-1]:  # the last group stays in train
+        if len(val) >= k:
+            break
+        val += members[names[j]]
+    return sorted(val), sorted(set(range(n)) - set(val))
 
 
 def recorded_images(splits: SplitFiles, record: dict[str, Any], split: str, data: dict[str, Any]) -> list[Path] | None:
@@ -178,7 +193,8 @@ class SplitFiles:
                 if split == "val":
                     raise ValueError("no val split: give data.val_images/val_masks or data.val_fraction > 0")
                 return pairs
-            val_idx, train_idx = holdout(len(pairs), self.val_fraction, self.split_seed)
+            groups = [file_group(image.stem, self.group_pattern) for image, _ in pairs] if self.group_pattern else None
+            val_idx, train_idx = holdout(len(pairs), self.val_fraction, self.split_seed, groups)
             return [pairs[i] for i in (val_idx if split == "val" else train_idx)]
         return pairs
 
