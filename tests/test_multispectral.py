@@ -237,3 +237,15 @@ def test_a_resumed_run_keeps_the_normalisation_it_started_with(tmp_path):
     train(cfg(2, "resume=true"))
     resumed = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
     assert resumed["epoch"] == 1 and resumed["hyper_parameters"]["mean"] == started
+
+
+def test_a_multispectral_tiff_stored_turned_is_refused_not_misaligned(tmp_path):
+    """Masks are turned upright by their orientation tag; multispectral TIFFs are read as stored. A band stack
+    tagged as turned (orientation 3: rotated 180 degrees, same width and height) would pass the size check and
+    misalign with its mask: refused, naming the file."""
+    bands = np.arange(2 * 3 * 4, dtype=np.uint16).reshape(2, 3, 4)
+    tifffile.imwrite(tmp_path / "upright.tif", bands)
+    assert read_channels(tmp_path / "upright.tif", 4).shape == (2, 3, 4)
+    tifffile.imwrite(tmp_path / "turned.tif", bands, extratags=[(274, "H", 1, 3, False)])
+    with pytest.raises(DataError, match=r"turned.tif: TIFF orientation 3"):
+        read_channels(tmp_path / "turned.tif", 4)

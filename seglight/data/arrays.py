@@ -63,6 +63,9 @@ def stored_shape(path: Path) -> tuple[int, ...]:
         raise _tiff_error(path, e) from None
 
 
+ORIENTATION_TAG = 274  # TIFF/EXIF orientation: 1 = stored upright
+
+
 def load_array(path: Path) -> np.ndarray:
     """The whole array of a .npy or TIFF file, as stored."""
     if path.suffix.lower() == ".npy":
@@ -70,9 +73,18 @@ def load_array(path: Path) -> np.ndarray:
     import tifffile
 
     try:
-        return tifffile.imread(path)
+        with tifffile.TiffFile(path) as tif:
+            tag = tif.pages.first.tags.get(ORIENTATION_TAG)
+            orientation = 1 if tag is None else int(tag.value)
+            array = tif.asarray() if orientation == 1 else None
     except (ValueError, OSError, tifffile.TiffFileError) as e:
         raise _tiff_error(path, e) from None
+    if array is None:  # masks are turned upright by their orientation, these pixels would not be
+        raise DataError(
+            f"{path}: TIFF orientation {orientation}; multispectral images are read as stored and masks upright, "
+            "so the two would not align: save the pixels upright (orientation 1)"
+        )
+    return array
 
 
 def height_width(path: Path, shape: tuple[int, ...], channels: int) -> tuple[int, int]:
