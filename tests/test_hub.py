@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -33,6 +34,13 @@ def test_hf_folder_has_a_model_card_and_predicts_like_the_checkpoint(trained_tin
     assert folder.class_names == original.class_names and folder.palette.colors == original.palette.colors
     np.testing.assert_allclose(folder.predict_image(image), original.predict_image(image), atol=1e-5)
     assert folder.data_split == original.data_split  # evaluate ckpt=<folder> scores the run's own val split
+    assert (folder.tile_size, folder.tile_overlap) == (original.tile_size, original.tile_overlap)
+    retiled = tmp_path / "hf64"  # a model validated in windows of 64: the folder tiles as it did
+    shutil.copytree(out, retiled)
+    info = json.loads((retiled / "seglight.json").read_text())
+    (retiled / "seglight.json").write_text(json.dumps({**info, "tile_size": 64, "tile_overlap": 0.5}))
+    loaded = Predictor.load(retiled, precision="32")
+    assert (loaded.tile_size, loaded.tile_overlap) == (64, 0.5)
 
     Image.fromarray(image).save(tmp_path / "x.png")
     res = subprocess.run(

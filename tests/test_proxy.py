@@ -195,6 +195,9 @@ def test_a_val_fraction_hold_out_keeps_groups_whole(tmp_path):
     plain = SegDataModule(str(images), str(masks), **kw)
     val_idx, _ = holdout(len(CAMVID_LIKE), 0.25, 0)
     assert [p.stem for p, _ in plain.split_pairs("val")] == [sorted(CAMVID_LIKE)[i] for i in val_idx]
+    for seed in range(20):  # one group of 95 files and one of 5: 10 % is the small one, whichever is drawn first
+        val_idx, train_idx = holdout(100, 0.1, seed, ["big"] * 95 + ["small"] * 5)
+        assert val_idx == list(range(95, 100)) and len(train_idx) == 95
     one_group = SegDataModule(str(images), str(masks), group_pattern=r"^(\d)", **kw)
     with pytest.raises(DataError, match="1 group"):
         one_group.split_pairs("val")

@@ -275,3 +275,18 @@ def test_evaluate_refuses_data_whose_classes_come_in_another_order(trained, tmp_
         metrics = evaluate_checkpoint(ckpt, folder(renamed, list(range(palette.num_classes))), "val", tmp_path / "e2")
     assert "scores are reported under the model's names" in caplog.text
     assert f"iou/{palette.names[1]}" in metrics
+
+
+def test_check_classes_refuses_any_shared_class_at_another_index(caplog):
+    import logging
+
+    from seglight.inference.evaluation import check_classes
+
+    with pytest.raises(ValueError, match="predicts the classes"):  # road and car swapped, the rest renamed
+        check_classes(["road", "car", "person", "sky"], ["car", "road", "person", "tree"], "m.ckpt")
+    with pytest.raises(ValueError, match="predicts the classes"):  # case aside, the same swap
+        check_classes(["Road", "Car"], ["car", "road"], "m.ckpt")
+    with caplog.at_level(logging.WARNING):
+        check_classes(["road", "car"], ["class_0", "class_1"], "m.ckpt")  # index masks named by default
+        check_classes(["road", "car"], ["road", "car"], "m.ckpt")
+    assert caplog.text.count("scores are reported under the model's names") == 1

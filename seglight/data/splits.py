@@ -104,12 +104,22 @@ def holdout(n: int, fraction: float, seed: int, groups: Sequence[str] | None = N
     members: dict[str, list[int]] = {}
     for i, g in enumerate(groups):
         members.setdefault(g, []).append(i)
-    val: list[int] = []
-    for j in np.random.default_rng(seed).permutation(len(names))[:-1]:  # the last group stays in train
-        if len(val) >= k:
-            break
-        val += members[names[j]]
-    return sorted(val), sorted(set(range(n)) - set(val))
+    drawn = [names[j] for j in np.random.default_rng(seed).permutation(len(names))]
+    chosen: list[str] = []
+    for g in drawn:  # in the seeded order, each group that brings val nearer the fraction
+        total = sum(len(members[c]) for c in chosen)
+        if abs(total + len(members[g]) - k) < abs(total - k):
+            chosen.append(g)
+    if not chosen:  # every group is larger than twice the fraction: the smallest, first in the seeded order
+        chosen = [min(drawn, key=lambda g: len(members[g]))]
+    if len(chosen) == len(names):  # train keeps one group at least
+        chosen.pop()
+    total = sum(len(members[c]) for c in chosen)
+    if abs(total - k) > 0.5 * k:
+        log.warning("data.group_pattern: whole groups hold out %d of %d files for data.val_fraction=%s (%d asked)",
+                    total, n, fraction, k)  # fmt: skip
+    val = sorted(i for g in chosen for i in members[g])
+    return val, sorted(set(range(n)) - set(val))
 
 
 def recorded_images(splits: SplitFiles, record: dict[str, Any], split: str, data: dict[str, Any]) -> list[Path] | None:

@@ -94,8 +94,8 @@ def evaluate(
     names, ignore = predictor.class_names, dataset.ignore_index
     if calibrate and predictor.tta:  # before the long loop, not after it
         raise ValueError(
-            "calibrate=true fits the temperature of one model call per pixel; TTA averages several: "
-            "use tta.flip=false tta.scales=[1.0]"
+            "calibrate=true fits the temperature on the plain model's probabilities; with TTA they are averaged "
+            "over passes: use tta.flip=false tta.scales=[1.0]"
         )
     if dataset.num_classes != len(names):
         raise ValueError(f"the model has {len(names)} classes {names}, the data {dataset.num_classes}")
@@ -227,12 +227,15 @@ def _write_per_image(path: Path, rows: list[tuple[str, dict[str, torch.Tensor]]]
 
 
 def check_classes(model: Sequence[str], data: Sequence[str], ckpt: str | Path) -> None:
-    """Masks index the data config's classes, the model's outputs its own: the same names in another order (a
-    palette CSV with rows swapped) would score every class against another one, so it is an error naming both;
-    other names (index masks named differently) are warned about: scores are reported under the model's."""
+    """Masks index the data config's classes, the model's outputs its own: a class both name (case aside) at
+    another index (a palette CSV with rows swapped) would be scored against another class, so it is an error
+    naming both lists; other names (index masks named differently) are warned about: scores are reported under
+    the model's."""
     if list(model) == list(data):
         return
-    if sorted(model) == sorted(data) or len(model) != len(data):
+    folded = [n.strip().casefold() for n in model], [n.strip().casefold() for n in data]
+    moved = [n for i, n in enumerate(folded[0]) if n in folded[1] and folded[1].index(n) != i]
+    if moved or len(model) != len(data):  # a class both name, at another index: scored against another class
         raise ValueError(f"{ckpt} predicts the classes {list(model)}; the data config's masks index {list(data)}")
     log.warning("%s names its classes %s, the data config %s: scores are reported under the model's names",
                 ckpt, list(model), list(data))  # fmt: skip

@@ -43,7 +43,8 @@ def metadata(module: SegmentationModule) -> dict[str, Any]:
         "temperature": module.temperature,
         "code_version": module.code_version,
         "input": f"image (B,{hp.in_channels},H,W) float, normalised with mean/std, H, W multiples of {module.divisor}",
-        "output": "logits (B,C,H,W); probabilities are softmax(logits / temperature)",
+        "output": "logits (B,C,H,W); probabilities are softmax(logits / temperature) (several windows or TTA "
+        "passes: softmax(log(mean of softmax(logits)) / temperature))",
     }
 
 

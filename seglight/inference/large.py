@@ -24,7 +24,7 @@ import torch
 from seglight.data.io import read_image
 from seglight.data.transforms import to_input
 from seglight.inference.predictor import Predictor
-from seglight.model.tiling import tile_starts, window_weights
+from seglight.model.tiling import TILE_SIZE, tile_starts, window_weights
 from seglight.report.figures import overlay
 from seglight.util.files import atomic_write
 
@@ -81,7 +81,7 @@ class StripSource:
 def predict_strips(predictor: Predictor, source: StripSource) -> Iterator[tuple[int, np.ndarray]]:
     """Yields (y0, class indices (h,W) uint8) from the top of the image down, the rows' final prediction."""
     height, width = source.shape
-    tile = predictor.tile_size or max(height, width)
+    tile = predictor.tile_size or TILE_SIZE  # a model validated untiled: windows still bound the memory
     stride = max(predictor.divisor, int(tile * (1 - predictor.tile_overlap)))
     ys, xs = tile_starts(height, tile, stride), tile_starts(width, tile, stride)
     c = len(predictor.class_names)

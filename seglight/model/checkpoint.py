@@ -20,6 +20,7 @@ from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from seglight.data.io import DataError
 from seglight.data.splits import SplitFiles, recorded_images
 from seglight.model.module import SegmentationModule
+from seglight.model.tiling import TILE_OVERLAP, TILE_SIZE
 from seglight.util.files import atomic_write
 
 log = logging.getLogger(__name__)
@@ -165,6 +166,8 @@ def load_folder(folder: Path) -> SegmentationModule:
         ignore_index=info["ignore_index"],
         mean=info["mean"],
         std=info["std"],
+        tile_size=info.get("tile_size", TILE_SIZE),  # as its validation tiled large images (older exports: default)
+        tile_overlap=info.get("tile_overlap", TILE_OVERLAP),
     )
     module.model = smp.from_pretrained(str(folder))  # the architecture and weights as smp saved them
     module.temperature = float(info.get("temperature", 1.0))
