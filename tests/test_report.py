@@ -280,7 +280,7 @@ def test_evaluate_refuses_data_whose_classes_come_in_another_order(trained, tmp_
 def test_check_classes_refuses_any_shared_class_at_another_index(caplog):
     import logging
 
-    from seglight.inference.evaluation import check_classes
+    from seglight.inference.scored_data import check_classes
 
     with pytest.raises(ValueError, match="predicts the classes"):  # road and car swapped, the rest renamed
         check_classes(["road", "car", "person", "sky"], ["car", "road", "person", "tree"], "m.ckpt")

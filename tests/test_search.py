@@ -24,8 +24,9 @@ from pytorch_lightning.trainer.states import TrainerFn
 
 from seglight.model.checkpoint import load_checkpoint
 from seglight.training.pruning import PRUNED_AT, STORAGE_ENV, OptunaPruning
-from seglight.training.search import CLAIM_LOCK, SURPLUS, WORKER, run_trials, search, shared_overrides
+from seglight.training.search import CLAIM_LOCK, WORKER, search, shared_overrides
 from seglight.training.search_space import TrialSeeded, as_override, distribution, search_space
+from seglight.training.trials import SURPLUS, run_trials
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 STUDY = "seglight_miou"  # conf/hparams_search/optuna_miou.yaml
@@ -323,7 +324,7 @@ def test_a_file_system_without_flock_runs_without_the_lock(tmp_path, monkeypatch
     import errno
     import fcntl
 
-    from seglight.training.search import ClaimLock
+    from seglight.training.trials import ClaimLock
 
     calls = []
 

@@ -17,7 +17,8 @@ from seglight.model.metrics import confusion_matrix
 from seglight.model.module import SegmentationModule
 from seglight.report.bootstrap import bootstrap, scores
 from seglight.report.confusions import VAL_CONFUSIONS, load_confusions, save_confusions
-from seglight.training.fit import ImageConfusions, train
+from seglight.training.callbacks import ImageConfusions
+from seglight.training.fit import train
 from seglight.training.sweep import write_summary
 
 SIZES = [(70, 150), (64, 64), (90, 40), (70, 150), (33, 97)]  # mixed sizes, padding, and windows of 64

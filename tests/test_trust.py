@@ -24,8 +24,9 @@ from PIL import Image
 from seglight.data.datamodule import SegDataModule
 from seglight.data.loaders import seed_worker
 from seglight.data.synthetic import ShapesDataModule
-from seglight.inference.evaluation import evaluate, split_dataset
+from seglight.inference.evaluation import evaluate
 from seglight.inference.predictor import TorchPredictor
+from seglight.inference.scored_data import split_dataset
 from seglight.model.checkpoint import load_checkpoint
 from seglight.model.module import SegmentationModule
 from seglight.training.fit import build_module, build_trainer, train

@@ -32,8 +32,8 @@ import numpy as np
 from tqdm import tqdm
 
 from seglight.data.dataset import SegmentationDataset
-from seglight.inference.evaluation import checkpoint_dataset
 from seglight.inference.predictor import Predictor
+from seglight.inference.scored_data import checkpoint_dataset
 from seglight.report.audit_figures import suspect_pictures
 from seglight.report.html import hex_color, png_uri, render
 from seglight.util.files import atomic_write

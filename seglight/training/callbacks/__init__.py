@@ -1,7 +1,17 @@
 """Lightning callbacks of a training run, as the configs name them (``seglight.training.callbacks.<Name>``)."""
 
+from seglight.training.callbacks.confusions import ImageConfusions
 from seglight.training.callbacks.ema import EMA, RAW_KEY
 from seglight.training.callbacks.media import CurvesPlot, ValidationMedia
 from seglight.training.callbacks.time_budget import TimeBudget, epochs_that_fit, parse_duration
 
-__all__ = ["EMA", "RAW_KEY", "CurvesPlot", "TimeBudget", "ValidationMedia", "epochs_that_fit", "parse_duration"]
+__all__ = [
+    "EMA",
+    "RAW_KEY",
+    "CurvesPlot",
+    "ImageConfusions",
+    "TimeBudget",
+    "ValidationMedia",
+    "epochs_that_fit",
+    "parse_duration",
+]
