@@ -26,9 +26,8 @@ from seglight.model.checkpoint import load_checkpoint
 from seglight.training.pruning import PRUNED_AT, STORAGE_ENV, OptunaPruning
 from seglight.training.search import CLAIM_LOCK, WORKER, search, shared_overrides
 from seglight.training.search_space import TrialSeeded, as_override, distribution, search_space
-from seglight.training.trials import SURPLUS, run_trials
+from seglight.training.trials import FINISHED, SURPLUS, run_trials
 
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 STUDY = "seglight_miou"  # conf/hparams_search/optuna_miou.yaml
 
 

@@ -64,7 +64,7 @@ def test_validation_writes_each_images_confusion_as_evaluate_scores_it(mixed, tm
     dataset = mixed.raw_dataset("val")
     assert images == [str(p[0]) for p in dataset.pairs] and names == ["a", "b", "c"]
     assert confusions.shape == (len(SIZES), 3, 3) and confusions.dtype == np.int64
-    predictor = TorchPredictor(module, precision="32", tile_size=64, tile_overlap=0.25)  # evaluate's way
+    predictor = TorchPredictor(module, precision="32")  # evaluate's way: the model's tiling (tile_size=auto)
     for i, (h, w) in enumerate(SIZES):
         image, mask = dataset.read_pair(i)
         pred = torch.from_numpy(predictor.predict_masks([image])[0].astype(np.int64))[None]

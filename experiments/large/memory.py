@@ -26,14 +26,14 @@ def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def one(ckpt: str, size: int, tile: int) -> dict:
+def one(ckpt: str, size: int, tile: int | None) -> dict:
     import numpy as np
     import tifffile
 
     from seglight.inference.files import predict_files
     from seglight.inference.predictor import Predictor
 
-    predictor = Predictor.load(ckpt, tile_size=tile)
+    predictor = Predictor.load(ckpt, tile_size="auto" if tile is None else tile)
     with tempfile.TemporaryDirectory() as tmp:
         image = Path(tmp) / "in" / f"scene_{size}.tif"
         image.parent.mkdir()
@@ -58,7 +58,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("ckpt")
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 8000])
-    parser.add_argument("--tile", type=int, default=1024)
+    parser.add_argument("--tile", type=int, default=None, help="window size (default: the model's model.tile_size)")
     parser.add_argument("--one", type=int)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -67,7 +67,8 @@ def main() -> None:
         return
     runs = []
     for size in args.sizes:
-        cmd = [sys.executable, __file__, args.ckpt, "--one", str(size), "--tile", str(args.tile)]
+        cmd = [sys.executable, __file__, args.ckpt, "--one", str(size)]
+        cmd += ["--tile", str(args.tile)] if args.tile is not None else []
         res = subprocess.run(cmd, capture_output=True, text=True, check=True)
         runs.append(json.loads(res.stdout.strip().splitlines()[-1]))
         print(
@@ -79,7 +80,7 @@ def main() -> None:
     image_mib = (big["size"] ** 2 - small["size"] ** 2) * 3 / 2**20
     out = {
         "runs": runs,
-        "tile": args.tile,
+        "tile": args.tile or "auto (the model's)",
         "peak_growth_mib": growth,
         "image_bytes_growth_mib": image_mib,
         "bounded": growth < image_mib,

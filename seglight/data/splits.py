@@ -170,6 +170,7 @@ class SplitFiles:
         if train_on_val and folds > 1:
             raise ValueError("data.train_on_val trains on every file; cross-validation (data.folds) holds folds out")
         self.recorded: dict[str, list[str]] | None = None
+        self._told = False  # the grouped hold-out was logged
 
     def has(self, split: str) -> bool:
         """Whether the split's folders are configured and exist; a missing required split is an error."""
@@ -204,6 +205,9 @@ class SplitFiles:
                     raise ValueError("no val split: give data.val_images/val_masks or data.val_fraction > 0")
                 return pairs
             groups = [file_group(image.stem, self.group_pattern) for image, _ in pairs] if self.group_pattern else None
+            if groups is not None and not self._told:  # runs before 2026-11-27 held out single files here
+                log.info("val: whole groups of data.group_pattern, nearest data.val_fraction=%s", self.val_fraction)
+                self._told = True
             val_idx, train_idx = holdout(len(pairs), self.val_fraction, self.split_seed, groups)
             return [pairs[i] for i in (val_idx if split == "val" else train_idx)]
         return pairs

@@ -81,7 +81,7 @@ def train_transform(
     augmentation; mean/std in the file's units). Output: image (channels,h,w) float normalised like
     ``to_input``, mask (h,w) uint8, with (h,w) = crop_size. albumentations 2
     draws from its own generator: ``seed`` makes it reproducible (DataLoader workers reseed it, see
-    seglight.data.datamodule.seed_worker).
+    seglight.data.loaders.seed_worker).
     """
     h, w = (crop_size, crop_size) if isinstance(crop_size, int) else tuple(crop_size)
     rgb = channels == 3

@@ -221,6 +221,6 @@ def audit_checkpoint(
     ckpt: str | Path, data: dict[str, Any], split: str, output: str | Path, top_k: int = 24, **predictor: Any
 ) -> list[dict[str, Any]]:
     """``audit`` of the model at ``ckpt`` on ``split`` of the data config ``data`` (plain values, resolved; the split
-    the checkpoint recorded where it applies, see ``split_dataset``), run with ``predictor`` options."""
+    the checkpoint recorded where it applies, see ``scored_data.split_dataset``), run with ``predictor`` options."""
     model, dataset, _ = checkpoint_dataset(ckpt, data, split, **predictor)
     return audit(model, dataset, output, top_k, title=f"{ckpt}, {split} split")

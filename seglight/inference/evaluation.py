@@ -200,7 +200,8 @@ def evaluate_checkpoint(
     **predictor: Any,
 ) -> dict[str, Any]:
     """``evaluate`` of the model at ``ckpt`` on ``split`` of the data config ``data`` (plain values, resolved;
-    the split the checkpoint recorded where it applies, see ``split_dataset``), run with ``predictor`` options.
+    the split the checkpoint recorded where it applies, see ``scored_data.split_dataset``), run with
+    ``predictor`` options.
     With ``calibrate`` the fitted temperature is written into the model file (``store_temperature``)."""
     model, dataset, recorded = checkpoint_dataset(ckpt, data, split, **predictor)
     provenance = _provenance(Path(ckpt), split, recorded, model)

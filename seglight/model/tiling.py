@@ -16,7 +16,7 @@ from torch import Tensor
 
 from seglight.data.transforms import pad_to_multiple
 
-TILE_SIZE = 1024  # images with a side above this are predicted in windows (predict, evaluate, validation)
+TILE_SIZE = 1024  # model.tile_size's default: validation (and predict/evaluate, tile_size=auto) windows larger images
 TILE_OVERLAP = 0.25  # the fraction of a window shared with its neighbour
 BLENDS = ("gaussian", "uniform")
 GAUSSIAN_SIGMA = 1 / 8  # of the window's side, as nnU-Net weighs its sliding windows
