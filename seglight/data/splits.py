@@ -92,8 +92,8 @@ def assign_folds(stems: Sequence[str], folds: int, pattern: str | None = None, s
 
 def holdout(n: int, fraction: float, seed: int, groups: Sequence[str] | None = None) -> tuple[list[int], list[int]]:
     """(val indices, train indices) of n items: a ``fraction`` (at least one) drawn with ``seed``, both sorted.
-    With ``groups`` (each item's ``file_group``) whole groups are drawn, in a seeded order, until they hold
-    the fraction: no group on both sides."""
+    With ``groups`` (each item's ``file_group``) whole groups are taken, in a seeded order, each that brings
+    the count nearer the fraction (train keeps one group at least): no group on both sides."""
     k = max(1, int(round(n * fraction)))
     if groups is None:
         order = np.random.default_rng(seed).permutation(n)
