@@ -106,10 +106,11 @@ def holdout(n: int, fraction: float, seed: int, groups: Sequence[str] | None = N
         members.setdefault(g, []).append(i)
     drawn = [names[j] for j in np.random.default_rng(seed).permutation(len(names))]
     chosen: list[str] = []
+    total = 0
     for g in drawn:  # in the seeded order, each group that brings val nearer the fraction
-        total = sum(len(members[c]) for c in chosen)
         if abs(total + len(members[g]) - k) < abs(total - k):
             chosen.append(g)
+            total += len(members[g])
     if not chosen:  # every group is larger than twice the fraction: the smallest, first in the seeded order
         chosen = [min(drawn, key=lambda g: len(members[g]))]
     if len(chosen) == len(names):  # train keeps one group at least
@@ -170,7 +171,6 @@ class SplitFiles:
         if train_on_val and folds > 1:
             raise ValueError("data.train_on_val trains on every file; cross-validation (data.folds) holds folds out")
         self.recorded: dict[str, list[str]] | None = None
-        self._told = False  # the grouped hold-out was logged
 
     def has(self, split: str) -> bool:
         """Whether the split's folders are configured and exist; a missing required split is an error."""
@@ -205,9 +205,8 @@ class SplitFiles:
                     raise ValueError("no val split: give data.val_images/val_masks or data.val_fraction > 0")
                 return pairs
             groups = [file_group(image.stem, self.group_pattern) for image, _ in pairs] if self.group_pattern else None
-            if groups is not None and not self._told:  # runs before 2026-11-27 held out single files here
+            if groups is not None and split == "val":  # runs before 2026-11-27 held out single files here
                 log.info("val: whole groups of data.group_pattern, nearest data.val_fraction=%s", self.val_fraction)
-                self._told = True
             val_idx, train_idx = holdout(len(pairs), self.val_fraction, self.split_seed, groups)
             return [pairs[i] for i in (val_idx if split == "val" else train_idx)]
         return pairs
