@@ -114,3 +114,26 @@ def test_ruff_finds_nothing():
 def test_mypy_finds_nothing():
     typed = subprocess.run([sys.executable, "-m", "mypy"], cwd=PACKAGE.parent, capture_output=True, text=True)
     assert typed.returncode == 0, typed.stdout[-3000:]
+
+
+def test_a_passing_test_frees_its_tmp_dir(tmp_path):
+    """Every training test writes checkpoints of ~150 MB: kept for the whole session they filled a CI disk
+    (11-15 GB under /tmp per run). Under the project's pytest config a passing test's tmp_path is removed."""
+    record = tmp_path / "inner_tmp.txt"
+    test_file = tmp_path / "test_inner.py"
+    test_file.write_text(
+        "import os\n"
+        "def test_writes(tmp_path):\n"
+        "    (tmp_path / 'weights.bin').write_bytes(b'0' * 1024)\n"
+        f"    open({str(record)!r}, 'w').write(str(tmp_path))\n"
+    )
+    ini = PACKAGE.parent / "pyproject.toml"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-c", str(ini), "--basetemp", str(tmp_path / "base"), str(test_file)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    inner = Path(record.read_text())
+    assert not inner.exists(), f"{inner} was kept after its test passed"
