@@ -1,5 +1,3 @@
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 import torch
@@ -220,31 +218,31 @@ def test_focus_classes_are_class_names_and_unknown_ones_fail_naming_the_option(t
         SegDataModule(str(images), str(masks), **args)
 
 
-def _flips_and_scales(tf, n: int = 300) -> tuple[np.ndarray, np.ndarray]:
-    """Whether each of ``n`` passes of ``tf`` flipped, and the scale it drew."""
+def _flips_and_scales(tf, n: int = 300, seeds=None) -> tuple[np.ndarray, np.ndarray]:
+    """Whether each of ``n`` passes of ``tf`` flipped, and the scale it drew; ``seeds``: index -> the seed
+    ``tf`` takes before that pass (the dataset's per-sample seeding)."""
     tf.save_applied_params = True
     image, mask = np.zeros((48, 48, 3), np.uint8), np.zeros((48, 48), np.uint8)
     flips, scales = [], []
-    for _ in range(n):
+    for i in range(n):
+        if seeds is not None:
+            seeded(tf, seeds(i))
         applied = dict(tf(image=image, mask=mask)["applied_transforms"])
         flips.append("HorizontalFlip" in applied)
         scales.append(applied["RandomScale"]["scale"])
     return np.array(flips), np.array(scales)
 
 
-def test_augmentations_draw_independently_of_each_other(monkeypatch):
+def test_augmentations_draw_independently_of_each_other():
     """Seeding every step of a pipeline alike (albumentations 2: Compose(seed=...), set_random_seed, which each
-    DataLoader worker calls) makes steps that draw one number each draw the same one: crops were flipped exactly
-    when zoomed out. All steps now share one generator, seeded once, in the pipeline and in each worker."""
-    from seglight.data.loaders import seed_worker
+    DataLoader worker called) makes steps that draw one number each draw the same one: crops were flipped exactly
+    when zoomed out. All steps now share one generator, seeded once in the pipeline and again for each sample."""
+    from seglight.data.loaders import EpochDraws
 
     tf = train_transform(32, scale=(0.6, 1.2), hflip=0.5, color_jitter=0.5, seed=7)
     for reseeded in (False, True):
-        if reseeded:  # what each DataLoader worker does to its copy
-            worker = SimpleNamespace(dataset=SimpleNamespace(transform=tf))
-            monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda worker=worker: worker)
-            seed_worker(0)
-        flips, scales = _flips_and_scales(tf)
+        # reseeded: what the training dataset does before each sample
+        flips, scales = _flips_and_scales(tf, seeds=EpochDraws(7) if reseeded else None)
         zoomed_out = scales < 0.9
         assert 0.4 < flips.mean() < 0.6
         # independent: flipped about half the time among zoomed-out and zoomed-in crops alike (coupled: 1 and 0)

@@ -304,30 +304,87 @@ def test_unbounded_epochs_without_a_time_limit_say_what_is_missing(train_cfg):
         train(train_cfg("trainer.max_epochs=-1"))
 
 
-# ---- 17: DDP ranks draw different augmentations -------------------------------------------------------------
-def test_each_rank_augments_differently_and_reproducibly(tmp_path):
-    images, masks = make_pairs(tmp_path, n=4, color_masks=False)
+# ---- 17: augmentations from (seed, epoch, sample): alike on every rank and worker count, new every epoch --------
+def test_a_sample_draws_from_seed_epoch_and_index_whatever_the_workers_and_rank(tmp_path):
+    """Before, each rank and each DataLoader worker drew a sequence of its own, so a crop depended on the worker
+    count (data.num_workers=auto differs between machines) and restarted from the seed on a resume."""
+    images, masks = make_pairs(tmp_path, n=6, color_masks=False)
 
-    def first_sample(rank: int, workers: int) -> torch.Tensor:
-        dm = SegDataModule(
-            str(images),
-            str(masks),
-            num_classes=3,
-            val_fraction=0.25,
-            crop_size=32,
-            batch_size=2,
-            num_workers=workers,
-            seed=3,
-        )
+    def crops(rank: int, workers: int, epochs: tuple[int, ...]) -> list[torch.Tensor]:
+        """The images of each given epoch, in sample order (no shuffle), from one persistent loader."""
+        dm = SegDataModule(str(images), str(masks), num_classes=3, val_fraction=0.2, crop_size=32, batch_size=2,
+                           num_workers=workers, seed=3)  # fmt: skip
         dm.trainer = SimpleNamespace(global_rank=rank)
         dm.setup("fit")
-        torch.manual_seed(0)
-        loader = dm.train_dataloader()
-        return next(iter(loader))["image"] if workers else dm.datasets["train"][0]["image"]
+        sampler = dm.train_dataloader().sampler  # Lightning calls its set_epoch as each epoch starts
+        loader = torch.utils.data.DataLoader(dm.datasets["train"], batch_size=2, num_workers=workers,
+                                             persistent_workers=workers > 0)  # fmt: skip
+        out = []
+        for epoch in epochs:
+            sampler.set_epoch(epoch)  # reaches the workers already running (persistent) through shared memory
+            out.append(torch.cat([batch["image"] for batch in loader]))
+        return out
 
-    for workers in (0, 1):
-        assert torch.equal(first_sample(0, workers), first_sample(0, workers))
-        assert not torch.equal(first_sample(0, workers), first_sample(1, workers))
+    alone = crops(0, 0, (0, 1))
+    for rank, workers in ((0, 2), (1, 0), (1, 1)):
+        assert all(torch.equal(a, b) for a, b in zip(alone, crops(rank, workers, (0, 1)))), (rank, workers)
+    assert not torch.equal(alone[0], alone[1])  # each epoch draws anew
+    assert torch.equal(crops(0, 0, (1,))[0], alone[1])  # epoch 1 alike, started there (a resume) or not
+
+
+def test_ddp_ranks_share_one_order_per_epoch_and_split_it():
+    from seglight.data.loaders import EpochDraws, EpochShard
+
+    data = list(range(10))
+
+    def shards(epoch: int) -> list[list[int]]:
+        draws = EpochDraws(3)
+        out = []
+        for rank in (0, 1):
+            sampler = EpochShard(data, draws, num_replicas=2, rank=rank)
+            sampler.set_epoch(epoch)  # what Lightning calls as the epoch starts
+            out.append(list(sampler))
+        return out
+
+    first = shards(0)
+    assert sorted(first[0] + first[1]) == data  # disjoint, and together all of them
+    assert shards(0) == first and shards(1) != first  # from (seed, epoch)
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_resumed_run_trains_on_what_an_uninterrupted_run_would_have(tmp_path, monkeypatch, workers):
+    """Lightning restores weights and optimizer, not the random state: the first resumed epoch repeated epoch
+    0's shuffle and crops. Now every epoch draws from (seed, epoch): stopped after epoch 0 and resumed, a run sees
+    the batches of an uninterrupted run and ends with its weights. With workers, Lightning starts the first epoch's
+    iterator (and the workers prefetch) before it restores the checkpoint's epoch."""
+    images, masks = make_pairs(tmp_path / "data", n=12, color_masks=False)
+    seen: dict[str, list[str]] = {}
+
+    class Batches(pl.Callback):
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            image = batch["image"].float().contiguous()
+            seen.setdefault(self.name, []).append(f"{trainer.current_epoch}:{float(image.sum()):.6f}")
+
+    def run(name: str, epochs: int, *overrides: str) -> dict:
+        epochs_and_dtype = (f"trainer.max_epochs={epochs}", "trainer.precision=32-true", f"data.num_workers={workers}")
+        cfg = _folder_cfg(tmp_path / name, images, masks, *epochs_and_dtype, *overrides)
+
+        def recording(c, extra_callbacks=()):
+            return build_trainer(c, [*extra_callbacks, Batches(name)])
+
+        monkeypatch.setattr("seglight.training.fit.build_trainer", recording)
+        train(cfg)
+        return load_checkpoint(tmp_path / name / "checkpoints" / "last.ckpt")["state_dict"]
+
+    whole = run("whole", 3)
+    run("parts", 1)
+    resumed = run("parts", 3, "resume=true")
+    assert [b for b in seen["whole"] if not b.startswith("0:")] == seen["parts"][2:]  # epochs 1, 2
+    assert seen["parts"][:2] != seen["parts"][2:4]  # not epoch 0 again
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole), "the resumed run ended with other weights"
 
 
 def test_seed_worker_mixes_in_the_rank(monkeypatch):

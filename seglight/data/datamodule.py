@@ -13,8 +13,6 @@ from typing import Any, Sequence
 
 import numpy as np
 import pytorch_lightning as pl
-import torch
-from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
 from seglight.data.class_stats import (
@@ -25,7 +23,7 @@ from seglight.data.class_stats import (
 )
 from seglight.data.dataset import SegmentationDataset
 from seglight.data.image_cache import ImageCache, default_folder, open_cache
-from seglight.data.loaders import auto_workers, collate_eval, seed_worker
+from seglight.data.loaders import EpochDraws, auto_workers, collate_eval, eval_sampler, seed_worker, train_sampler
 from seglight.data.palette import palette_from_options
 from seglight.data.splits import SplitFiles
 from seglight.data.transforms import (
@@ -121,7 +119,7 @@ class SegDataModule(pl.LightningDataModule):
         )
         if train_on_val:
             log.warning("data.train_on_val: the val images are trained on; val scores are not held-out figures")
-        self.seed = seed
+        self.draws = EpochDraws(seed)  # the shuffle and each crop's draws: from (seed, epoch, index)
         self.crop_size: int | tuple[int, int] = (
             crop_size if isinstance(crop_size, int) else (crop_size[0], crop_size[1])
         )
@@ -174,7 +172,7 @@ class SegDataModule(pl.LightningDataModule):
         return list(self.palette.names)
 
     # ---- datasets ------------------------------------------------------------------------
-    def _dataset(self, pairs: list[tuple[Path, Path]], transform) -> SegmentationDataset:
+    def _dataset(self, pairs: list[tuple[Path, Path]], transform, seeds=None) -> SegmentationDataset:
         return SegmentationDataset(
             image_dir=None,
             mask_dir=None,
@@ -187,7 +185,12 @@ class SegDataModule(pl.LightningDataModule):
             cache_masks=self.cache_masks,
             channels=self.in_channels,
             image_cache=self._image_cache,
+            seeds=seeds,
         )
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch the training order and crops are drawn for (``EpochDraws``)."""
+        self.draws.set_epoch(epoch)
 
     def has_split(self, split: str) -> bool:
         """Whether the split's folders are configured and exist (see ``SplitFiles.has``)."""
@@ -217,7 +220,6 @@ class SegDataModule(pl.LightningDataModule):
             folder = self.cache_dir / "images" if self.cache_dir else default_folder()
             self._image_cache = open_cache(folder, images, self.in_channels)
         if stage in (None, "fit", "validate") and "val" not in self.datasets:
-            seed = int(np.random.SeedSequence([self.seed, self._rank()]).generate_state(1)[0])  # per rank
             self.datasets["train"] = self._dataset(
                 self.split_pairs("train"),
                 train_transform(
@@ -226,9 +228,9 @@ class SegDataModule(pl.LightningDataModule):
                     ignore_index=self.ignore_index,
                     mean=self.mean,
                     std=self.std,
-                    seed=seed,
                     channels=self.in_channels,
                 ),
+                self.draws,
             )
             self.datasets["val"] = self._dataset(self.split_pairs("val"), self.eval_transform())
         if stage in (None, "test") and "test" not in self.datasets and self.has_split("test"):
@@ -245,15 +247,10 @@ class SegDataModule(pl.LightningDataModule):
         if split not in self.datasets:
             raise RuntimeError(f"no {split} data (call setup first, or the split is missing)")
         dataset = self.datasets[split]
-        sampler = None
-        if not train and torch.distributed.is_available() and torch.distributed.is_initialized():
-            # each sample on exactly one rank: the default DistributedSampler pads uneven sets by repeating
-            # samples, which would count them twice in val/test metrics
-            sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
+        sampler = train_sampler(dataset, self.draws) if train else eval_sampler(dataset)
         return DataLoader(
             dataset,
             batch_size=self.batch_size if train else self.eval_batch_size,
-            shuffle=train,
             sampler=sampler,
             drop_last=train and len(dataset) > self.batch_size,
             num_workers=self.num_workers,

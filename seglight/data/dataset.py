@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 from seglight.data.image_cache import ImageCache
 from seglight.data.io import DataError, pair_files, read_image, read_mask
 from seglight.data.palette import Palette
-from seglight.data.transforms import pixel_values
+from seglight.data.transforms import pixel_values, seeded
 
 Sample = dict[str, torch.Tensor]
 
@@ -31,6 +31,8 @@ class SegmentationDataset(Dataset):
         channels: image channels; 3 reads RGB pictures (uint8), any other count multispectral files
             (float32 as stored, ``seglight.data.io.read_channels``).
         image_cache: decoded images kept as memory-mapped .npy files (``data.cache_images``), or None.
+        seeds: index -> the seed the transform's generator takes before that sample (training:
+            ``seglight.data.loaders.EpochDraws``); None: the transform draws on from where it is.
     """
 
     def __init__(
@@ -46,6 +48,7 @@ class SegmentationDataset(Dataset):
         pairs: list[tuple[Path, Path]] | None = None,
         channels: int = 3,
         image_cache: ImageCache | None = None,
+        seeds: Callable[[int], int] | None = None,
     ) -> None:
         if pairs is None and (image_dir is None or mask_dir is None):
             raise ValueError("give the image and mask folders, or the pairs")
@@ -58,6 +61,7 @@ class SegmentationDataset(Dataset):
         self.cache_masks = cache_masks
         self.channels = channels
         self.image_cache = image_cache
+        self.seeds = seeds
         self._masks: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
@@ -93,6 +97,8 @@ class SegmentationDataset(Dataset):
     def __getitem__(self, i: int) -> Sample:
         image, mask = self.read_pair(i)
         if self.transform is not None:
+            if self.seeds is not None:
+                seeded(self.transform, self.seeds(i))
             out = self.transform(image=image, mask=mask)
             return {"image": out["image"].float(), "mask": torch.as_tensor(out["mask"]).long()}
         x = torch.from_numpy(np.ascontiguousarray(pixel_values(image).transpose(2, 0, 1)))

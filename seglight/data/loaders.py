@@ -1,32 +1,104 @@
-"""DataLoader pieces: worker seeding (per worker and per DDP rank), the val/test collate, the worker count."""
+"""DataLoader pieces: worker and per-sample seeding, the val/test collate, the worker count."""
 
 from __future__ import annotations
 
 import os
 import random
+from typing import Any, Iterator, Sized
 
 import numpy as np
 import torch
-from torch.utils.data import default_collate
-
-from seglight.data.transforms import seeded
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import Dataset, DistributedSampler, RandomSampler, Sampler, default_collate
 
 
 def seed_worker(worker_id: int, rank: int = 0) -> None:
-    """DataLoader worker init: give each worker's augmentation generator its own seed.
-
-    Every worker starts with a copy of the same albumentations generator, so without this the
-    workers would apply identical augmentation sequences. torch.initial_seed() differs per worker
-    and is reproducible after seed_everything; under DDP every rank draws the same one, so the
-    process rank is mixed in too.
+    """DataLoader worker init: seed Python's and NumPy's global generators per worker and per DDP rank, for
+    anything that draws from them. The augmentations draw from their own generator, seeded for each sample by
+    the dataset (``EpochDraws``). torch.initial_seed() differs per worker and is reproducible after
+    seed_everything; under DDP every rank draws the same one, so the process rank is mixed in too.
     """
     seed = int(np.random.SeedSequence([torch.initial_seed() % 2**32, rank]).generate_state(1)[0])
     random.seed(seed)
     np.random.seed(seed)
-    info = torch.utils.data.get_worker_info()
-    transform = getattr(info.dataset, "transform", None) if info is not None else None
-    if transform is not None and hasattr(transform, "set_random_state"):
-        seeded(transform, seed)
+
+
+class EpochDraws:
+    """What a training epoch draws, from (seed, epoch) alone: the order (``train_sampler``) and each sample's
+    augmentation seed (``self(index)``, called in the DataLoader workers).
+
+    Seeded so, a crop does not depend on the worker count, on the worker the sample lands on, or on a resume: a
+    resumed run draws in each epoch what an uninterrupted run would have drawn. The sampler's ``set_epoch``, which
+    Lightning calls as each epoch starts, sets the epoch here; it sits in shared memory, so it reaches workers
+    already running (``persistent_workers``). A resume sets it before fitting: Lightning starts the first epoch's
+    iterator, and the workers prefetch, before it restores the epoch.
+    """
+
+    SAMPLE, ORDER = 1, 2  # tags: the seeds of different draws never coincide
+
+    def __init__(self, seed: int) -> None:
+        self.seed = int(seed) % 2**64
+        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch[0])
+
+    def set_epoch(self, epoch: int) -> None:
+        self._epoch[0] = int(epoch)
+
+    def order_seed(self) -> int:
+        return int(np.random.SeedSequence([self.seed, self.ORDER, self.epoch]).generate_state(1)[0])
+
+    def __call__(self, index: int) -> int:
+        return int(np.random.SeedSequence([self.seed, self.SAMPLE, self.epoch, int(index)]).generate_state(1)[0])
+
+
+class EpochOrder(RandomSampler):
+    """The training order: a permutation drawn from (seed, epoch) when the epoch's first batch is fetched."""
+
+    def __init__(self, data_source: Sized, draws: EpochDraws) -> None:
+        super().__init__(data_source)
+        self.draws = draws
+
+    def set_epoch(self, epoch: int) -> None:
+        self.draws.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.draws.order_seed())
+        yield from torch.randperm(len(self.data_source), generator=generator).tolist()
+
+
+class EpochShard(DistributedSampler):
+    """``EpochOrder`` under DDP: every rank draws the same permutation from (seed, epoch) and takes its share (the
+    set padded to a multiple of the ranks, as DistributedSampler does). Lightning keeps a DistributedSampler as
+    it is; its own one takes the epoch only after a resumed run's first iterator has started."""
+
+    def __init__(self, dataset: Dataset, draws: EpochDraws, **kwargs: Any) -> None:
+        super().__init__(dataset, shuffle=True, **kwargs)  # kwargs: num_replicas, rank (default: the process group's)
+        self.draws = draws
+
+    def set_epoch(self, epoch: int) -> None:
+        self.draws.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        self.seed, self.epoch = self.draws.order_seed() % 2**62, 0
+        return super().__iter__()
+
+
+def train_sampler(dataset: Dataset, draws: EpochDraws) -> Sampler:
+    """The training order from ``draws``: ``EpochShard`` when DDP is running, else ``EpochOrder``."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return EpochShard(dataset, draws)
+    return EpochOrder(dataset, draws)  # type: ignore[arg-type]
+
+
+def eval_sampler(dataset: Dataset) -> Sampler | None:
+    """Val/test order: as stored; under DDP each sample on exactly one rank (the default DistributedSampler pads
+    uneven sets by repeating samples, which would count them twice in val/test metrics)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return UnrepeatedDistributedSampler(dataset, shuffle=False)
+    return None
 
 
 def collate_eval(samples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor | list[torch.Tensor]]:

@@ -80,8 +80,8 @@ def train_transform(
     Input: image (H,W,3) uint8, or (H,W,channels) float32 as stored for ``channels`` other than 3 (no colour
     augmentation; mean/std in the file's units). Output: image (channels,h,w) float normalised like
     ``to_input``, mask (h,w) uint8, with (h,w) = crop_size. albumentations 2
-    draws from its own generator: ``seed`` makes it reproducible (DataLoader workers reseed it, see
-    seglight.data.loaders.seed_worker).
+    draws from its own generator: ``seed`` makes it reproducible (the training dataset reseeds it before each
+    sample, from (seed, epoch, index): ``seglight.data.loaders.EpochDraws``).
     """
     h, w = (crop_size, crop_size) if isinstance(crop_size, int) else tuple(crop_size)
     rgb = channels == 3

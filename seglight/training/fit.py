@@ -27,6 +27,7 @@ from seglight.model.module import SegmentationModule
 from seglight.report.confusions import VAL_CONFUSIONS
 from seglight.report.tables import print_class_table
 from seglight.training.callbacks.confusions import ImageConfusions
+from seglight.training.callbacks.epoch_seeds import EpochSeeds
 from seglight.training.callbacks.time_budget import TimeBudget, parse_duration
 from seglight.training.loggers import CSVLogger
 from seglight.util.files import write_json
@@ -178,6 +179,12 @@ def validate_the_end(trainer: pl.Trainer, module: SegmentationModule, dm: SegDat
             AtomicCheckpointIO().save_checkpoint(checkpoint, last)
 
 
+def epoch_to_resume(checkpoint: dict[str, Any]) -> int:
+    """The epoch a run resumed from ``checkpoint`` trains first: Lightning's count of the epochs it processed."""
+    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
+    return int(progress.get("processed", checkpoint.get("epoch", -1) + 1))
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fits the configured model and returns the best checkpoint's val metrics (also in run_dir/metrics.json).
 
@@ -201,6 +208,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 dm.use_recorded_splits(resumed["data_split"]["files"])
             if normalisation := trained_normalisation(resumed):  # as its weights were trained, measured or not
                 dm.use_normalisation(*normalisation)
+            dm.set_epoch(epoch_to_resume(resumed))  # workers start before Lightning restores the epoch
         else:
             log.warning("resume=true but %s does not exist: starting fresh", last)
     init = load_checkpoint(cfg.init_from) if cfg.get("init_from") and resumed is None else None
@@ -210,7 +218,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if init is not None:
         init_weights(module, init, cfg.init_from)
     confusions = ImageConfusions()  # off until the final validation
-    trainer = build_trainer(cfg, extra_callbacks=[confusions])
+    trainer = build_trainer(cfg, extra_callbacks=[confusions, EpochSeeds(cfg.seed)])
     resolved = plain(cfg)
     resolved["trainer"]["precision"] = str(trainer.precision)
     module.data_split = {"data": resolved["data"], "files": dm.split_files()}

@@ -2,6 +2,7 @@
 
 from seglight.training.callbacks.confusions import ImageConfusions
 from seglight.training.callbacks.ema import EMA, RAW_KEY
+from seglight.training.callbacks.epoch_seeds import EpochSeeds
 from seglight.training.callbacks.media import CurvesPlot, ValidationMedia
 from seglight.training.callbacks.time_budget import TimeBudget, epochs_that_fit, parse_duration
 
@@ -9,6 +10,7 @@ __all__ = [
     "EMA",
     "RAW_KEY",
     "CurvesPlot",
+    "EpochSeeds",
     "ImageConfusions",
     "TimeBudget",
     "ValidationMedia",
