@@ -29,6 +29,15 @@ def test_hf_folder_has_a_model_card_and_predicts_like_the_checkpoint(trained_tin
         assert f"| {name} |" in card
     assert f"**{metrics['val/mIoU']:.3f}**" in card and "95% CI [" in card  # val mIoU with its interval
     assert "normalised with mean [0.485, 0.456, 0.406]" in card
+    assert "not a held-out figure" not in card
+    retrained = tmp_path / "run_on_val"  # the same run, had it trained on its val images
+    shutil.copytree(run, retrained)
+    metrics_file = retrained / "metrics.json"
+    metrics_file.write_text(
+        json.dumps({**metrics, "train_on_val": True, "best_ckpt": str(retrained / "checkpoints" / ckpt.name)})
+    )
+    export_checkpoint(retrained / "checkpoints" / ckpt.name, "hf", tmp_path / "hf_on_val")
+    assert "not a held-out figure: trained on val" in (tmp_path / "hf_on_val" / "README.md").read_text()
     image = np.random.default_rng(0).integers(0, 256, (70, 90, 3), dtype=np.uint8)
     folder, original = Predictor.load(out, precision="32"), Predictor.load(ckpt, precision="32")
     assert folder.class_names == original.class_names and folder.palette.colors == original.palette.colors

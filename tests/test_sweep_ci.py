@@ -177,6 +177,14 @@ def test_summary_plots_accuracy_against_cost(tmp_path):
         points = sorted((float(m.get_xdata()[0]), float(m.get_ydata()[0])) for m in markers)
         expected = sorted((r[key], r["val/mIoU"]) for r in rows if r["val/mIoU"] is not None)
         assert np.allclose(points, expected)
+    rows[0]["val_caveat"] = "trained on val"  # a score that is not held out: hollow, and its label says so
+    fig = cost_figure(rows)
+    for ax in fig.axes:
+        hollow = {c.lines[0].get_markerfacecolor() == "none" for c in ax.containers}
+        assert sum(c.lines[0].get_markerfacecolor() == "none" for c in ax.containers) == 1, hollow
+        assert ax.get_xlabel().startswith(("training time", "prediction speed"))
+        labels = [t.get_text() for t in ax.texts]
+        assert f"{rows[0]['job']} (trained on val)" in labels and sum("(" in t for t in labels) == 1
 
 
 def test_summary_marks_scores_on_images_the_model_or_its_start_trained_on(tmp_path):

@@ -18,6 +18,7 @@ from seglight.model.module import SegmentationModule
 from seglight.report.bootstrap import bootstrap
 from seglight.report.confusions import VAL_CONFUSIONS, load_confusions
 from seglight.report.html import hex_color, render
+from seglight.report.tables import val_caveat
 from seglight.util.network import reachable
 
 HUB_HOST = "huggingface.co"
@@ -67,6 +68,7 @@ def card_context(module: SegmentationModule, info: dict[str, Any], record: dict[
         "classes": classes,
         "miou": metrics.get("val/mIoU"),
         "miou_ci": record.get("mIoU_ci"),
+        "val_caveat": val_caveat(metrics),
         "val_images": record.get("val_images"),
         "data": {
             k: data.get(k)

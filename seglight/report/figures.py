@@ -124,7 +124,8 @@ def curves_figure(
 def cost_figure(rows: Sequence[dict]):
     """Accuracy against cost for the jobs of a sweep (rows of ``seglight.training.sweep.collect``): val mIoU
     (with its 95% interval where known) against training minutes and against prediction speed (val images/s),
-    each point labelled with its job, so a researcher on modest hardware picks the model that fits."""
+    each point labelled with its job, so a researcher on modest hardware picks the model that fits. A job whose val
+    score is not held out (``val_caveat``) is drawn hollow, its label saying why."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     done = [r for r in rows if r.get("val/mIoU") is not None]
     for ax, key, label in (
@@ -140,8 +141,10 @@ def cost_figure(rows: Sequence[dict]):
             if isinstance(ci, str) and ci.startswith("["):
                 low, high = (float(v) for v in ci.strip("[]").split(","))
                 err = [[y - low], [high - y]]
-            ax.errorbar([x], [y], yerr=err, fmt="o", capsize=3)
-            ax.annotate(str(r["job"]), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+            caveat = r.get("val_caveat")  # a val score that is not held out: hollow, and the label says why
+            ax.errorbar([x], [y], yerr=err, fmt="o", capsize=3, mfc="none" if caveat else None)
+            name = f"{r['job']} ({caveat})" if caveat else str(r["job"])
+            ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
         ax.set_xlabel(label)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("val mIoU (95% interval)")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from rich.console import Console
 from rich.table import Table
@@ -29,3 +29,17 @@ def class_table(metrics: Mapping[str, float], stage: str, class_names: Sequence[
 
 def print_class_table(metrics: Mapping[str, float], stage: str, class_names: Sequence[str], title: str = "") -> None:
     Console().print(class_table(metrics, stage, class_names, title))
+
+
+def val_caveat(metrics: Mapping[str, Any]) -> str | None:
+    """Why a job's val/mIoU is not a held-out score, from its metrics.json: it trained on its val images
+    (``train_on_val``), or the checkpoint it started from did (``init_from_seen_val``: how many of them; None when
+    that start's images could not be found here). None for a clean score."""
+    if metrics.get("train_on_val"):
+        return "trained on val"
+    if "init_from_seen_val" not in metrics:
+        return None
+    seen = metrics["init_from_seen_val"]
+    if seen is None:
+        return "init_from: start's images unknown"
+    return f"init_from trained on {seen} val images" if seen else None

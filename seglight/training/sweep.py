@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 from seglight.report.bootstrap import bootstrap
 from seglight.report.confusions import VAL_CONFUSIONS, load_confusions
 from seglight.report.figures import cost_figure, save_figure
+from seglight.report.tables import val_caveat
 
 log = logging.getLogger(__name__)
 
@@ -53,20 +54,6 @@ def miou_interval(job_dir: Path, miou: float | None) -> str | None:
         return None
     low, high = result["mIoU_ci"]
     return f"[{low:.3f}, {high:.3f}]"
-
-
-def val_caveat(metrics: Mapping[str, Any]) -> str | None:
-    """Why a job's val/mIoU is not a held-out score, from its metrics.json: it trained on its val images
-    (``train_on_val``), or the checkpoint it started from did (``init_from_seen_val``: how many of them; None when
-    that start's images could not be found here). None for a clean score."""
-    if metrics.get("train_on_val"):
-        return "trained on val"
-    if "init_from_seen_val" not in metrics:
-        return None
-    seen = metrics["init_from_seen_val"]
-    if seen is None:
-        return "init_from: start's images unknown"
-    return f"init_from trained on {seen} val images" if seen else None
 
 
 def collect(sweep_dir: str | Path, states: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
