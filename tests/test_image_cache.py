@@ -64,3 +64,22 @@ def test_a_cache_larger_than_the_free_disk_is_refused_naming_the_folder(tmp_path
     dm = _dm(images, masks, tmp_path / "small", cache_images=True)
     with pytest.raises(ValueError, match="small/images.*cache_images=false"):
         dm.setup("fit")
+
+
+def test_a_new_reader_version_recounts_the_cached_statistics(tmp_path, monkeypatch):
+    """Class counts and channel statistics are cached by file stamps; when decoding changes (the reader version),
+    what was counted with the old reader must not be read back."""
+    from seglight.data import class_stats, io
+    from seglight.data.dataset import SegmentationDataset
+
+    images, masks = make_pairs(tmp_path / "data", n=3, color_masks=False)
+    dataset = SegmentationDataset(images, masks, num_classes=3)
+    calls = []
+    real = class_stats.pixel_counts
+    monkeypatch.setattr(class_stats, "pixel_counts", lambda d: calls.append(1) or real(d))
+    first = class_stats.cached_pixel_counts(dataset, {"n": 3}, tmp_path / "stats")
+    class_stats.cached_pixel_counts(dataset, {"n": 3}, tmp_path / "stats")
+    assert len(calls) == 1  # read back
+    monkeypatch.setattr(io, "READER_VERSION", io.READER_VERSION + 1)
+    again = class_stats.cached_pixel_counts(dataset, {"n": 3}, tmp_path / "stats")
+    assert len(calls) == 2 and np.array_equal(first, again)  # counted anew

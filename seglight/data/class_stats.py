@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from seglight.data import io
 from seglight.data.dataset import SegmentationDataset
 from seglight.data.transforms import IMAGENET_MEAN, IMAGENET_STD, pixel_values
 from seglight.util.files import atomic_write
@@ -107,9 +108,10 @@ class Normalisation:
 
 
 def files_key(files: list[Path], extra: Any) -> str:
-    """A hash of ``files`` (path, size, mtime) and ``extra`` (whatever else defines the statistic)."""
+    """A hash of ``files`` (path, size, mtime), ``extra`` (whatever else defines the statistic) and the reader
+    version (what the files decode to)."""
     stamps = [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files]
-    return hashlib.sha1(json.dumps([stamps, extra]).encode()).hexdigest()[:16]
+    return hashlib.sha1(json.dumps([stamps, extra, io.READER_VERSION]).encode()).hexdigest()[:16]
 
 
 def cached(path: Path, compute: Callable[[], Any], what: str) -> Any:

@@ -20,15 +20,13 @@ from typing import Callable
 
 import numpy as np
 
+from seglight.data import io
 from seglight.data.io import image_size
 from seglight.util.files import atomic_write
 
 log = logging.getLogger(__name__)
 
 FREE_SPACE_SHARE = 0.5  # refuse a cache that would fill more than this share of the free disk space
-
-
-READER_VERSION = 2  # raise when decoding changes (2: turned multispectral TIFFs refused)
 
 
 class ImageCache:
@@ -41,7 +39,7 @@ class ImageCache:
     def entry(self, path: Path) -> Path:
         st = path.stat()
         key = f"{path.resolve()}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}|{self.channels}"
-        key += f"|{READER_VERSION}"
+        key += f"|{io.READER_VERSION}"
         return self.folder / f"{hashlib.sha1(key.encode()).hexdigest()[:20]}.npy"
 
     def read(self, path: Path, decode: Callable[[], np.ndarray]) -> np.ndarray:

@@ -29,6 +29,9 @@ from seglight.data.arrays import (
 from seglight.data.errors import DataError
 from seglight.data.palette import Palette, check_label_range
 
+# raise when what a file decodes to changes: keys the image cache and the cached class counts and channel statistics
+# (2: multispectral TIFFs with a turning orientation tag refused)
+READER_VERSION = 2
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".npy")
 
 SWAPS_SIDES = (5, 6, 7, 8)  # EXIF orientations that turn the picture a quarter turn: width and height swap
