@@ -54,6 +54,14 @@ def test_too_few_groups_for_the_folds_is_an_error():
         assign_folds(CAMVID_LIKE, 4, r"^([^_]+)_")
 
 
+def test_a_fold_without_folds_is_refused(tmp_path):
+    """data.fold=i without data.folds=K > 1 scored the same split in every job: a sweep over data.fold then showed
+    one split's runs as a cross-validation mean +- spread."""
+    images, masks = _write(tmp_path, ["a_1", "b_1", "c_1"])
+    with pytest.raises(ValueError, match=r"data.fold=2 needs data.folds"):
+        SegDataModule(str(images), str(masks), num_classes=2, folds=0, fold=2)
+
+
 def _write(root: Path, stems: list[str]) -> tuple[Path, Path]:
     images, masks = root / "images", root / "masks"
     images.mkdir(parents=True)
@@ -177,6 +185,12 @@ def test_sweep_summary_gives_mean_and_spread_over_folds(tmp_path):
     assert "| loss=dice_ce data.folds=3 | 3 | 0.6200 +- 0.0400 | 0.5800 | 0.6600 |" in text
     assert "| loss=ce data.folds=3 | 3 | 0.5500 +- 0.0500 | 0.5000 | 0.6000 |" in text
     assert text.index("loss=dice_ce data.folds=3 | 3") < text.index("loss=ce data.folds=3 | 3")  # best mean first
+    d = tmp_path / "appended"  # a fold given as +data.fold= is a fold too
+    (d / ".hydra").mkdir(parents=True)
+    (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["loss=ce", "+data.fold=3", "data.folds=3"]))
+    (d / "metrics.json").write_text(json.dumps({"val/mIoU": 0.45, "best_ckpt": "x"}))
+    write_summary(tmp_path)
+    assert "| loss=ce data.folds=3 | 4 | " in (tmp_path / "summary.md").read_text()
 
 
 def test_a_val_fraction_hold_out_keeps_groups_whole(tmp_path):

@@ -160,6 +160,9 @@ class SplitFiles:
     ) -> None:
         if folds > 1 and not 0 <= fold < folds:
             raise ValueError(f"data.fold={fold} is not one of 0..{folds - 1} (data.folds={folds})")
+        if folds <= 1 and fold != 0:
+            raise ValueError(f"data.fold={fold} needs data.folds=K > 1 (cross-validation); without it every fold "
+                             "would score the same split")  # fmt: skip
         self.dirs = dirs
         self.val_fraction = val_fraction
         self.split_seed = split_seed

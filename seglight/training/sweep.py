@@ -85,7 +85,7 @@ def collect(sweep_dir: str | Path, states: Mapping[str, str] | None = None) -> l
     return sorted(rows, key=lambda r: (r["val/mIoU"] is None, -(r["val/mIoU"] or 0.0)))
 
 
-FOLD = re.compile(r"(^|\s)data\.fold=\S+")
+FOLD = re.compile(r"(^|\s)\+{0,2}data\.fold=\S+")  # data.fold=, +data.fold=, ++data.fold=
 
 
 def fold_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
