@@ -72,6 +72,47 @@ def _write(root: Path, stems: list[str]) -> tuple[Path, Path]:
     return images, masks
 
 
+FRAME = r"^([^_]+)_f?(\d+)$"  # CamVid: the sequence and the frame number
+
+
+def test_purged_leaves_out_train_frames_near_a_val_frame_of_the_same_sequence():
+    from seglight.data.groups import purged
+
+    train = ["A_00030", "A_00060", "A_00090", "A_00300", "B_00120", "C_f00110"]
+    assert purged(train, ["A_00120", "C_f00100"], FRAME, 30) == [True, True, False, True, True, False]
+    assert purged(train, ["A_00120"], FRAME, 0) == [True] * 6
+    with pytest.raises(DataError, match="does not capture"):
+        purged(train, ["A_00120"], r"^([^_]+)_", 30)
+
+
+@pytest.mark.parametrize("held_out", ["folds", "val_fraction"])
+def test_purge_frames_keeps_neighbouring_frames_off_both_sides_of_a_fold(tmp_path, held_out):
+    """Grouped by sequence and block of 1000 frames (the CamVid preset), frames a second apart sat on both sides
+    of a fold at every block's edge (0016E5_07999 in train, 0016E5_08001 in val)."""
+    stems = [f"0016E5_{f:05d}" for f in range(6990, 9030, 30)] + [f"0006R0_f{f:05d}" for f in range(930, 3930, 30)]
+    images, masks = _write(tmp_path, stems)
+    split = dict(folds=3, fold=0) if held_out == "folds" else dict(val_fraction=0.3)
+
+    def frames(purge: int) -> tuple[list[str], list[str]]:
+        dm = SegDataModule(str(images), str(masks), num_classes=2, group_pattern=SEQUENCE_AND_BLOCK,
+                           frame_pattern=FRAME, purge_frames=purge, num_workers=0, **split)  # fmt: skip
+        return [p.stem for p, _ in dm.split_pairs("train")], [p.stem for p, _ in dm.split_pairs("val")]
+
+    def nearest(train: list[str], val: list[str]) -> int:
+        from seglight.data.groups import frame_of
+
+        pairs = [(frame_of(t, FRAME), frame_of(v, FRAME)) for t in train for v in val]
+        return min(abs(a[1] - b[1]) for a, b in pairs if a[0] == b[0])
+
+    train, val = frames(0)
+    assert nearest(train, val) <= 30  # blocks alone: neighbours across the edge
+    purged_train, purged_val = frames(60)
+    assert purged_val == val and set(purged_train) < set(train)
+    assert nearest(purged_train, val) > 60
+    with pytest.raises(ValueError, match="data.purge_frames=60 needs data.frame_pattern"):
+        SegDataModule(str(images), str(masks), num_classes=2, purge_frames=60, num_workers=0)
+
+
 def test_datamodule_folds_pool_train_and_val_and_hold_out_one_fold(tmp_path):
     train_stems, val_stems = CAMVID_LIKE[::2], CAMVID_LIKE[1::2]
     images, masks = _write(tmp_path / "train", train_stems)

@@ -93,6 +93,8 @@ class SegDataModule(pl.LightningDataModule):
         folds: int = 0,
         fold: int = 0,
         group_pattern: str | None = None,
+        purge_frames: int = 0,
+        frame_pattern: str | None = None,
         train_on_val: bool = False,
         cache_dir: str | None = None,
         root: str | None = None,
@@ -114,6 +116,8 @@ class SegDataModule(pl.LightningDataModule):
             folds=folds,
             fold=fold,
             group_pattern=group_pattern,
+            purge_frames=purge_frames,
+            frame_pattern=frame_pattern,
             require_test=require_test,
             train_on_val=train_on_val,
         )

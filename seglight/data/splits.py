@@ -6,18 +6,26 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import re
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-import numpy as np
-
+from seglight.data.groups import assign_folds, file_group, holdout, purged
 from seglight.data.io import DataError, pair_files
 
 log = logging.getLogger(__name__)
 
 # data options that decide which files go to which split
-SPLIT_KEYS = ("val_fraction", "split_seed", "folds", "fold", "group_pattern", "train_on_val")
+SPLIT_KEYS = (
+    "val_fraction",
+    "split_seed",
+    "folds",
+    "fold",
+    "group_pattern",
+    "train_on_val",
+    "purge_frames",
+    "frame_pattern",
+)
+PATTERN_KEYS = ("group_pattern", "frame_pattern")  # off: None (other split options: 0)
 # data options that change neither the files nor their labels (loading and augmentation)
 LOADING_KEYS = (
     "batch_size",
@@ -55,74 +63,6 @@ def data_differences(recorded: dict[str, Any], current: dict[str, Any]) -> tuple
     return [k for k in differ if k not in SPLIT_KEYS], [k for k in differ if k in SPLIT_KEYS]
 
 
-def file_group(stem: str, pattern: str | None) -> str:
-    """The group of a file for cross-validation: the text ``pattern`` (a regex searched in the file stem)
-    captures, its groups joined by "_" (e.g. CamVid's sequence and frame block); the stem itself without one."""
-    if pattern is None:
-        return stem
-    match = re.search(pattern, stem)
-    if match is None:
-        raise DataError(f"data.group_pattern={pattern!r} does not match the file name {stem!r}")
-    return "_".join(g for g in match.groups() if g is not None) or match.group(0)
-
-
-def assign_folds(stems: Sequence[str], folds: int, pattern: str | None = None, seed: int = 0) -> list[int]:
-    """The fold (0..folds-1) of each file: whole groups (``file_group``) go to one fold, largest first, each to
-    the fold with the fewest files so far (groups of equal size in an order drawn with ``seed``)."""
-    groups: dict[str, list[int]] = {}
-    for i, stem in enumerate(stems):
-        groups.setdefault(file_group(stem, pattern), []).append(i)
-    if len(groups) < folds:
-        raise DataError(
-            f"{len(groups)} groups ({sorted(groups)[:5]}...) cannot fill data.folds={folds}; "
-            "use fewer folds or a finer data.group_pattern"
-        )
-    names = sorted(groups)
-    order = np.random.default_rng(seed).permutation(len(names))
-    ranked = sorted((names[i] for i in order), key=lambda g: -len(groups[g]))  # stable: seeded order among ties
-    sizes = [0] * folds
-    assignment = [0] * len(stems)
-    for g in ranked:
-        k = int(np.argmin(sizes))
-        sizes[k] += len(groups[g])
-        for i in groups[g]:
-            assignment[i] = k
-    return assignment
-
-
-def holdout(n: int, fraction: float, seed: int, groups: Sequence[str] | None = None) -> tuple[list[int], list[int]]:
-    """(val indices, train indices) of n items: a ``fraction`` (at least one) drawn with ``seed``, both sorted.
-    With ``groups`` (each item's ``file_group``) whole groups are taken, in a seeded order, each that brings
-    the count nearer the fraction (train keeps one group at least): no group on both sides."""
-    k = max(1, int(round(n * fraction)))
-    if groups is None:
-        order = np.random.default_rng(seed).permutation(n)
-        return sorted(order[:k].tolist()), sorted(order[k:].tolist())
-    names = sorted(set(groups))
-    if len(names) < 2:
-        raise DataError(f"data.group_pattern gives {len(names)} group ({names}): a val hold-out needs two or more")
-    members: dict[str, list[int]] = {}
-    for i, g in enumerate(groups):
-        members.setdefault(g, []).append(i)
-    drawn = [names[j] for j in np.random.default_rng(seed).permutation(len(names))]
-    chosen: list[str] = []
-    total = 0
-    for g in drawn:  # in the seeded order, each group that brings val nearer the fraction
-        if abs(total + len(members[g]) - k) < abs(total - k):
-            chosen.append(g)
-            total += len(members[g])
-    if not chosen:  # every group is larger than twice the fraction: the smallest, first in the seeded order
-        chosen = [min(drawn, key=lambda g: len(members[g]))]
-    if len(chosen) == len(names):  # train keeps one group at least
-        chosen.pop()
-    total = sum(len(members[c]) for c in chosen)
-    if abs(total - k) > 0.5 * k:
-        log.warning("data.group_pattern: whole groups hold out %d of %d files for data.val_fraction=%s (%d asked)",
-                    total, n, fraction, k)  # fmt: skip
-    val = sorted(i for g in chosen for i in members[g])
-    return val, sorted(set(range(n)) - set(val))
-
-
 def recorded_images(splits: SplitFiles, record: dict[str, Any], split: str, data: dict[str, Any]) -> list[Path] | None:
     """The image files of ``split`` that a run recorded (``record``: a checkpoint's ``data_split``), looked up in
     the folders of ``splits`` under that run's own split options (its folds, hold-out, train_on_val); None when
@@ -135,7 +75,7 @@ def recorded_images(splits: SplitFiles, record: dict[str, Any], split: str, data
     theirs = copy.copy(splits)
     for key in how:  # an option the run did not record was off
         value = record["data"].get(key)
-        setattr(theirs, key, 0 if value is None and key != "group_pattern" else value)
+        setattr(theirs, key, 0 if value is None and key not in PATTERN_KEYS else value)
     theirs.recorded = {split: list(record["files"][split])}
     return [image for image, _ in theirs.pairs(split)]
 
@@ -157,6 +97,8 @@ class SplitFiles:
         group_pattern: str | None = None,
         require_test: bool = False,
         train_on_val: bool = False,
+        purge_frames: int = 0,
+        frame_pattern: str | None = None,
     ) -> None:
         if folds > 1 and not 0 <= fold < folds:
             raise ValueError(f"data.fold={fold} is not one of 0..{folds - 1} (data.folds={folds})")
@@ -171,6 +113,10 @@ class SplitFiles:
         self.group_pattern = group_pattern
         self.require_test = require_test
         self.train_on_val = train_on_val
+        self.purge_frames = purge_frames
+        self.frame_pattern = frame_pattern
+        if purge_frames and not frame_pattern:
+            raise ValueError(f"data.purge_frames={purge_frames} needs data.frame_pattern (sequence, frame number)")
         if train_on_val and folds > 1:
             raise ValueError("data.train_on_val trains on every file; cross-validation (data.folds) holds folds out")
         self.recorded: dict[str, list[str]] | None = None
@@ -196,7 +142,7 @@ class SplitFiles:
         if self.recorded is not None and split in self.recorded:
             return self._recorded_pairs(split)
         if self.folds > 1 and split in ("train", "val"):
-            return self._fold_pairs(split)
+            return self._purged(self._fold_pairs(split), split)
         if self.train_on_val and split == "train":
             if not self.has("val"):
                 raise ValueError("data.train_on_val needs val folders (data.val_images / data.val_masks)")
@@ -211,8 +157,18 @@ class SplitFiles:
             if groups is not None and split == "val":  # runs before 2026-11-27 held out single files here
                 log.info("val: whole groups of data.group_pattern, nearest data.val_fraction=%s", self.val_fraction)
             val_idx, train_idx = holdout(len(pairs), self.val_fraction, self.split_seed, groups)
-            return [pairs[i] for i in (val_idx if split == "val" else train_idx)]
+            return self._purged([pairs[i] for i in (val_idx if split == "val" else train_idx)], split)
         return pairs
+
+    def _purged(self, pairs: list[tuple[Path, Path]], split: str) -> list[tuple[Path, Path]]:
+        """Train ``pairs`` without those within ``purge_frames`` frames of a val file (``purged``); others as given."""
+        if split != "train" or not self.purge_frames:
+            return pairs
+        val = [image.stem for image, _ in self.pairs("val")]
+        keep = purged([image.stem for image, _ in pairs], val, str(self.frame_pattern), int(self.purge_frames))
+        log.info("train: %d of %d files left out, within data.purge_frames=%s frames of a val file",
+                 len(pairs) - sum(keep), len(pairs), self.purge_frames)  # fmt: skip
+        return [p for p, k in zip(pairs, keep) if k]
 
     def _source_pairs(self, split: str) -> list[tuple[Path, Path]]:
         """The pairs a split is drawn from: its own folders, the training folders for a val hold-out, or both
