@@ -86,6 +86,21 @@ def test_a_degraded_class_is_worse_and_the_verdict_says_so(tmp_path):
     assert "(better)" in (tmp_path / "back" / "compare.md").read_text()
 
 
+def test_a_run_scored_on_images_it_trained_on_is_flagged(tmp_path):
+    """An evaluate output whose model trained on the scored images (data.train_on_val, or a start that did) could
+    be called better on them: compare says it is not a held-out comparison."""
+    a = evaluate_folder(tmp_path / "ce", confusions(1))
+    b = evaluate_folder(tmp_path / "trainval", confusions(2))
+    (b / "metrics.json").write_text(json.dumps({"mIoU": 0.0, "train_on_val": True}))
+    c = evaluate_folder(tmp_path / "tuned", confusions(3))
+    (c / "metrics.json").write_text(json.dumps({"mIoU": 0.0, "trained_on_images": 12}))
+    result = compare_runs([str(a), str(b), str(c)], data={}, split="val", output=tmp_path / "out")
+    assert result["baseline_caveat"] is None
+    assert [r["caveat"] for r in result["runs"]] == ["trained on val", "init_from trained on 12 of these images"]
+    md = (tmp_path / "out" / "compare.md").read_text()
+    assert "trainval: not held out (trained on val)" in md and "tuned: not held out (init_from trained on 12" in md
+
+
 def test_verdict_words_and_signs():
     assert verdict("B", "A", 0.021, [0.008, 0.034]) == "B - A = +0.021 mIoU, 95% CI [+0.008, +0.034] (better)"
     assert verdict("B", "A", -0.02, [-0.03, -0.01]).endswith("[-0.030, -0.010] (worse)")

@@ -228,6 +228,7 @@ def test_a_model_trained_on_its_val_images_is_not_calibrated_or_reported_as_held
         evaluate_checkpoint(copy, _data_config(data), "val", tmp_path / "eval", top_k=1)
     assert "not held-out" in caplog.text
     assert "not held-out scores" in (tmp_path / "eval" / "report.html").read_text()
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["train_on_val"] is True  # compare reads it
     assert "scoring the configured" not in caplog.text  # the run's recorded val split is still the one scored
 
 

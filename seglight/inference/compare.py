@@ -7,6 +7,7 @@ evaluated first) or a .ckpt / .onnx file (evaluated first, into ``<output>/runs/
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from seglight.report.bootstrap import LEVEL, bootstrap, paired_difference, score
 from seglight.report.compare_figures import difference_figure
 from seglight.report.confusions import CONFUSIONS, load_confusions
 from seglight.report.figures import save_figure
-from seglight.report.tables import score_text
+from seglight.report.tables import score_text, val_caveat
 from seglight.util.files import atomic_write, write_json
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class Scored:
     images: list[str]
     confusions: np.ndarray
     class_names: list[str]
+    caveat: str | None = None  # why its scores are not held out (``val_caveat`` of its metrics.json)
 
 
 def run_names(runs: Sequence[str]) -> list[str]:
@@ -119,6 +121,7 @@ def compare(scored: Sequence[Scored], seed: int = 0) -> dict[str, Any]:
         "baseline_mIoU": float(base["mIoU"]),
         "baseline_mIoU_ci": _pair(base["mIoU_ci"]),
         "baseline_iou": _by_class(base["iou"], names),
+        "baseline_caveat": scored[0].caveat,
         "class_names": names,
         "images": len(images),
         "level": LEVEL,
@@ -137,6 +140,7 @@ def compare(scored: Sequence[Scored], seed: int = 0) -> dict[str, Any]:
                 "mIoU_diff_ci": _pair(diff["mIoU_diff_ci"]),
                 "iou_diff": _by_class(diff["iou_diff"], names),
                 "iou_diff_ci": {c: _pair(ci) for c, ci in zip(names, diff["iou_diff_ci"])},
+                "caveat": s.caveat,
             }
         )
     return out
@@ -163,6 +167,12 @@ def verdict(b: str, a: str, diff: float, ci: Sequence[float], level: float = LEV
     return f"{b} - {a} = {diff:+.3f} mIoU, {level:.0%} CI [{low:+.3f}, {high:+.3f}] ({word})"
 
 
+def caveats(result: dict[str, Any], run: dict[str, Any]) -> list[tuple[str, str]]:
+    """(name, why) for the baseline and ``run`` where their scores are not held out."""
+    named = ((result["baseline_name"], result.get("baseline_caveat")), (run["name"], run.get("caveat")))
+    return [(n, c) for n, c in named if c]
+
+
 def markdown(result: dict[str, Any]) -> str:
     """compare.md: per compared run its verdict line and a per-class table of both IoUs and the difference."""
     a, level = result["baseline_name"], result["level"]
@@ -170,6 +180,8 @@ def markdown(result: dict[str, Any]) -> str:
     for r in result["runs"]:
         b = r["name"]
         lines += [verdict(b, a, r["mIoU_diff"], r["mIoU_diff_ci"], level), ""]
+        lines += [f"{n}: not held out ({c}): these images were trained on" for n, c in caveats(result, r)]
+        lines += [""] if caveats(result, r) else []
         lines += [f"| class | {a} IoU | {b} IoU | diff | {level:.0%} CI |", "|---|---|---|---|---|"]
         rows = [(c, result["baseline_iou"][c], r["iou"][c], r["iou_diff"][c], r["iou_diff_ci"][c]) for c in r["iou"]]
         rows.append(("**mIoU**", result["baseline_mIoU"], r["mIoU"], r["mIoU_diff"], r["mIoU_diff_ci"]))
@@ -191,8 +203,11 @@ def compare_runs(
     output.mkdir(parents=True, exist_ok=True)
     scored = []
     for run, name in zip(runs, run_names(runs)):
-        images, confusions, classes = load_confusions(confusions_file(run, name, output, data, split, **predictor))
-        scored.append(Scored(run, name, images, confusions, classes))
+        path = confusions_file(run, name, output, data, split, **predictor)
+        images, confusions, classes = load_confusions(path)
+        metrics = path.parent / "metrics.json"
+        caveat = val_caveat(json.loads(metrics.read_text())) if metrics.is_file() else None
+        scored.append(Scored(run, name, images, confusions, classes, caveat))
     result = compare(scored, seed)
     write_json(output / "compare.json", result)
     text = markdown(result)
@@ -205,5 +220,7 @@ def compare_runs(
     save_figure(difference_figure(labels, legend, np.array(diffs), np.array(intervals), title), output / "compare.png")
     for r in result["runs"]:
         print(verdict(r["name"], result["baseline_name"], r["mIoU_diff"], r["mIoU_diff_ci"], result["level"]))
+        for n, c in caveats(result, r):
+            log.warning("%s: not held out (%s): these images were trained on", n, c)
     print(f"-> {output / 'compare.md'}")
     return result

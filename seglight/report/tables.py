@@ -32,14 +32,16 @@ def print_class_table(metrics: Mapping[str, float], stage: str, class_names: Seq
 
 
 def val_caveat(metrics: Mapping[str, Any]) -> str | None:
-    """Why a job's val/mIoU is not a held-out score, from its metrics.json: it trained on its val images
-    (``train_on_val``), or the checkpoint it started from did (``init_from_seen_val``: how many of them; None when
-    that start's images could not be found here). None for a clean score."""
+    """Why scores are not held out, from a metrics.json: the model trained on its val images (``train_on_val``,
+    training's and evaluate's), or the checkpoint it started from trained on some of the scored images
+    (training's ``init_from_seen_val``, evaluate's ``trained_on_images``: how many; None when that start's images
+    could not be found here). None for a clean score."""
     if metrics.get("train_on_val"):
         return "trained on val"
-    if "init_from_seen_val" not in metrics:
-        return None
-    seen = metrics["init_from_seen_val"]
-    if seen is None:
-        return "init_from: start's images unknown"
-    return f"init_from trained on {seen} val images" if seen else None
+    for key, images in (("init_from_seen_val", "val images"), ("trained_on_images", "of these images")):
+        if key in metrics:
+            seen = metrics[key]
+            if seen is None:
+                return "init_from: start's images unknown"
+            return f"init_from trained on {seen} {images}" if seen else None
+    return None
