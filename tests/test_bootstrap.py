@@ -67,3 +67,24 @@ def test_a_degraded_class_has_its_interval_below_zero_and_the_others_contain_zer
     assert diff["iou_diff_ci"][2, 1] < 0
     # the other classes only lose the pixels class 2 now gives them: small, but they are not degraded alike
     assert (diff["iou_diff"][[0, 1, 3]] > diff["iou_diff"][2] / 3).all()
+
+
+def test_a_class_in_too_few_images_gets_no_interval():
+    """A class in one image of 50: every replicate holding it gives that image's IoU, so the percentile interval
+    collapsed to a point (false certainty); a class in fewer than MIN_IMAGES images now has none."""
+    from seglight.report.bootstrap import MIN_IMAGES
+
+    rng = np.random.default_rng(0)
+    conf = np.zeros((50, 3, 3), np.int64)
+    for i in range(50):
+        conf[i, :2, :2] = rng.integers(1, 100, (2, 2)) + np.eye(2, dtype=np.int64) * 500
+    conf[7, 2, 2], conf[7, 2, 0] = 20, 80  # class 2 in image 7 only: IoU 0.2
+    out = bootstrap(conf)
+    assert np.isnan(out["iou_ci"][2]).all() and np.isnan(out["recall_ci"][2]).all()
+    assert np.isfinite(out["iou_ci"][:2]).all() and out["iou"][2] == 0.2  # the point is still given
+    assert np.isfinite(out["mIoU_ci"]).all()
+    diff = paired_difference(conf, conf)
+    assert np.isnan(diff["iou_diff_ci"][2]).all() and np.isfinite(diff["iou_diff_ci"][:2]).all()
+    for i in range(1, MIN_IMAGES):  # in MIN_IMAGES images: an interval again
+        conf[7 + i, 2, 2], conf[7 + i, 2, 0] = 20 + i, 80
+    assert np.isfinite(bootstrap(conf)["iou_ci"][2]).all()

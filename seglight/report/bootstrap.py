@@ -21,6 +21,10 @@ from seglight.model.metrics import scores
 
 REPLICATES = 1000
 LEVEL = 0.95
+# a class in fewer scored images gets no per-class interval: every replicate holding it repeats those images'
+# IoU, so the percentiles collapse to a point and would read as certainty
+MIN_IMAGES = 5
+PER_CLASS = ("iou", "class_dice", "precision", "recall")
 
 
 def replicate_weights(n: int, replicates: int = REPLICATES, seed: int = 0) -> np.ndarray:
@@ -45,10 +49,17 @@ def interval(samples: np.ndarray, level: float = LEVEL) -> np.ndarray:
     return np.stack([low, high], axis=-1)
 
 
+def too_rare(confusions: np.ndarray) -> np.ndarray:
+    """(N,C,C) -> (C,) bool: classes in fewer than ``MIN_IMAGES`` images, as target or prediction."""
+    appears = (confusions.sum(1) + confusions.sum(2)) > 0  # (N,C)
+    return appears.sum(0) < MIN_IMAGES
+
+
 def bootstrap(confusions: np.ndarray, replicates: int = REPLICATES, seed: int = 0, level: float = LEVEL) -> dict:
     """Per-image confusion matrices (N,C,C) -> the scores of their sum with intervals.
 
-    Returns {name: value} for the ``scores`` of the summed matrix, {name + "_ci": (..., 2)} for each, and
+    Returns {name: value} for the ``scores`` of the summed matrix, {name + "_ci": (..., 2)} for each (per class:
+    NaN for a class in fewer than ``MIN_IMAGES`` images), and
     "per_image_mIoU" (the mean over images of each image's own mIoU, images without a scored pixel left out)
     with its "per_image_mIoU_ci".
     """
@@ -56,6 +67,8 @@ def bootstrap(confusions: np.ndarray, replicates: int = REPLICATES, seed: int = 
     point, samples = scores(confusions.sum(0)), scores(_resampled(confusions, weights))
     out: dict[str, Any] = dict(point)
     out.update({f"{k}_ci": interval(v, level) for k, v in samples.items()})
+    for key in PER_CLASS:
+        out[f"{key}_ci"][too_rare(confusions)] = np.nan
     scored = confusions.sum((1, 2)) > 0  # an all-void image has no mIoU: out of the per-image mean
     image_miou = np.where(scored, scores(confusions)["mIoU"], 0.0)  # (N,)
     out["per_image_mIoU"] = float(image_miou[scored].mean()) if scored.any() else float("nan")
@@ -69,15 +82,17 @@ def paired_difference(
 ) -> dict[str, np.ndarray]:
     """Two models' per-image confusion matrices (N,C,C) on the same N images, in the same order -> B - A:
     {"mIoU_diff": (), "mIoU_diff_ci": (2,), "iou_diff": (C,), "iou_diff_ci": (C,2)}, each replicate drawing
-    the same images for both."""
+    the same images for both (no per-class interval for a class in fewer than ``MIN_IMAGES`` images)."""
     if a.shape != b.shape:
         raise ValueError(f"paired runs need the same images and classes: {a.shape} vs {b.shape}")
     weights = replicate_weights(len(a), replicates, seed)
     sa, sb = scores(_resampled(a, weights)), scores(_resampled(b, weights))
     pa, pb = scores(a.sum(0)), scores(b.sum(0))
+    iou_diff_ci = interval(sb["iou"] - sa["iou"], level)
+    iou_diff_ci[too_rare(a + b)] = np.nan
     return {
         "mIoU_diff": pb["mIoU"] - pa["mIoU"],
         "mIoU_diff_ci": interval(sb["mIoU"] - sa["mIoU"], level),
         "iou_diff": pb["iou"] - pa["iou"],
-        "iou_diff_ci": interval(sb["iou"] - sa["iou"], level),
+        "iou_diff_ci": iou_diff_ci,
     }
