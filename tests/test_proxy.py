@@ -232,6 +232,12 @@ def test_sweep_summary_gives_mean_and_spread_over_folds(tmp_path):
     (d / "metrics.json").write_text(json.dumps({"val/mIoU": 0.45, "best_ckpt": "x"}))
     write_summary(tmp_path)
     assert "| loss=ce data.folds=3 | 4 | " in (tmp_path / "summary.md").read_text()
+    d = tmp_path / "single"  # one fold alone: a mean without a spread
+    (d / ".hydra").mkdir(parents=True)
+    (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["loss=focal", "data.fold=0", "data.folds=3"]))
+    (d / "metrics.json").write_text(json.dumps({"val/mIoU": 0.4, "best_ckpt": "x"}))
+    write_summary(tmp_path)
+    assert "| loss=focal data.folds=3 | 1 | 0.4000 +- - | 0.4000 | 0.4000 |" in (tmp_path / "summary.md").read_text()
 
 
 def test_a_val_fraction_hold_out_keeps_groups_whole(tmp_path):

@@ -104,7 +104,7 @@ def fold_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "folds": len(v),
             "not_held_out": caveats[k],
             "mean": statistics.fmean(v),
-            "std": statistics.stdev(v) if len(v) > 1 else 0.0,
+            "std": statistics.stdev(v) if len(v) > 1 else None,  # one fold: no spread to tell
             "min": min(v),
             "max": max(v),
         }
@@ -115,6 +115,10 @@ def fold_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _cell(value: Any) -> str:
     return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _spread(fold_row: dict[str, Any]) -> str:
+    return "-" if fold_row["std"] is None else f"{fold_row['std']:.4f}"
 
 
 def _not_held_out(recipe: Mapping[str, Any]) -> str:
@@ -152,7 +156,7 @@ def write_summary(sweep_dir: str | Path, states: Mapping[str, str] | None = None
             "|---|---|---|---|---|",
         ]
         lines += [
-            f"| {f['recipe'] or '(defaults)'} | {f['folds']}{_not_held_out(f)} | {f['mean']:.4f} +- {f['std']:.4f} | "
+            f"| {f['recipe'] or '(defaults)'} | {f['folds']}{_not_held_out(f)} | {f['mean']:.4f} +- {_spread(f)} | "
             f"{f['min']:.4f} | {f['max']:.4f} |"
             for f in folds
         ]
