@@ -41,7 +41,7 @@ def evaluate_folder(root: Path, conf: np.ndarray, images: list[str] | None = Non
     root.mkdir(parents=True)
     images = images if images is not None else [f"/data/img_{i:03d}.png" for i in range(len(conf))]
     save_confusions(root / CONFUSIONS, images, list(conf), names)
-    (root / "metrics.json").write_text(json.dumps({"mIoU": 0.0}))
+    (root / "metrics.json").write_text(json.dumps({"mIoU": 0.0, "train_on_val": False}))
     return root
 
 
@@ -98,7 +98,11 @@ def test_a_run_scored_on_images_it_trained_on_is_flagged(tmp_path):
     assert result["baseline_caveat"] is None
     assert [r["caveat"] for r in result["runs"]] == ["trained on val", "init_from trained on 12 of these images"]
     md = (tmp_path / "out" / "compare.md").read_text()
-    assert "trainval: not held out (trained on val)" in md and "tuned: not held out (init_from trained on 12" in md
+    assert "trainval: not held out: trained on val" in md and "tuned: not held out: init_from trained on 12" in md
+    (a / "metrics.json").write_text(json.dumps({"mIoU": 0.0, "train_on_val": False}))  # as evaluate writes now
+    (c / "metrics.json").write_text(json.dumps({"mIoU": 0.0}))  # evaluated before the key was recorded
+    again = compare_runs([str(a), str(c)], data={}, split="val", output=tmp_path / "again")
+    assert again["baseline_caveat"] is None and again["runs"][0]["caveat"].startswith("held-out unchecked")
 
 
 def test_verdict_words_and_signs():

@@ -54,6 +54,20 @@ def test_too_few_groups_for_the_folds_is_an_error():
         assign_folds(CAMVID_LIKE, 4, r"^([^_]+)_")
 
 
+def test_purge_options_differ_only_where_they_act():
+    """An old checkpoint (no purge keys) against a config that purges: a difference for folds and hold-outs, none
+    for a split by val folders, which nothing purges (evaluate would warn about it for every old run)."""
+    from seglight.data.splits import data_differences
+
+    folders = {"images": "a", "val_images": "b", "folds": 0}
+    purging = {"purge_frames": 60, "frame_pattern": FRAME}
+    assert data_differences(folders, {**folders, **purging}) == ([], [])
+    folds = {**folders, "folds": 4}
+    assert data_differences(folds, {**folds, **purging}) == ([], ["frame_pattern", "purge_frames"])
+    held_out = {"images": "a", "val_images": None}
+    assert data_differences(held_out, {**held_out, **purging}) == ([], ["frame_pattern", "purge_frames"])
+
+
 def test_a_fold_without_folds_is_refused(tmp_path):
     """data.fold=i without data.folds=K > 1 scored the same split in every job: a sweep over data.fold then showed
     one split's runs as a cross-validation mean +- spread."""
@@ -109,6 +123,11 @@ def test_purge_frames_keeps_neighbouring_frames_off_both_sides_of_a_fold(tmp_pat
     purged_train, purged_val = frames(60)
     assert purged_val == val and set(purged_train) < set(train)
     assert nearest(purged_train, val) > 60
+    one_images, one_masks = _write(tmp_path / "one", [f"0016E5_{f:05d}" for f in range(0, 4000, 30)])  # one sequence
+    dm = SegDataModule(str(one_images), str(one_masks), num_classes=2, group_pattern=SEQUENCE_AND_BLOCK,
+                       frame_pattern=FRAME, purge_frames=10**6, num_workers=0, **split)  # fmt: skip
+    with pytest.raises(DataError, match="leaves no training file"):
+        dm.split_pairs("train")
     with pytest.raises(ValueError, match="data.purge_frames=60 needs data.frame_pattern"):
         SegDataModule(str(images), str(masks), num_classes=2, purge_frames=60, num_workers=0)
 

@@ -26,6 +26,7 @@ SPLIT_KEYS = (
     "frame_pattern",
 )
 PATTERN_KEYS = ("group_pattern", "frame_pattern")  # off: None (other split options: 0)
+PURGE_KEYS = ("purge_frames", "frame_pattern")  # act on folds and val_fraction hold-outs only
 # data options that change neither the files nor their labels (loading and augmentation)
 LOADING_KEYS = (
     "batch_size",
@@ -60,7 +61,15 @@ def data_differences(recorded: dict[str, Any], current: dict[str, Any]) -> tuple
 
     # a key one config lacks (an option added since) equals the other's off value (false, null, 0)
     differ = [k for k in keys if value(recorded, k) != value(current, k) and (recorded.get(k) or current.get(k))]
+    if not any(c.get("folds", 0) > 1 or not c.get("val_images") for c in (recorded, current)):
+        differ = [k for k in differ if k not in PURGE_KEYS]  # val folders, no folds: nothing is purged
     return [k for k in differ if k not in SPLIT_KEYS], [k for k in differ if k in SPLIT_KEYS]
+
+
+def recorded_option(data: dict[str, Any], key: str) -> Any:
+    """A split option as a run recorded it (``data``: its data config); one it did not record was off."""
+    value = data.get(key)
+    return 0 if value is None and key not in PATTERN_KEYS else value
 
 
 def recorded_images(splits: SplitFiles, record: dict[str, Any], split: str, data: dict[str, Any]) -> list[Path] | None:
@@ -73,9 +82,8 @@ def recorded_images(splits: SplitFiles, record: dict[str, Any], split: str, data
     if not record["files"].get(split):
         return []
     theirs = copy.copy(splits)
-    for key in how:  # an option the run did not record was off
-        value = record["data"].get(key)
-        setattr(theirs, key, 0 if value is None and key not in PATTERN_KEYS else value)
+    for key in how:
+        setattr(theirs, key, recorded_option(record["data"], key))
     theirs.recorded = {split: list(record["files"][split])}
     return [image for image, _ in theirs.pairs(split)]
 
@@ -166,8 +174,13 @@ class SplitFiles:
             return pairs
         val = [image.stem for image, _ in self.pairs("val")]
         keep = purged([image.stem for image, _ in pairs], val, str(self.frame_pattern), int(self.purge_frames))
-        log.info("train: %d of %d files left out, within data.purge_frames=%s frames of a val file",
-                 len(pairs) - sum(keep), len(pairs), self.purge_frames)  # fmt: skip
+        left = len(pairs) - sum(keep)
+        if left == len(pairs):
+            raise DataError(f"data.purge_frames={self.purge_frames} leaves no training file: every one lies that near "
+                            "a val file of its sequence")  # fmt: skip
+        log.log(logging.WARNING if left > 0.25 * len(pairs) else logging.INFO,
+                "train: %d of %d files left out, within data.purge_frames=%s frames of a val file",
+                left, len(pairs), self.purge_frames)  # fmt: skip
         return [p for p, k in zip(pairs, keep) if k]
 
     def _source_pairs(self, split: str) -> list[tuple[Path, Path]]:

@@ -19,7 +19,7 @@ import numpy as np
 from seglight.inference.evaluation import evaluate_checkpoint
 from seglight.report.bootstrap import LEVEL, bootstrap, paired_difference, scores
 from seglight.report.compare_figures import difference_figure
-from seglight.report.confusions import CONFUSIONS, load_confusions
+from seglight.report.confusions import CONFUSIONS, VAL_CONFUSIONS, load_confusions
 from seglight.report.figures import save_figure
 from seglight.report.tables import score_text, val_caveat
 from seglight.util.files import atomic_write, write_json
@@ -79,6 +79,18 @@ def confusions_file(run: str, name: str, output: Path, data: dict[str, Any], spl
     print(f"{name}: evaluating {model} on the {split} split -> {dest}")
     evaluate_checkpoint(model, data, split, dest, **predictor)
     return dest / CONFUSIONS
+
+
+def run_caveat(confusions: Path) -> str | None:
+    """Why a run's scores are not held out (``val_caveat``), from the metrics.json beside its confusions: an
+    evaluate output's (``confusions.npz``) or a training run's (``val_confusions.npz``); none for other files."""
+    metrics = confusions.parent / "metrics.json"
+    if confusions.name not in (CONFUSIONS, VAL_CONFUSIONS) or not metrics.is_file():
+        return None
+    recorded = json.loads(metrics.read_text())
+    if confusions.name == CONFUSIONS and "train_on_val" not in recorded:  # evaluated before it was recorded
+        return val_caveat(recorded) or "held-out unchecked (evaluated before 2026-11-27)"
+    return val_caveat(recorded)
 
 
 def paired(scored: Sequence[Scored]) -> tuple[list[str], list[np.ndarray]]:
@@ -180,7 +192,7 @@ def markdown(result: dict[str, Any]) -> str:
     for r in result["runs"]:
         b = r["name"]
         lines += [verdict(b, a, r["mIoU_diff"], r["mIoU_diff_ci"], level), ""]
-        lines += [f"{n}: not held out ({c}): these images were trained on" for n, c in caveats(result, r)]
+        lines += [f"{n}: not held out: {c}" for n, c in caveats(result, r)]
         lines += [""] if caveats(result, r) else []
         lines += [f"| class | {a} IoU | {b} IoU | diff | {level:.0%} CI |", "|---|---|---|---|---|"]
         rows = [(c, result["baseline_iou"][c], r["iou"][c], r["iou_diff"][c], r["iou_diff_ci"][c]) for c in r["iou"]]
@@ -205,9 +217,7 @@ def compare_runs(
     for run, name in zip(runs, run_names(runs)):
         path = confusions_file(run, name, output, data, split, **predictor)
         images, confusions, classes = load_confusions(path)
-        metrics = path.parent / "metrics.json"
-        caveat = val_caveat(json.loads(metrics.read_text())) if metrics.is_file() else None
-        scored.append(Scored(run, name, images, confusions, classes, caveat))
+        scored.append(Scored(run, name, images, confusions, classes, run_caveat(path)))
     result = compare(scored, seed)
     write_json(output / "compare.json", result)
     text = markdown(result)
@@ -221,6 +231,6 @@ def compare_runs(
     for r in result["runs"]:
         print(verdict(r["name"], result["baseline_name"], r["mIoU_diff"], r["mIoU_diff_ci"], result["level"]))
         for n, c in caveats(result, r):
-            log.warning("%s: not held out (%s): these images were trained on", n, c)
+            log.warning("%s: not held out: %s", n, c)
     print(f"-> {output / 'compare.md'}")
     return result

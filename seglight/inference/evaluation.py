@@ -211,8 +211,7 @@ def evaluate_checkpoint(
             raise ValueError(f"{ckpt} trained on its val images (data.train_on_val): calibrate on held-out images")
         provenance["split"] += ": images the model was trained on (data.train_on_val), not held-out scores"
     notes = inherited_notes(model, dataset, provenance, ckpt, calibrate)
-    if seen:
-        notes["train_on_val"] = True  # metrics.json: compare and the sweep say these are not held-out scores
+    notes["train_on_val"] = seen  # metrics.json: compare says when these are not held-out scores
     return evaluate(model, dataset, output, report, calibrate, top_k, provenance, store_into=ckpt, notes=notes)
 
 

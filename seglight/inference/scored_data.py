@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 from seglight.data.datamodule import SegDataModule
 from seglight.data.dataset import SegmentationDataset
-from seglight.data.splits import data_differences
+from seglight.data.splits import data_differences, recorded_option
 from seglight.inference.predictor import Predictor
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def split_dataset(
             "data.%s differ from the checkpoint's; the run's recorded split is scored all the same", ", data.".join(how)
         )
         for key in how:  # the recorded files are looked up where the run drew them from
-            setattr(dm.splits, key, recorded["data"].get(key))
+            setattr(dm.splits, key, recorded_option(recorded["data"], key))
     if not recorded["files"].get(split):
         raise ValueError(f"{ckpt}: its run had no {split} split")
     dm.use_recorded_splits(recorded["files"])
