@@ -112,13 +112,15 @@ def test_recorded_splits_are_looked_up_in_their_own_folders(tmp_path):
     assert {split: dm.split_pairs(split) for split in ("train", "val", "test")} == before
 
 
-def test_resume_keeps_the_split_the_run_started_with(tmp_path):
+def test_resume_keeps_the_split_the_run_started_with(tmp_path, caplog):
     images, masks = make_pairs(tmp_path / "data", n=10, color_masks=False)
     first = _folder_cfg(tmp_path / "run", images, masks, "trainer.max_epochs=1")
     train(first)
     started = json.loads((tmp_path / "run" / "splits.json").read_text())
     resumed = _folder_cfg(tmp_path / "run", images, masks, "trainer.max_epochs=2", "data.split_seed=5", "resume=true")
-    metrics = train(resumed)
+    with caplog.at_level(logging.WARNING):
+        metrics = train(resumed)
+    assert "data.split_seed differ from the run's: it resumes on the files it started with" in caplog.text
     assert json.loads((tmp_path / "run" / "splits.json").read_text()) == started
     assert load_checkpoint(Path(resumed.run_dir) / "checkpoints" / "last.ckpt")["data_split"]["files"] == started
     assert load_checkpoint(metrics["best_ckpt"])["epoch"] >= 0

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 
 from seglight.data.datamodule import SegDataModule
+from seglight.data.splits import data_differences
 from seglight.model.checkpoint import (
     AtomicCheckpointIO,
     inherited,
@@ -206,6 +207,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             resumed = load_checkpoint(last)
             if resumed.get("data_split"):  # train and validate on the files the run started with
                 dm.use_recorded_splits(resumed["data_split"]["files"])
+                _, how = data_differences(resumed["data_split"]["data"], plain(cfg)["data"])
+                if how:
+                    log.warning("data.%s differ from the run's: it resumes on the files it started with",
+                                ", data.".join(how))  # fmt: skip
             if normalisation := trained_normalisation(resumed):  # as its weights were trained, measured or not
                 dm.use_normalisation(*normalisation)
             dm.set_epoch(epoch_to_resume(resumed))  # workers start before Lightning restores the epoch
