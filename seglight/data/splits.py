@@ -61,7 +61,7 @@ def data_differences(recorded: dict[str, Any], current: dict[str, Any]) -> tuple
 
     # a key one config lacks (an option added since) equals the other's off value (false, null, 0)
     differ = [k for k in keys if value(recorded, k) != value(current, k) and (recorded.get(k) or current.get(k))]
-    if not any(c.get("folds", 0) > 1 or not c.get("val_images") for c in (recorded, current)):
+    if not any((c.get("folds") or 0) > 1 or not c.get("val_images") for c in (recorded, current)):
         differ = [k for k in differ if k not in PURGE_KEYS]  # val folders, no folds: nothing is purged
     return [k for k in differ if k not in SPLIT_KEYS], [k for k in differ if k in SPLIT_KEYS]
 

@@ -10,8 +10,8 @@ import torch
 
 
 class EpochSeeds(pl.Callback):
-    """Seeds the global generators (dropout, drop-path) from (seed, epoch) at each training epoch's first batch,
-    as the datamodule's sampler draws the order and crops from them (``seglight.data.loaders.EpochDraws``).
+    """Seeds the global generators (dropout, drop-path) from (seed, epoch) at each training epoch's first batch;
+    the datamodule draws the order and the crops from (seed, epoch) itself (``seglight.data.loaders.EpochDraws``).
 
     Without it a resumed run restarted every generator from ``seed``: Lightning restores the weights and the
     optimizer, not the random state. Seeded at the first batch, not as the epoch starts: creating the epoch's
