@@ -34,7 +34,7 @@ class EpochDraws:
     iterator, and the workers prefetch, before it restores the epoch.
     """
 
-    SAMPLE, ORDER = 1, 2  # tags: the seeds of different draws never coincide
+    SAMPLE, ORDER, GLOBAL = 1, 2, 3  # tags: the seeds of different draws never coincide (GLOBAL: EpochSeeds)
 
     def __init__(self, seed: int) -> None:
         self.seed = int(seed) % 2**64

@@ -192,8 +192,8 @@ def markdown(result: dict[str, Any]) -> str:
     for r in result["runs"]:
         b = r["name"]
         lines += [verdict(b, a, r["mIoU_diff"], r["mIoU_diff_ci"], level), ""]
-        lines += [f"{n}: not held out: {c}" for n, c in caveats(result, r)]
-        lines += [""] if caveats(result, r) else []
+        notes = [f"{n}: not held out: {c}" for n, c in caveats(result, r)]
+        lines += [*notes, ""] if notes else []
         lines += [f"| class | {a} IoU | {b} IoU | diff | {level:.0%} CI |", "|---|---|---|---|---|"]
         rows = [(c, result["baseline_iou"][c], r["iou"][c], r["iou_diff"][c], r["iou_diff_ci"][c]) for c in r["iou"]]
         rows.append(("**mIoU**", result["baseline_mIoU"], r["mIoU"], r["mIoU_diff"], r["mIoU_diff_ci"]))

@@ -199,6 +199,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     dm: SegDataModule = instantiate(cfg.data, _convert_="all")
+    resolved = plain(cfg)
     resumed = None
     last = run_dir / "checkpoints" / "last.ckpt"
     if cfg.resume:
@@ -207,7 +208,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             resumed = load_checkpoint(last)
             if resumed.get("data_split"):  # train and validate on the files the run started with
                 dm.use_recorded_splits(resumed["data_split"]["files"])
-                _, how = data_differences(resumed["data_split"]["data"], plain(cfg)["data"])
+                _, how = data_differences(resumed["data_split"]["data"], resolved["data"])
                 if how:
                     log.warning("data.%s differ from the run's: it resumes on the files it started with",
                                 ", data.".join(how))  # fmt: skip
@@ -224,7 +225,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         init_weights(module, init, cfg.init_from)
     confusions = ImageConfusions()  # off until the final validation
     trainer = build_trainer(cfg, extra_callbacks=[confusions, EpochSeeds(cfg.seed)])
-    resolved = plain(cfg)
     resolved["trainer"]["precision"] = str(trainer.precision)
     module.data_split = {"data": resolved["data"], "files": dm.split_files()}
     if resumed is not None and resumed.get("data_split"):

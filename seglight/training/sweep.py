@@ -117,10 +117,6 @@ def _cell(value: Any) -> str:
     return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def _spread(fold_row: dict[str, Any]) -> str:
-    return "-" if fold_row["std"] is None else f"{fold_row['std']:.4f}"
-
-
 def _not_held_out(recipe: Mapping[str, Any]) -> str:
     """After a recipe's fold count: how many of its folds scored images the model (or its start) trained on, or
     could not be checked (the start's images unknown)."""
@@ -156,8 +152,8 @@ def write_summary(sweep_dir: str | Path, states: Mapping[str, str] | None = None
             "|---|---|---|---|---|",
         ]
         lines += [
-            f"| {f['recipe'] or '(defaults)'} | {f['folds']}{_not_held_out(f)} | {f['mean']:.4f} +- {_spread(f)} | "
-            f"{f['min']:.4f} | {f['max']:.4f} |"
+            f"| {f['recipe'] or '(defaults)'} | {f['folds']}{_not_held_out(f)} | {f['mean']:.4f} +- "
+            f"{_cell(f['std'])} | {f['min']:.4f} | {f['max']:.4f} |"
             for f in folds
         ]
     if any(r.get("fit_minutes") is not None and r["val/mIoU"] is not None for r in rows):

@@ -8,6 +8,8 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from seglight.data.loaders import EpochDraws
+
 
 class EpochSeeds(pl.Callback):
     """Seeds the global generators (dropout, drop-path) from (seed, epoch) at each training epoch's first batch;
@@ -24,7 +26,7 @@ class EpochSeeds(pl.Callback):
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:
         if batch_idx != 0:
             return
-        state = np.random.SeedSequence([self.seed, 3, trainer.current_epoch]).generate_state(2)  # 3: not a data tag
+        state = np.random.SeedSequence([self.seed, EpochDraws.GLOBAL, trainer.current_epoch]).generate_state(2)
         torch.manual_seed(int(state[0]))  # every device's generator
         np.random.seed(int(state[1]))
         random.seed(int(state[1]))
