@@ -88,3 +88,16 @@ def test_a_class_in_too_few_images_gets_no_interval():
     for i in range(1, MIN_IMAGES):  # in MIN_IMAGES images: an interval again
         conf[7 + i, 2, 2], conf[7 + i, 2, 0] = 20 + i, 80
     assert np.isfinite(bootstrap(conf)["iou_ci"][2]).all()
+
+
+def test_a_replicate_without_a_scored_pixel_is_left_out_not_scored_zero():
+    """Mostly void images: a replicate that draws only all-void images has no score. ``scores`` gives such an
+    empty matrix mIoU 0, which dragged the interval's low end to 0 for a model that is right on every pixel."""
+    conf = np.zeros((6, 3, 3), np.int64)
+    conf[0] = np.diag([50, 30, 20])  # the one scored image, every pixel right
+    out = bootstrap(conf)
+    assert out["mIoU"] == 1.0
+    np.testing.assert_allclose(out["mIoU_ci"], [1.0, 1.0])
+    np.testing.assert_allclose(out["dice_ci"], [1.0, 1.0])
+    diff = paired_difference(conf, conf)
+    np.testing.assert_allclose(diff["mIoU_diff_ci"], [0.0, 0.0])

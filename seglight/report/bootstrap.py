@@ -34,10 +34,16 @@ def replicate_weights(n: int, replicates: int = REPLICATES, seed: int = 0) -> np
     return np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=replicates)
 
 
-def _resampled(confusions: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """(N,C,C) and (R,N) -> (R,C,C): each replicate's summed confusion matrix."""
+def _replicate_scores(confusions: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
+    """(N,C,C) and (R,N) -> ``scores`` of each replicate's summed confusion matrix, (R, ...). A replicate that
+    drew only all-void images has no score: NaN, left out of the interval (``scores`` gives it mIoU 0)."""
     n, c, _ = confusions.shape
-    return (weights @ confusions.reshape(n, c * c).astype(np.float64)).reshape(-1, c, c)
+    summed = (weights @ confusions.reshape(n, c * c).astype(np.float64)).reshape(-1, c, c)
+    out = scores(summed)
+    empty = summed.sum((1, 2)) == 0
+    for key in ("mIoU", "dice"):
+        out[key] = np.where(empty, np.nan, out[key])
+    return out
 
 
 def interval(samples: np.ndarray, level: float = LEVEL) -> np.ndarray:
@@ -64,7 +70,7 @@ def bootstrap(confusions: np.ndarray, replicates: int = REPLICATES, seed: int = 
     with its "per_image_mIoU_ci".
     """
     weights = replicate_weights(len(confusions), replicates, seed)
-    point, samples = scores(confusions.sum(0)), scores(_resampled(confusions, weights))
+    point, samples = scores(confusions.sum(0)), _replicate_scores(confusions, weights)
     out: dict[str, Any] = dict(point)
     out.update({f"{k}_ci": interval(v, level) for k, v in samples.items()})
     for key in PER_CLASS:
@@ -86,7 +92,7 @@ def paired_difference(
     if a.shape != b.shape:
         raise ValueError(f"paired runs need the same images and classes: {a.shape} vs {b.shape}")
     weights = replicate_weights(len(a), replicates, seed)
-    sa, sb = scores(_resampled(a, weights)), scores(_resampled(b, weights))
+    sa, sb = _replicate_scores(a, weights), _replicate_scores(b, weights)
     pa, pb = scores(a.sum(0)), scores(b.sum(0))
     iou_diff_ci = interval(sb["iou"] - sa["iou"], level)
     iou_diff_ci[too_rare(a + b)] = np.nan
