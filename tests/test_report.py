@@ -232,6 +232,30 @@ def test_a_model_trained_on_its_val_images_is_not_calibrated_or_reported_as_held
     assert "scoring the configured" not in caplog.text  # the run's recorded val split is still the one scored
 
 
+def test_an_exported_model_keeps_whether_it_trained_on_val(trained, tmp_path):
+    """An ONNX export of a model trained on its val images scored those images as held out: the file carried no
+    trace of the run's split. Its metadata now records train_on_val; a model with no record is "unchecked"."""
+    from seglight.inference.export import export_checkpoint
+    from seglight.report.tables import val_caveat
+
+    ckpt, data = trained
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    for name, flag in (("trainval", True), ("train", False), ("unknown", None)):
+        copy = tmp_path / f"{name}.ckpt"
+        if flag is None:
+            state.pop("data_split")  # a checkpoint from before splits were recorded
+        else:
+            state["data_split"]["data"]["train_on_val"] = flag
+        torch.save(state, copy)
+        export_checkpoint(copy, "onnx", tmp_path / name, smp_folder=False)
+        onnx = next((tmp_path / name).glob("*.onnx"))
+        evaluate_checkpoint(onnx, _data_config(data), "val", tmp_path / f"eval_{name}", report=False)
+        metrics = json.loads((tmp_path / f"eval_{name}" / "metrics.json").read_text())
+        assert metrics["train_on_val"] is flag
+        caveat = val_caveat(metrics)
+        assert (caveat == "trained on val") if flag else (caveat is None) if flag is False else "unchecked" in caveat
+
+
 def test_options_added_since_a_checkpoint_do_not_count_as_data_differences():
     from seglight.data.splits import data_differences
 

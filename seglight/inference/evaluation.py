@@ -205,11 +205,14 @@ def evaluate_checkpoint(
     With ``calibrate`` the fitted temperature is written into the model file (``store_temperature``)."""
     model, dataset, recorded = checkpoint_dataset(ckpt, data, split, **predictor)
     provenance = _provenance(Path(ckpt), split, recorded, model)
-    seen = split == "val" and bool((model.data_split or {}).get("data", {}).get("train_on_val"))
+    seen = model.train_on_val if split == "val" else False  # None: the model records no data split
     if seen:
         if calibrate:
             raise ValueError(f"{ckpt} trained on its val images (data.train_on_val): calibrate on held-out images")
         provenance["split"] += ": images the model was trained on (data.train_on_val), not held-out scores"
+    elif seen is None:
+        log.warning("%s records no data split: whether it trained on these val images is unchecked", ckpt)
+        provenance["split"] += ": held-out unchecked (the model records no data split)"
     notes = inherited_notes(model, dataset, provenance, ckpt, calibrate)
     notes["train_on_val"] = seen  # metrics.json: compare says when these are not held-out scores
     return evaluate(model, dataset, output, report, calibrate, top_k, provenance, store_into=ckpt, notes=notes)

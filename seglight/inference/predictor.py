@@ -19,6 +19,7 @@ import torch
 
 from seglight.data.palette import Palette
 from seglight.data.transforms import to_input
+from seglight.model.checkpoint import trained_on_val
 from seglight.model.tiling import TILE_OVERLAP, TILE_SIZE, needs_tiles, padded, sliding_window, window_weights
 from seglight.util.hardware import autocast_dtype, resolve_precision
 
@@ -65,6 +66,7 @@ class Predictor:
         self.divisor = divisor
         self.temperature = temperature  # tempers the probabilities (predict_probs); masks do not depend on it
         self.data_split: dict[str, Any] | None = None  # how the model's training data was split, where known
+        self.train_on_val: bool | None = None  # whether it trained on its val images too; None: not recorded
         self.code_version: str | None = None  # the seglight commit that trained the model, where recorded
 
     # ---- construction --------------------------------------------------------------------
@@ -205,6 +207,7 @@ class TorchPredictor(Predictor):
         )
         self.module = module.to(self.device).eval()
         self.data_split = module.data_split
+        self.train_on_val = trained_on_val(module.data_split)
         self.code_version = module.code_version
         self.module.model.to(memory_format=torch.channels_last)
         self.precision = resolve_precision(precision, self.device.type)
@@ -247,6 +250,7 @@ class OnnxPredictor(Predictor):
         super().__init__(info["class_names"], palette, info["mean"], info["std"], **kwargs)
         self.input_name = self.session.get_inputs()[0].name
         self.code_version = info.get("code_version")
+        self.train_on_val = info.get("train_on_val")  # exports before it was recorded: None, unchecked
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         out = self.session.run(None, {self.input_name: np.ascontiguousarray(x.numpy(), dtype=np.float32)})[0]

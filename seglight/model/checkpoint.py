@@ -90,6 +90,11 @@ def list_or_value(value: Any) -> Any:
     return list(value) if isinstance(value, (list, tuple)) else value
 
 
+def trained_on_val(data_split: dict[str, Any] | None) -> bool | None:
+    """Whether a checkpoint's run trained on its val images too (``data.train_on_val``); None: no split recorded."""
+    return None if data_split is None else bool(data_split.get("data", {}).get("train_on_val"))
+
+
 def trained_on(data_split: dict[str, Any] | None) -> set[str] | None:
     """The image files (absolute paths) a checkpoint's weights were trained on before its own run: those of the
     checkpoint it was fine-tuned from (``init_from``, recorded by ``inherited``); empty when there was none, None

@@ -33,11 +33,14 @@ def print_class_table(metrics: Mapping[str, float], stage: str, class_names: Seq
 
 def val_caveat(metrics: Mapping[str, Any]) -> str | None:
     """Why scores are not held out, from a metrics.json: the model trained on its val images (``train_on_val``,
-    training's and evaluate's), or the checkpoint it started from trained on some of the scored images
-    (training's ``init_from_seen_val``, evaluate's ``trained_on_images``: how many; None when that start's images
-    could not be found here). None for a clean score."""
+    training's and evaluate's; evaluate's is None for a model that records no split: unchecked), or the
+    checkpoint it started from trained on some of the scored images (training's ``init_from_seen_val``,
+    evaluate's ``trained_on_images``: how many; None when that start's images could not be found here). None
+    for a clean score."""
     if metrics.get("train_on_val"):
         return "trained on val"
+    if "train_on_val" in metrics and metrics["train_on_val"] is None:  # evaluate of a model with no split record
+        return "held-out unchecked: the model records no data split"
     for key, images in (("init_from_seen_val", "val images"), ("trained_on_images", "of these images")):
         if key in metrics:
             seen = metrics[key]
