@@ -19,6 +19,7 @@ import torch
 
 from seglight.data.palette import Palette
 from seglight.data.transforms import to_input
+from seglight.inference.fold import bf16_model
 from seglight.model.checkpoint import trained_on_val
 from seglight.model.tiling import TILE_OVERLAP, TILE_SIZE, needs_tiles, padded, sliding_window, window_weights
 from seglight.util.hardware import autocast_dtype, resolve_precision
@@ -212,6 +213,10 @@ class TorchPredictor(Predictor):
         self.module.model.to(memory_format=torch.channels_last)
         self.precision = resolve_precision(precision, self.device.type)
         log.info("predicting on %s, precision %s", self.device, self.precision)
+        self.net = self.module.model  # what _logits calls
+        if self.device.type == "cpu" and autocast_dtype(self.precision) == torch.bfloat16:
+            sample = torch.rand(1, hp.in_channels, 2 * max(32, self.divisor), 2 * max(32, self.divisor))
+            self.net = bf16_model(self.module.model, sample)  # bf16 weights, batch norm folded: no autocast
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", precision: str = "auto", **kwargs):
@@ -222,10 +227,12 @@ class TorchPredictor(Predictor):
     @torch.inference_mode()
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device).contiguous(memory_format=torch.channels_last)
+        if self.net is not self.module.model:  # bf16_model
+            return self.net(x.to(torch.bfloat16)).float().cpu()
         dtype = autocast_dtype(self.precision)
         autocast = torch.autocast(self.device.type, dtype=dtype) if dtype else contextlib.nullcontext()
         with autocast:
-            logits = self.module.model(x)
+            logits = self.net(x)
         return logits.float().cpu()
 
 
