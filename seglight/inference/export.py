@@ -19,7 +19,7 @@ import torch
 from seglight.data.transforms import normalize, pad_to_multiple, to_input
 from seglight.inference.hub import export_hf
 from seglight.inference.hub import push_to_hub as upload
-from seglight.model.checkpoint import load_checkpoint, load_module, trained_on_val
+from seglight.model.checkpoint import load_checkpoint, load_module
 from seglight.model.module import SegmentationModule
 from seglight.util.files import atomic_write
 from seglight.util.hardware import cpu_flags
@@ -42,8 +42,9 @@ def metadata(module: SegmentationModule) -> dict[str, Any]:
         "tile_overlap": hp.tile_overlap,
         "temperature": module.temperature,
         "code_version": module.code_version,
-        # evaluate on val must still say so when the model trained on its val images; None: not recorded
-        "train_on_val": trained_on_val(module.data_split),
+        # the run's data config and split files (None: not recorded): evaluate scores the run's own split and
+        # says when the model trained on the images it scores (train_on_val, init_from)
+        "data_split": module.data_split,
         "input": f"image (B,{hp.in_channels},H,W) float, normalised with mean/std, H, W multiples of {module.divisor}",
         "output": "logits (B,C,H,W); probabilities are softmax(logits / temperature) (several windows or TTA "
         "passes: softmax(log(mean of softmax(logits)) / temperature))",

@@ -22,7 +22,6 @@ from seglight.report.tables import val_caveat
 from seglight.util.network import reachable
 
 HUB_HOST = "huggingface.co"
-DATA_SPLIT = "data_split.json"  # in the folder: the run's data config and split files (a checkpoint's data_split)
 
 
 def run_record(ckpt: Path) -> dict[str, Any]:
@@ -84,8 +83,6 @@ def card_context(module: SegmentationModule, info: dict[str, Any], record: dict[
 def export_hf(module: SegmentationModule, folder: Path, ckpt: Path, info: dict[str, Any]) -> Path:
     """Writes the model card README.md into ``folder`` (which already holds smp's files and seglight.json)."""
     context = card_context(module, info, run_record(ckpt))
-    if module.data_split is not None:  # evaluate ckpt=<folder> then scores the run's own val images
-        (folder / DATA_SPLIT).write_text(json.dumps(module.data_split))
     return render("model_card.md.j2", folder / "README.md", **context)
 
 

@@ -19,7 +19,7 @@ import torch
 
 from seglight.data.palette import Palette
 from seglight.data.transforms import to_input
-from seglight.inference.fold import bf16_model
+from seglight.inference.fold import bf16_model, check_input
 from seglight.model.checkpoint import trained_on_val
 from seglight.model.tiling import TILE_OVERLAP, TILE_SIZE, needs_tiles, padded, sliding_window, window_weights
 from seglight.util.hardware import autocast_dtype, resolve_precision
@@ -215,8 +215,7 @@ class TorchPredictor(Predictor):
         log.info("predicting on %s, precision %s", self.device, self.precision)
         self.net = self.module.model  # what _logits calls
         if self.device.type == "cpu" and autocast_dtype(self.precision) == torch.bfloat16:
-            sample = torch.rand(1, hp.in_channels, 2 * max(32, self.divisor), 2 * max(32, self.divisor))
-            self.net = bf16_model(self.module.model, sample)  # bf16 weights, batch norm folded: no autocast
+            self.net = bf16_model(self.module.model, check_input(hp.in_channels, self.divisor))
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", precision: str = "auto", **kwargs):
@@ -257,7 +256,8 @@ class OnnxPredictor(Predictor):
         super().__init__(info["class_names"], palette, info["mean"], info["std"], **kwargs)
         self.input_name = self.session.get_inputs()[0].name
         self.code_version = info.get("code_version")
-        self.train_on_val = info.get("train_on_val")  # exports before it was recorded: None, unchecked
+        self.data_split = info.get("data_split")  # exports before 2026-11-27: None, held-out unchecked
+        self.train_on_val = trained_on_val(self.data_split)
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         out = self.session.run(None, {self.input_name: np.ascontiguousarray(x.numpy(), dtype=np.float32)})[0]

@@ -177,6 +177,6 @@ def load_folder(folder: Path) -> SegmentationModule:
     module.model = smp.from_pretrained(str(folder))  # the architecture and weights as smp saved them
     module.temperature = float(info.get("temperature", 1.0))
     module.code_version = info.get("code_version")
-    split = folder / "data_split.json"  # written by export format=hf (seglight.inference.hub.DATA_SPLIT)
-    module.data_split = json.loads(split.read_text()) if split.exists() else None
+    split = folder / "data_split.json"  # where hf exports before 2026-11-27 kept it
+    module.data_split = info.get("data_split") or (json.loads(split.read_text()) if split.exists() else None)
     return module
