@@ -89,6 +89,10 @@ def measure(
 
     torch_pred = TorchPredictor(module, device=device)
     add("torch", f"seglight torch ({torch_pred.precision}, channels_last, batch {batch})", torch_pred)
+    if torch_pred.net is not torch_pred.module.model:  # bf16, norms folded: time the autocast path it replaced too
+        autocast = TorchPredictor(module, device=device)
+        autocast.net = autocast.module.model
+        add("torch_autocast", f"seglight torch (bf16 autocast, norms unfolded, batch {batch})", autocast)
     with tempfile.TemporaryDirectory() as d:
         if device == "cpu":  # onnxruntime runs on the CPU here: no GPU rows
             export_onnx(load_module(ckpt) if ckpt else module, Path(d) / "m.onnx")
