@@ -1,5 +1,6 @@
 """Training through the real Hydra config on tiny generated shapes."""
 
+import csv
 import json
 import os
 import subprocess
@@ -46,6 +47,11 @@ def test_debug_run_writes_checkpoints_metrics_and_config(train_cfg):
     assert saved["val/mIoU"] == pytest.approx(metrics["val/mIoU"])
     assert "dice_weight: 0.5" in (run / "config.yaml").read_text()
     assert (run / "csv" / "metrics.csv").is_file()
+    # best.ckpt is chosen on val: the score of the weights the run ended with is kept beside it (the last epoch's
+    # validation, the row before the best checkpoint's final validation)
+    logged = [float(r["val/mIoU"]) for r in csv.DictReader(open(run / "csv" / "metrics.csv")) if r.get("val/mIoU")]
+    assert len(logged) == 3 and saved["final_weights_val/mIoU"] == pytest.approx(logged[-2])
+    assert saved["val/mIoU"] == pytest.approx(max(logged[:2]))
 
 
 def test_checkpoint_is_self_describing(train_cfg):

@@ -244,6 +244,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     fit_seconds = time.perf_counter() - started  # this process's fit: a resumed run counts its last part
     if not trainer.interrupted:
         validate_the_end(trainer, module, dm)
+    final = trainer.callback_metrics.get(MONITOR)  # the last validation: the weights the run ended with
 
     best = next(
         (
@@ -270,6 +271,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics["val_images"] = val_images  # the images behind val/*
     metrics["val_img_per_s"] = val_images / val_seconds if val_images and val_seconds > 0 else float("nan")
     metrics["best_ckpt"] = best
+    if final is not None:  # best.ckpt was chosen on these val images: where it is not the end, its score is optimistic
+        metrics["final_weights_val/mIoU"] = float(final)
+        if float(final) < metrics[MONITOR] - 1e-6:
+            log.info("best.ckpt (val/mIoU %.4f) was chosen on the val images it is scored on; the final weights "
+                     "score %.4f (last.ckpt)", metrics[MONITOR], float(final))  # fmt: skip
     if dm.splits.train_on_val:  # val scored images the model trained on: say so beside the figures
         metrics["train_on_val"] = True
     if "init_from" in (module.data_split or {}):  # of these val images, how many the start trained on (None: unknown)
