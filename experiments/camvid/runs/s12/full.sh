@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Session 12: the 42-minute CamVid preset from a frozen worktree, decoded images cached, then evaluate on val.
+export WANDB_MODE=offline
+P=/work/main/.venv/bin/python
+TREE=${TREE:-/work/wt_s12b}
+R=/work/runs/s12
+while pgrep -f tta.sh > /dev/null; do sleep 10; done
+echo "== train $(date)"
+cd $TREE && /usr/bin/time -v $P -m seglight.train experiment=camvid logger=csv trainer.enable_progress_bar=false \
+  data.cache_images=true hydra.run.dir=$R/full 2>&1 | grep -E "time_budget|TimeBudget|planned|val/mIoU|Error|Elapsed|cache" | tail -12
+echo "== evaluate $(date)"
+for v in "plain" "tta3 tta.scales=[0.75,1.0,1.25]"; do
+  name=${v%% *}; ov=${v#* }; [ "$name" = "$ov" ] && ov=""
+  $P -m seglight.evaluate ckpt=$R/full/checkpoints/best.ckpt data=camvid split=val output=$R/eval/full_$name $ov 2>&1 | grep -E "mIoU, 95|Error" | tail -2
+done
+echo "== done $(date)"
