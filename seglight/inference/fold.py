@@ -1,6 +1,7 @@
 """A trained model rewritten for bf16 inference on a CPU: batch norm folded into the convolution before it, the
-weights stored in bf16. One pass over the activations less per batch norm and no per-call weight casts: 1.26x the
-autocast model's img/s for the CamVid FPN at 384x480, with the same pixel agreement with fp32 (experiments/bench).
+weights stored in bf16. One pass over the activations less per batch norm and no per-call weight casts: 1.12-1.21x
+the autocast model's img/s at 352x480 on an avx512_bf16 CPU, with the same pixel agreement with fp32
+(experiments/bench/README.md).
 
 Which convolution feeds which batch norm is read off one forward pass (hooks), so it works for smp's
 architectures also where torch.fx cannot trace the forward. A convolution or batch norm called more than once, a
