@@ -234,7 +234,8 @@ def test_a_model_trained_on_its_val_images_is_not_calibrated_or_reported_as_held
 
 def test_an_exported_model_keeps_whether_it_trained_on_val(trained, tmp_path):
     """An ONNX export of a model trained on its val images scored those images as held out: the file carried no
-    trace of the run's split. Its metadata now records train_on_val; a model with no record is "unchecked"."""
+    trace of the run's split. Its metadata now holds the run's data_split; a model with no record is
+    "unchecked"."""
     from seglight.inference.export import export_checkpoint
     from seglight.report.tables import val_caveat
 

@@ -67,8 +67,12 @@ class Predictor:
         self.divisor = divisor
         self.temperature = temperature  # tempers the probabilities (predict_probs); masks do not depend on it
         self.data_split: dict[str, Any] | None = None  # how the model's training data was split, where known
-        self.train_on_val: bool | None = None  # whether it trained on its val images too; None: not recorded
         self.code_version: str | None = None  # the seglight commit that trained the model, where recorded
+
+    @property
+    def train_on_val(self) -> bool | None:
+        """Whether the model trained on its val images too; None where it records no data split."""
+        return trained_on_val(self.data_split)
 
     # ---- construction --------------------------------------------------------------------
     @staticmethod
@@ -208,7 +212,6 @@ class TorchPredictor(Predictor):
         )
         self.module = module.to(self.device).eval()
         self.data_split = module.data_split
-        self.train_on_val = trained_on_val(module.data_split)
         self.code_version = module.code_version
         self.module.model.to(memory_format=torch.channels_last)
         self.precision = resolve_precision(precision, self.device.type)
@@ -257,7 +260,6 @@ class OnnxPredictor(Predictor):
         self.input_name = self.session.get_inputs()[0].name
         self.code_version = info.get("code_version")
         self.data_split = info.get("data_split")  # exports before 2026-11-27: None, held-out unchecked
-        self.train_on_val = trained_on_val(self.data_split)
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         out = self.session.run(None, {self.input_name: np.ascontiguousarray(x.numpy(), dtype=np.float32)})[0]
