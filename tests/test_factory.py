@@ -51,3 +51,37 @@ def test_hub_weights_offline_names_local_file_option(monkeypatch):
 def test_unknown_arch_lists_choices():
     with pytest.raises(ValueError, match="UnetPlusPlus"):
         create_model("unetx", "resnet18")
+
+
+@pytest.mark.parametrize(
+    ("arch", "kwargs", "unknown"),
+    [
+        ("FPN", {"decoder_pyramid_chanels": 64}, "decoder_pyramid_chanels"),  # a typo
+        ("Linknet", {"decoder_pyramid_channels": 64}, "decoder_pyramid_channels"),  # another arch's option
+    ],
+)
+def test_model_kwargs_the_arch_would_drop_are_an_error(arch, kwargs, unknown):
+    # smp hands kwargs it does not know to the encoder, and its own encoders drop them without a word
+    with pytest.raises(ValueError, match=rf"{unknown}.*{arch}") as error:
+        create_model(arch, "resnet18", None, 3, 2, **kwargs)
+    assert "~model.model_kwargs" in str(error.value)
+
+
+def test_model_kwargs_the_arch_takes_are_used():
+    model = create_model("FPN", "resnet18", None, 3, 2, decoder_pyramid_channels=32)
+    assert model.decoder.p5.out_channels == 32
+    create_model("Unet", "resnet18", None, 3, 2, decoder_use_batchnorm=True)  # popped by name in smp's __init__
+
+
+def test_a_checkpoint_saved_with_dropped_kwargs_still_loads(tmp_path):
+    # runs before the check saved such kwargs in their hyperparameters; they never changed the model
+    from seglight.model.checkpoint import load_module
+    from seglight.model.module import SegmentationModule
+
+    module = SegmentationModule(["a", "b"], arch="Linknet", encoder_name="resnet18").eval()
+    hp = {**module.hparams, "model_kwargs": {"decoder_pyramid_channels": 64}}
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": hp}, tmp_path / "old.ckpt")
+    loaded = load_module(tmp_path / "old.ckpt")
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), module(x))

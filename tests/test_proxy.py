@@ -182,6 +182,13 @@ def test_camvid_presets_compose(name, pooled, budget):
     cfg = compose_config([f"experiment={name}"])
     assert cfg.data.train_on_val is pooled and cfg.callbacks.time_budget.budget == budget
     assert cfg.model.arch.lower() == "fpn" and cfg.loss.class_weights == "auto_sqrt"  # the same recipe
+    assert cfg.model.model_kwargs == {"decoder_pyramid_channels": 64, "decoder_segmentation_channels": 32}
+
+
+def test_camvid_preset_takes_another_arch_without_fpn_options():
+    # the light decoder's widths belong to model=fpn_light: another model choice must not inherit them
+    cfg = compose_config(["experiment=camvid", "model=linknet"])
+    assert cfg.model.arch == "Linknet" and not cfg.model.model_kwargs
 
 
 # ---- EMA -----------------------------------------------------------------------------------------------

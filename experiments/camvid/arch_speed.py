@@ -1,10 +1,10 @@
-"""Training-step throughput of candidate CamVid architectures on this machine (fp32, channels_last).
+"""Training-step throughput of candidate CamVid architectures on this machine (fp32 or bf16, channels_last).
 
 The CamVid preset is bound by how many crops 2 CPU cores can push through in 45 minutes, so the
 architecture is chosen by img/s as much as by quality. Each variant runs --steps AdamW steps of
 dice-free cross-entropy at batch x crop after one warm-up step; prints img/s, the median and a JSON line.
 
-    python experiments/camvid/arch_speed.py [--batch 8] [--crop 224 256] [--steps 4]
+    python experiments/camvid/arch_speed.py [--batch 8] [--crop 224 256] [--steps 4] [--bf16]
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ VARIANTS: dict[str, tuple[str, dict]] = {
 }
 
 
-def step_rate(arch: str, kwargs: dict, batch: int, crop: tuple[int, int], steps: int, encoder: str) -> float:
+def step_rate(
+    arch: str, kwargs: dict, batch: int, crop: tuple[int, int], steps: int, encoder: str, bf16: bool = False
+) -> float:
     torch.manual_seed(0)
     model = smp.create_model(arch, encoder_name=encoder, encoder_weights=None, classes=11, **kwargs)
     model = model.to(memory_format=torch.channels_last).train()
@@ -38,7 +40,8 @@ def step_rate(arch: str, kwargs: dict, batch: int, crop: tuple[int, int], steps:
     times = []
     for i in range(steps + 1):
         t = time.perf_counter()
-        loss = torch.nn.functional.cross_entropy(model(x), y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = torch.nn.functional.cross_entropy(model(x).float(), y)
         loss.backward()
         opt.step()
         opt.zero_grad()
@@ -54,15 +57,20 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--encoder", default="resnet18")
     ap.add_argument("--only", nargs="*", help="variant names to run (default: all)")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast, as precision=bf16-mixed trains")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     result: dict[str, float] = {}
     for name, (arch, kwargs) in VARIANTS.items():
         if args.only and name not in args.only:
             continue
-        result[name] = round(step_rate(arch, kwargs, args.batch, tuple(args.crop), args.steps, args.encoder), 3)
+        result[name] = round(
+            step_rate(arch, kwargs, args.batch, tuple(args.crop), args.steps, args.encoder, args.bf16), 3
+        )
         print(f"{name:34s} {result[name]:6.2f} img/s", flush=True)
-    line = json.dumps({"batch": args.batch, "crop": args.crop, "encoder": args.encoder, "img_per_s": result})
+    line = json.dumps(
+        {"bf16": args.bf16, "batch": args.batch, "crop": args.crop, "encoder": args.encoder, "img_per_s": result}
+    )
     print(line)
     if args.out:
         args.out.write_text(line + "\n")

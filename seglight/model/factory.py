@@ -12,9 +12,11 @@ The model also answers what its input must look like (``input_divisor``) and fre
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import os
+import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -42,10 +44,8 @@ def create_model(
     num_classes: int = 2,
     **kwargs,
 ) -> nn.Module:
-    key = arch.lower().replace("_", "").replace("-", "")
-    if key not in smp.MODEL_ARCHITECTURES_MAPPING:
-        names = sorted(model.__name__ for model in smp.MODEL_ARCHITECTURES_MAPPING.values())
-        raise ValueError(f"unknown arch {arch!r}; choose one of {names}")
+    model_class = _arch_class(arch)
+    check_model_kwargs(arch, encoder_name, kwargs)
     local = encoder_weights is not None and (
         Path(str(encoder_weights)).suffix in WEIGHT_FILE_SUFFIXES or os.sep in str(encoder_weights)
     )
@@ -60,7 +60,7 @@ def create_model(
     try:
         with _offline_if_no_network(hub is not None):
             model = smp.create_model(
-                smp.MODEL_ARCHITECTURES_MAPPING[key].__name__,
+                model_class.__name__,
                 encoder_name=encoder_name,
                 encoder_weights=weights,
                 in_channels=in_channels,
@@ -84,6 +84,40 @@ def create_model(
     if path is not None and not is_timm:
         load_encoder_weights(model.encoder, path)
     return model
+
+
+def dropped_model_kwargs(arch: str, encoder_name: str, kwargs: dict[str, Any]) -> list[str]:
+    """The keys of ``kwargs`` that smp would drop without a word: those ``arch``'s ``__init__`` does not name go on to
+    the encoder, and smp's own encoders ignore them. timm encoders (``tu-``) take such keys themselves (e.g.
+    ``drop_path_rate``) and reject the ones they do not know, so nothing is dropped there."""
+    if encoder_name.startswith("tu-"):
+        return []
+    init = _arch_class(arch).__init__  # type: ignore[misc]
+    named = {p.name for p in inspect.signature(init).parameters.values() if p.kind is not p.VAR_KEYWORD}
+    named |= set(re.findall(r"kwargs\.pop\(\s*[\"'](\w+)[\"']", inspect.getsource(init)))  # deprecated aliases
+    return sorted(set(kwargs) - named)
+
+
+def check_model_kwargs(arch: str, encoder_name: str, kwargs: dict[str, Any]) -> None:
+    """Refuses ``model_kwargs`` that smp would drop (``dropped_model_kwargs``): a typo or another arch's option."""
+    unknown = dropped_model_kwargs(arch, encoder_name, kwargs)
+    if unknown:
+        init = _arch_class(arch).__init__  # type: ignore[misc]
+        fixed = {"self", "encoder_name", "encoder_weights", "in_channels", "classes", "activation", "kwargs"}
+        options = sorted(set(inspect.signature(init).parameters) - fixed)
+        raise ValueError(
+            f"model.model_kwargs {unknown} are not options of {_arch_class(arch).__name__} (smp would drop them "
+            f"without a word); its options: {options}. An experiment's kwargs for another arch are cleared with "
+            f"~model.model_kwargs"
+        )
+
+
+def _arch_class(arch: str) -> type:
+    key = arch.lower().replace("_", "").replace("-", "")
+    if key not in smp.MODEL_ARCHITECTURES_MAPPING:
+        names = sorted(model.__name__ for model in smp.MODEL_ARCHITECTURES_MAPPING.values())
+        raise ValueError(f"unknown arch {arch!r}; choose one of {names}")
+    return smp.MODEL_ARCHITECTURES_MAPPING[key]
 
 
 def input_divisor(model: nn.Module) -> int:
