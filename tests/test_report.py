@@ -316,3 +316,19 @@ def test_check_classes_refuses_any_shared_class_at_another_index(caplog):
         check_classes(["road", "car"], ["class_0", "class_1"], "m.ckpt")  # index masks named by default
         check_classes(["road", "car"], ["road", "car"], "m.ckpt")
     assert caplog.text.count("scores are reported under the model's names") == 1
+
+
+def test_evaluate_on_the_train_split_says_the_model_trained_on_it(trained, tmp_path):
+    """``evaluate split=train`` scored the run's own training images and called them clean: no caveat in
+    metrics.json, compare or the summary. They now say so, and calibrating on them is refused."""
+    from seglight.report.tables import val_caveat
+
+    ckpt, data = trained
+    evaluate_checkpoint(ckpt, _data_config(data), "train", tmp_path / "eval", report=False)
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["split"] == "train" and val_caveat(metrics) == "scored on its training images"
+    with pytest.raises(ValueError, match="calibrate on held-out images"):
+        evaluate_checkpoint(ckpt, _data_config(data), "train", tmp_path / "cal", report=False, calibrate=True)
+    evaluate_checkpoint(ckpt, _data_config(data), "val", tmp_path / "val", report=False)
+    val = json.loads((tmp_path / "val" / "metrics.json").read_text())
+    assert val["split"] == "val" and val_caveat(val) is None

@@ -206,7 +206,12 @@ def evaluate_checkpoint(
     model, dataset, recorded = checkpoint_dataset(ckpt, data, split, **predictor)
     provenance = _provenance(Path(ckpt), split, recorded, model)
     seen = model.train_on_val if split == "val" else False  # None: the model records no data split
-    if seen:
+    if split == "train":  # the run's own training images: never held out
+        if calibrate:
+            raise ValueError(f"{ckpt}: split=train holds the images it was trained on: calibrate on held-out images")
+        log.warning("%s is scored on the train split, the images it was trained on: not held-out scores", ckpt)
+        provenance["split"] += ": the images the model was trained on, not held-out scores"
+    elif seen:
         if calibrate:
             raise ValueError(f"{ckpt} trained on its val images (data.train_on_val): calibrate on held-out images")
         provenance["split"] += ": images the model was trained on (data.train_on_val), not held-out scores"
@@ -214,7 +219,8 @@ def evaluate_checkpoint(
         log.warning("%s records no data split: whether it trained on these val images is unchecked", ckpt)
         provenance["split"] += ": held-out unchecked (the model records no data split)"
     notes = inherited_notes(model, dataset, provenance, ckpt, calibrate)
-    notes["train_on_val"] = seen  # metrics.json: compare says when these are not held-out scores
+    # metrics.json: compare and the summary say when these are not held-out scores (``val_caveat``)
+    notes.update(split=split, train_on_val=seen)
     return evaluate(model, dataset, output, report, calibrate, top_k, provenance, store_into=ckpt, notes=notes)
 
 

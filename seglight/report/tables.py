@@ -36,7 +36,9 @@ def val_caveat(metrics: Mapping[str, Any]) -> str | None:
     training's and evaluate's; evaluate's is None for a model that records no split: unchecked), or the
     checkpoint it started from trained on some of the scored images (training's ``init_from_seen_val``,
     evaluate's ``trained_on_images``: how many; None when that start's images could not be found here). None
-    for a clean score."""
+    for a clean score. An evaluate of the train split (``split``) is never held out."""
+    if metrics.get("split") == "train":
+        return "scored on its training images"
     if metrics.get("train_on_val"):
         return "trained on val"
     if "train_on_val" in metrics and metrics["train_on_val"] is None:  # evaluate of a model with no split record
