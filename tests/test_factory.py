@@ -71,6 +71,8 @@ def test_model_kwargs_the_arch_takes_are_used():
     model = create_model("FPN", "resnet18", None, 3, 2, decoder_pyramid_channels=32)
     assert model.decoder.p5.out_channels == 32
     create_model("Unet", "resnet18", None, 3, 2, decoder_use_batchnorm=True)  # popped by name in smp's __init__
+    # not named by Unet's __init__ but by smp's get_encoder, which dilates the encoder with it
+    assert create_model("Unet", "resnet18", None, 3, 2, output_stride=16).encoder.output_stride == 16
 
 
 def test_a_checkpoint_saved_with_dropped_kwargs_still_loads(tmp_path):

@@ -332,3 +332,8 @@ def test_evaluate_on_the_train_split_says_the_model_trained_on_it(trained, tmp_p
     evaluate_checkpoint(ckpt, _data_config(data), "val", tmp_path / "val", report=False)
     val = json.loads((tmp_path / "val" / "metrics.json").read_text())
     assert val["split"] == "val" and val_caveat(val) is None
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    state.pop("data_split")  # no record: the configured train split may not be the one it trained on
+    torch.save(state, tmp_path / "unknown.ckpt")
+    evaluate_checkpoint(tmp_path / "unknown.ckpt", _data_config(data), "train", tmp_path / "unknown", report=False)
+    assert "unchecked" in val_caveat(json.loads((tmp_path / "unknown" / "metrics.json").read_text()))

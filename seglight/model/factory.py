@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import segmentation_models_pytorch as smp
+import segmentation_models_pytorch.encoders as smp_encoders
 import torch
 from torch import nn
 
@@ -87,14 +88,19 @@ def create_model(
 
 
 def dropped_model_kwargs(arch: str, encoder_name: str, kwargs: dict[str, Any]) -> list[str]:
-    """The keys of ``kwargs`` that smp would drop without a word: those ``arch``'s ``__init__`` does not name go on to
-    the encoder, and smp's own encoders ignore them. timm encoders (``tu-``) take such keys themselves (e.g.
+    """The keys of ``kwargs`` that smp would drop without a word: those neither ``arch``'s ``__init__`` nor smp's
+    ``get_encoder`` names (``output_stride`` reaches the latter) go on to the encoder, and smp's own encoders ignore
+    them. timm encoders (``tu-``, and the ``timm-`` names smp runs through timm) take such keys themselves (e.g.
     ``drop_path_rate``) and reject the ones they do not know, so nothing is dropped there."""
-    if encoder_name.startswith("tu-"):
+    if not kwargs or encoder_name.startswith("tu-") or smp_encoders.is_equivalent_to_timm_universal(encoder_name):
         return []
     init = _arch_class(arch).__init__  # type: ignore[misc]
     named = {p.name for p in inspect.signature(init).parameters.values() if p.kind is not p.VAR_KEYWORD}
-    named |= set(re.findall(r"kwargs\.pop\(\s*[\"'](\w+)[\"']", inspect.getsource(init)))  # deprecated aliases
+    named |= set(inspect.signature(smp_encoders.get_encoder).parameters) - {"kwargs"}
+    try:
+        named |= set(re.findall(r"kwargs\.pop\(\s*[\"'](\w+)[\"']", inspect.getsource(init)))  # deprecated aliases
+    except OSError:  # smp installed without its sources: aliases unknown, so none refused
+        return []
     return sorted(set(kwargs) - named)
 
 

@@ -37,7 +37,7 @@ def val_caveat(metrics: Mapping[str, Any]) -> str | None:
     checkpoint it started from trained on some of the scored images (training's ``init_from_seen_val``,
     evaluate's ``trained_on_images``: how many; None when that start's images could not be found here). None
     for a clean score. An evaluate of the train split (``split``) is never held out."""
-    if metrics.get("split") == "train":
+    if metrics.get("split") == "train" and metrics.get("train_on_val") is not None:  # None: not the run's split
         return "scored on its training images"
     if metrics.get("train_on_val"):
         return "trained on val"
