@@ -245,25 +245,27 @@ def test_sweep_summary_gives_mean_and_spread_over_folds(tmp_path):
             d = tmp_path / str(job)
             (d / ".hydra").mkdir(parents=True)
             (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([recipe, f"data.fold={fold}", "data.folds=3"]))
-            (d / "metrics.json").write_text(json.dumps({"val/mIoU": value, "best_ckpt": "x"}))
+            metrics = {"val/mIoU": value + 0.01, "final_weights_val/mIoU": value, "best_ckpt": "x"}
+            (d / "metrics.json").write_text(json.dumps(metrics))
             job += 1
     write_summary(tmp_path)
     text = (tmp_path / "summary.md").read_text()
-    assert "| loss=dice_ce data.folds=3 | 3 | 0.6200 +- 0.0400 | 0.5800 | 0.6600 |" in text
-    assert "| loss=ce data.folds=3 | 3 | 0.5500 +- 0.0500 | 0.5000 | 0.6000 |" in text
-    assert text.index("loss=dice_ce data.folds=3 | 3") < text.index("loss=ce data.folds=3 | 3")  # best mean first
+    assert "| loss=dice_ce data.folds=3 | - | 3 | 0.6200 +- 0.0400 | 0.5800 | 0.6600 |" in text
+    assert "| loss=ce data.folds=3 | - | 3 | 0.5500 +- 0.0500 | 0.5000 | 0.6000 |" in text
+    assert text.index("loss=dice_ce data.folds=3 | - | 3") < text.index("loss=ce data.folds=3 | - | 3")  # best first
     d = tmp_path / "appended"  # a fold given as +data.fold= is a fold too
     (d / ".hydra").mkdir(parents=True)
     (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["loss=ce", "+data.fold=3", "data.folds=3"]))
-    (d / "metrics.json").write_text(json.dumps({"val/mIoU": 0.45, "best_ckpt": "x"}))
+    (d / "metrics.json").write_text(json.dumps({"val/mIoU": 0.45, "final_weights_val/mIoU": 0.45, "best_ckpt": "x"}))
     write_summary(tmp_path)
-    assert "| loss=ce data.folds=3 | 4 | " in (tmp_path / "summary.md").read_text()
+    assert "| loss=ce data.folds=3 | - | 4 | " in (tmp_path / "summary.md").read_text()
     d = tmp_path / "single"  # one fold alone: a mean without a spread
     (d / ".hydra").mkdir(parents=True)
     (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["loss=focal", "data.fold=0", "data.folds=3"]))
-    (d / "metrics.json").write_text(json.dumps({"val/mIoU": 0.4, "best_ckpt": "x"}))
+    (d / "metrics.json").write_text(json.dumps({"val/mIoU": 0.4, "final_weights_val/mIoU": 0.4, "best_ckpt": "x"}))
     write_summary(tmp_path)
-    assert "| loss=focal data.folds=3 | 1 | 0.4000 +- - | 0.4000 | 0.4000 |" in (tmp_path / "summary.md").read_text()
+    text = (tmp_path / "summary.md").read_text()
+    assert "| loss=focal data.folds=3 | - | 1 | 0.4000 +- - | 0.4000 | 0.4000 |" in text
 
 
 def test_a_val_fraction_hold_out_keeps_groups_whole(tmp_path):
@@ -288,3 +290,34 @@ def test_a_val_fraction_hold_out_keeps_groups_whole(tmp_path):
     one_group = SegDataModule(str(images), str(masks), group_pattern=r"^(\d)", **kw)
     with pytest.raises(DataError, match="1 group"):
         one_group.split_pairs("val")
+
+
+def test_fold_table_scores_the_final_weights_and_tells_purged_folds_apart(tmp_path):
+    """best.ckpt is chosen on the fold's own held-out images, so the fold table averaged scores selected on the
+    images they score. It now takes each run's final weights (``final_weights_val/mIoU``), says how many folds
+    had only best.ckpt's score, and keeps runs with other ``data.purge_frames`` in their own row."""
+    import yaml
+
+    from seglight.training.sweep import write_summary
+
+    def job(name: str, fold: int, best: float, final: float | None, purge: int | None) -> None:
+        d = tmp_path / name
+        (d / ".hydra").mkdir(parents=True)
+        (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["loss=ce", f"data.fold={fold}", "data.folds=2"]))
+        if purge is not None:
+            (d / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"data": {"purge_frames": purge}}))
+        metrics = {"val/mIoU": best, "best_ckpt": "x"}
+        if final is not None:
+            metrics["final_weights_val/mIoU"] = final
+        (d / "metrics.json").write_text(json.dumps(metrics))
+
+    job("a0", 0, 0.60, 0.50, 60)
+    job("a1", 1, 0.70, 0.60, 60)
+    job("b0", 0, 0.80, 0.80, 0)  # the same overrides, unpurged: not averaged with the purged runs
+    job("c0", 0, 0.40, None, None)  # an older run: best.ckpt's score only, no config
+    rows = write_summary(tmp_path)
+    assert {r["job"]: r["final_weights_val/mIoU"] for r in rows} == {"a0": 0.5, "a1": 0.6, "b0": 0.8, "c0": None}
+    text = (tmp_path / "summary.md").read_text()
+    assert "| loss=ce data.folds=2 | 60 | 2 | 0.5500 +- 0.0707 | 0.5000 | 0.6000 |" in text
+    assert "| loss=ce data.folds=2 | 0 | 1 | 0.8000 +- - |" in text
+    assert "| loss=ce data.folds=2 | - | 1 (1 scored by best.ckpt, chosen on the fold) | 0.4000 +- - |" in text

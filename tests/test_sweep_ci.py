@@ -149,11 +149,13 @@ def test_summary_gives_each_jobs_interval_and_none_without_or_with_a_stale_file(
     table = list(csv.DictReader((tmp_path / "summary.csv").open()))
     assert [r["val/mIoU_ci"] for r in table] == [expected["1"], expected["0"], "", "", ""]
     md = (tmp_path / "summary.md").read_text().splitlines()
-    assert md[0] == "| rank | overrides | val/mIoU | val/mIoU_ci | val/dice | val/acc | fit_minutes | val_img_per_s |"
-    assert md[1] == "|---|---|---|---|---|---|---|---|"
+    columns = "val/mIoU | val/mIoU_ci | final_weights_val/mIoU | val/dice | val/acc | fit_minutes | val_img_per_s"
+    assert md[0] == f"| rank | overrides | {columns} |"
+    assert md[1] == "|---|---|---|---|---|---|---|---|---|"
     assert not (tmp_path / "summary.png").exists()  # no job recorded its cost
-    assert md[2].startswith(f"| 1 | loss=dice | {float(scores(good.sum(0))['mIoU']):.4f} | {expected['1']} | 0.5000 |")
-    assert md[4] == "| 3 | loss=focal | 0.3000 | - | 0.5000 | 0.9000 | - | - |"
+    good_miou = float(scores(good.sum(0))["mIoU"])
+    assert md[2].startswith(f"| 1 | loss=dice | {good_miou:.4f} | {expected['1']} | - | 0.5000 |")
+    assert md[4] == "| 3 | loss=focal | 0.3000 | - | - | 0.5000 | 0.9000 | - | - |"
 
 
 def test_summary_plots_accuracy_against_cost(tmp_path):
@@ -217,4 +219,5 @@ def test_summary_marks_scores_on_images_the_model_or_its_start_trained_on(tmp_pa
     assert "| 1 | data.fold=0 data.folds=5 loss=ce | 0.9000 (trained on val) | - |" in md
     assert "| 3 | data.fold=2 data.folds=5 loss=ce | 0.7000 (init_from: start's images unknown) | - |" in md
     assert "| 4 | data.fold=3 data.folds=5 loss=ce | 0.6000 | - |" in md
-    assert "| data.folds=5 loss=ce | 5 (3 not held out or unchecked: see val_caveat) | 0.7000 +- 0.1581 |" in md
+    notes = "3 not held out or unchecked: see val_caveat; 5 scored by best.ckpt, chosen on the fold"
+    assert f"| data.folds=5 loss=ce | - | 5 ({notes}) | 0.7000 +- 0.1581 |" in md

@@ -26,6 +26,7 @@ COLUMNS = [
     "overrides",
     "val/mIoU",
     "val/mIoU_ci",
+    "final_weights_val/mIoU",
     "val/dice",
     "val/acc",
     "fit_minutes",
@@ -33,8 +34,9 @@ COLUMNS = [
     "best_ckpt",
     "run_dir",
     "val_caveat",
+    "purge_frames",
 ]
-SHOWN = COLUMNS[1:8]  # the columns of summary.md (a val_caveat is written beside the job's val/mIoU)
+SHOWN = COLUMNS[1:9]  # the columns of summary.md (a val_caveat is written beside the job's val/mIoU)
 AGREE = 1e-4  # a job's val_confusions.npz must give its metrics.json val/mIoU to this: else it is stale
 
 
@@ -65,12 +67,15 @@ def collect(sweep_dir: str | Path, states: Mapping[str, str] | None = None) -> l
         overrides = yaml.safe_load(overrides_file.read_text()) or []
         metrics_file = job_dir / "metrics.json"
         metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+        config_file = job_dir / ".hydra" / "config.yaml"
+        config = (yaml.safe_load(config_file.read_text()) or {}) if config_file.exists() else {}
         rows.append(
             {
                 "job": job_dir.name,
                 "overrides": " ".join(overrides),
                 "val/mIoU": metrics.get("val/mIoU"),
                 "val/mIoU_ci": miou_interval(job_dir, metrics.get("val/mIoU")),
+                "final_weights_val/mIoU": metrics.get("final_weights_val/mIoU"),  # last.ckpt: no selection
                 "val/dice": metrics.get("val/dice"),
                 "val/acc": metrics.get("val/acc"),
                 "fit_minutes": metrics.get("fit_minutes"),
@@ -78,6 +83,7 @@ def collect(sweep_dir: str | Path, states: Mapping[str, str] | None = None) -> l
                 "best_ckpt": metrics.get("best_ckpt", "(failed)"),
                 "run_dir": str(job_dir),
                 "val_caveat": val_caveat(metrics),
+                "purge_frames": (config.get("data") or {}).get("purge_frames"),  # for the fold table, not a column
             }
         )
         if states is not None:
@@ -89,20 +95,30 @@ FOLD = re.compile(r"(^|\s)\+{0,2}data\.fold=\S+")  # data.fold=, +data.fold=, ++
 
 
 def fold_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Jobs that differ only in ``data.fold`` -> one row per recipe: its overrides without the fold, the number
-    of folds scored, and the mean, standard deviation (n-1), min and max of their val/mIoU; best mean first."""
-    recipes: dict[str, list[float]] = {}
-    caveats: dict[str, int] = {}
+    """Jobs that differ only in ``data.fold`` -> one row per recipe and ``data.purge_frames`` (from the job's
+    config; None where it has none): its overrides without the fold, the number of folds scored, and the mean,
+    standard deviation (n-1), min and max of their scores; best mean first.
+
+    A fold's score is its final weights' (``final_weights_val/mIoU``): best.ckpt is chosen on the fold's own
+    held-out images, so its score carries that selection. Runs that recorded no final score (older ones) give
+    best.ckpt's, counted in ``selected``."""
+    recipes: dict[tuple[str, Any], list[float]] = {}
+    caveats: dict[tuple[str, Any], int] = {}
+    selected: dict[tuple[str, Any], int] = {}
     for r in rows:
         if FOLD.search(r["overrides"]) and r["val/mIoU"] is not None:
-            recipe = " ".join(FOLD.sub(" ", r["overrides"]).split())
-            recipes.setdefault(recipe, []).append(float(r["val/mIoU"]))
-            caveats[recipe] = caveats.get(recipe, 0) + bool(r.get("val_caveat"))
+            key = (" ".join(FOLD.sub(" ", r["overrides"]).split()), r.get("purge_frames"))
+            final = r.get("final_weights_val/mIoU")
+            recipes.setdefault(key, []).append(float(r["val/mIoU"] if final is None else final))
+            caveats[key] = caveats.get(key, 0) + bool(r.get("val_caveat"))
+            selected[key] = selected.get(key, 0) + (final is None)
     out = [
         {
-            "recipe": k,
+            "recipe": k[0],
+            "purge_frames": k[1],
             "folds": len(v),
             "not_held_out": caveats[k],
+            "selected": selected[k],
             "mean": statistics.fmean(v),
             "std": statistics.stdev(v) if len(v) > 1 else None,  # one fold: no spread to tell
             "min": min(v),
@@ -117,11 +133,12 @@ def _cell(value: Any) -> str:
     return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def _not_held_out(recipe: Mapping[str, Any]) -> str:
+def _fold_notes(recipe: Mapping[str, Any]) -> str:
     """After a recipe's fold count: how many of its folds scored images the model (or its start) trained on, or
-    could not be checked (the start's images unknown)."""
-    n = recipe["not_held_out"]
-    return f" ({n} not held out or unchecked: see val_caveat)" if n else ""
+    could not be checked (the start's images unknown), and how many were scored by best.ckpt."""
+    notes = [f"{recipe['not_held_out']} not held out or unchecked: see val_caveat"] if recipe["not_held_out"] else []
+    notes += [f"{recipe['selected']} scored by best.ckpt, chosen on the fold"] if recipe["selected"] else []
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 def _shown(row: Mapping[str, Any], column: str) -> str:
@@ -146,14 +163,14 @@ def write_summary(sweep_dir: str | Path, states: Mapping[str, str] | None = None
     if folds:
         lines += [
             "",
-            "Cross-validation: val/mIoU over the folds of each recipe",
+            "Cross-validation: the final weights' val/mIoU over the folds of each recipe (purge: data.purge_frames)",
             "",
-            "| recipe | folds | mean +- std | min | max |",
-            "|---|---|---|---|---|",
+            "| recipe | purge | folds | mean +- std | min | max |",
+            "|---|---|---|---|---|---|",
         ]
         lines += [
-            f"| {f['recipe'] or '(defaults)'} | {f['folds']}{_not_held_out(f)} | {f['mean']:.4f} +- "
-            f"{_cell(f['std'])} | {f['min']:.4f} | {f['max']:.4f} |"
+            f"| {f['recipe'] or '(defaults)'} | {_cell(f['purge_frames'])} | {f['folds']}{_fold_notes(f)} | "
+            f"{f['mean']:.4f} +- {_cell(f['std'])} | {f['min']:.4f} | {f['max']:.4f} |"
             for f in folds
         ]
     if any(r.get("fit_minutes") is not None and r["val/mIoU"] is not None for r in rows):
