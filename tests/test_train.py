@@ -25,6 +25,18 @@ def test_fast_dev_run_each_loss(train_cfg, loss):
     assert metrics["best_ckpt"] == ""  # fast_dev_run writes no checkpoint
 
 
+def test_a_run_without_validation_ends_and_keeps_its_weights(train_cfg):
+    """trainer.limit_val_batches=0 (no validation at all) trained, then crashed on the final validation's empty
+    result: no metrics.json, an IndexError. It now ends with last.ckpt, no best.ckpt and no val scores."""
+    cfg = train_cfg("trainer.max_epochs=1", "trainer.limit_val_batches=0")
+    metrics = train(cfg)
+    run = Path(cfg.run_dir)
+    assert (run / "checkpoints" / "last.ckpt").is_file() and not (run / "checkpoints" / "best.ckpt").exists()
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved["best_ckpt"] == "" and "val/mIoU" not in saved and saved["val_images"] == 0
+    assert metrics["fit_minutes"] > 0
+
+
 def test_debug_run_writes_checkpoints_metrics_and_config(train_cfg):
     cfg = train_cfg("loss=dice_ce", "loss.dice_weight=0.5", "trainer.max_epochs=2")
     metrics = train(cfg)

@@ -151,7 +151,7 @@ def keep_history(loggers: list, checkpoint: dict[str, Any] | None) -> None:
 def validate_the_end(trainer: pl.Trainer, module: SegmentationModule, dm: SegDataModule) -> None:
     """Validates the weights the run ended with when its last epoch was not validated (a time limit or an
     epoch count between validations ended it), and makes them best.ckpt when they score higher."""
-    if trainer.global_step == 0 or module.validated_step == trainer.global_step:
+    if trainer.global_step == 0 or module.validated_step == trainer.global_step or not trainer.limit_val_batches:
         return
     log.info("the last epoch was not validated: validating the final weights (step %d)", trainer.global_step)
     score = torch.tensor(trainer.validate(module, datamodule=dm, verbose=False)[0][MONITOR])
@@ -256,14 +256,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     )
     confusions.path = run_dir / VAL_CONFUSIONS  # the per-image counts behind the val scores
     started = time.perf_counter()
-    metrics: dict[str, Any] = dict(trainer.validate(module, datamodule=dm, ckpt_path=best or None, verbose=False)[0])
+    validated = trainer.validate(module, datamodule=dm, ckpt_path=best or None, verbose=False)
+    if not validated:  # trainer.limit_val_batches=0: the weights are in last.ckpt, there are no val scores
+        log.warning("no validation ran (trainer.limit_val_batches=0): metrics.json holds no val scores")
+    metrics: dict[str, Any] = dict(validated[0]) if validated else {}
     val_seconds = time.perf_counter() - started
     confusions.path = None
     if cfg.get("test_after_fit", True) and dm.has_split("test"):
         metrics.update(trainer.test(module, datamodule=dm, ckpt_path=best or None, verbose=False)[0])
     metrics = {k: float(v) for k, v in metrics.items()}
     metrics["fit_minutes"] = fit_seconds / 60  # what the sweep summary plots accuracy against (summary.png)
-    val_images = len(dm.datasets["val"]) if "val" in dm.datasets else 0
+    val_images = len(dm.datasets["val"]) if "val" in dm.datasets and validated else 0
     if confusions.scored is not None and confusions.scored < val_images:  # trainer.limit_val_batches
         log.warning("the val scores are of %d of the %d val images (trainer.limit_val_batches)", confusions.scored,
                     val_images)  # fmt: skip
@@ -282,8 +285,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         metrics["init_from_seen_val"] = module.data_split["init_from"].get("seen", {}).get("val")
     if trainer.is_global_zero:
         write_json(run_dir / "metrics.json", metrics)
-        print_class_table(metrics, "val", dm.class_names, title="val per-class IoU (best checkpoint)")
+        if validated:
+            print_class_table(metrics, "val", dm.class_names, title="val per-class IoU (best checkpoint)")
         if "test/mIoU" in metrics:
             print_class_table(metrics, "test", dm.class_names)
-        log.info("val/mIoU %.4f; best checkpoint %s; run dir %s", metrics[MONITOR], best or "(none)", run_dir)
+        log.info("val/mIoU %.4f; best checkpoint %s; run dir %s", metrics.get(MONITOR, float("nan")), best or "(none)",
+                 run_dir)  # fmt: skip
     return metrics
