@@ -90,6 +90,27 @@ def test_a_class_in_too_few_images_gets_no_interval():
     assert np.isfinite(bootstrap(conf)["iou_ci"][2]).all()
 
 
+def test_recall_and_precision_need_the_class_in_enough_images_on_their_own_side():
+    """A class in the ground truth of one image but predicted (wrongly) in 20: IoU and precision have 21 and 20
+    images behind them, recall only one, and its interval collapsed to that image's recall. Recall now needs the
+    class in MIN_IMAGES ground truths, precision in MIN_IMAGES predictions."""
+    rng = np.random.default_rng(0)
+    conf = np.zeros((50, 3, 3), np.int64)
+    for i in range(50):
+        conf[i, :2, :2] = rng.integers(1, 100, (2, 2)) + np.eye(2, dtype=np.int64) * 500
+    conf[7, 2, 2], conf[7, 2, 0] = 30, 70  # class 2 in the ground truth of image 7 only: recall 0.3
+    for i in range(20, 40):
+        conf[i, 0, 2] = rng.integers(5, 50)  # background predicted as class 2
+    out = bootstrap(conf)
+    assert np.isnan(out["recall_ci"][2]).all() and out["recall"][2] == 0.3
+    assert np.isfinite(out["precision_ci"][2]).all() and np.isfinite(out["iou_ci"][2]).all()
+    conf[:, :, 2] = 0  # the other way round: in the ground truth of images 0-9, predicted (right) in 0 and 1 only
+    conf[:10, 2, 0] = 40
+    conf[:2, 2, 2] = 10
+    out = bootstrap(conf)
+    assert np.isnan(out["precision_ci"][2]).all() and np.isfinite(out["recall_ci"][2]).all()
+
+
 def test_a_replicate_without_a_scored_pixel_is_left_out_not_scored_zero():
     """Mostly void images: a replicate that draws only all-void images has no score. ``scores`` gives such an
     empty matrix mIoU 0, which dragged the interval's low end to 0 for a model that is right on every pixel."""

@@ -55,9 +55,11 @@ def interval(samples: np.ndarray, level: float = LEVEL) -> np.ndarray:
     return np.stack([low, high], axis=-1)
 
 
-def too_rare(confusions: np.ndarray) -> np.ndarray:
-    """(N,C,C) -> (C,) bool: classes in fewer than ``MIN_IMAGES`` images, as target or prediction."""
-    appears = (confusions.sum(1) + confusions.sum(2)) > 0  # (N,C)
+def too_rare(confusions: np.ndarray, side: str = "either") -> np.ndarray:
+    """(N,C,C) -> (C,) bool: classes in fewer than ``MIN_IMAGES`` images: in the ground truth (``side="truth"``,
+    what recall divides by), in the prediction (``"prediction"``, precision's) or in either (IoU, Dice)."""
+    truth, predicted = confusions.sum(2) > 0, confusions.sum(1) > 0  # (N,C); rows = ground truth
+    appears = {"truth": truth, "prediction": predicted, "either": truth | predicted}[side]
     return appears.sum(0) < MIN_IMAGES
 
 
@@ -65,7 +67,7 @@ def bootstrap(confusions: np.ndarray, replicates: int = REPLICATES, seed: int = 
     """Per-image confusion matrices (N,C,C) -> the scores of their sum with intervals.
 
     Returns {name: value} for the ``scores`` of the summed matrix, {name + "_ci": (..., 2)} for each (per class:
-    NaN for a class in fewer than ``MIN_IMAGES`` images), and
+    NaN for a class in fewer than ``MIN_IMAGES`` images; for recall, ground truths; for precision, predictions), and
     "per_image_mIoU" (the mean over images of each image's own mIoU, images without a scored pixel left out)
     with its "per_image_mIoU_ci".
     """
@@ -74,7 +76,8 @@ def bootstrap(confusions: np.ndarray, replicates: int = REPLICATES, seed: int = 
     out: dict[str, Any] = dict(point)
     out.update({f"{k}_ci": interval(v, level) for k, v in samples.items()})
     for key in PER_CLASS:
-        out[f"{key}_ci"][too_rare(confusions)] = np.nan
+        side = {"recall": "truth", "precision": "prediction"}.get(key, "either")
+        out[f"{key}_ci"][too_rare(confusions, side)] = np.nan
     scored = confusions.sum((1, 2)) > 0  # an all-void image has no mIoU: out of the per-image mean
     image_miou = np.where(scored, scores(confusions)["mIoU"], 0.0)  # (N,)
     out["per_image_mIoU"] = float(image_miou[scored].mean()) if scored.any() else float("nan")

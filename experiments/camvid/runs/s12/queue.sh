@@ -3,7 +3,8 @@
 export WANDB_MODE=offline
 P=/work/main/.venv/bin/python
 TREE=${TREE:-/work/wt_s12}
-Q=/work/runs/s12/jobs.txt
+R=${R:-/work/runs/s12}  # session 13: TREE=/work/wt_s13 R=/work/runs/s13
+Q=$R/jobs.txt
 i=1
 while true; do
   line=$(sed -n "${i}p" $Q)
@@ -13,7 +14,7 @@ while true; do
   echo "== $name $ov $(date)"
   (cd $TREE && $P -m seglight.train experiment=camvid data.folds=4 callbacks.time_budget.budget=null \
     trainer.max_epochs=14 trainer.max_time=null logger=csv trainer.enable_progress_bar=false \
-    hydra.run.dir=/work/runs/s12/$name $ov 2>&1 | grep -E "left out|val/mIoU|Error" | tail -3)
+    hydra.run.dir=$R/$name $ov 2>&1 | grep -E "left out|val/mIoU|Error" | tail -3)
   i=$((i+1))
 done
 echo "== done $(date)"
