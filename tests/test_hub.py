@@ -33,11 +33,23 @@ def test_hf_folder_has_a_model_card_and_predicts_like_the_checkpoint(trained_tin
     retrained = tmp_path / "run_on_val"  # the same run, had it trained on its val images
     shutil.copytree(run, retrained)
     metrics_file = retrained / "metrics.json"
+    final = metrics["val/mIoU"] - 0.05  # best.ckpt chosen on val above the weights the run ended with
     metrics_file.write_text(
-        json.dumps({**metrics, "train_on_val": True, "best_ckpt": str(retrained / "checkpoints" / ckpt.name)})
+        json.dumps(
+            {
+                **metrics,
+                "train_on_val": True,
+                "best_ckpt": str(retrained / "checkpoints" / ckpt.name),
+                "final_weights_val/mIoU": final,
+            }
+        )
     )
     export_checkpoint(retrained / "checkpoints" / ckpt.name, "hf", tmp_path / "hf_on_val")
-    assert "not a held-out figure: trained on val" in (tmp_path / "hf_on_val" / "README.md").read_text()
+    card_on_val = (tmp_path / "hf_on_val" / "README.md").read_text()
+    assert "not a held-out figure: trained on val" in card_on_val
+    assert f"the weights the run ended with scored {final:.3f}" in card_on_val
+    own_final = metrics.get("final_weights_val/mIoU", metrics["val/mIoU"])
+    assert ("the weights the run ended with" in card) == (own_final < metrics["val/mIoU"] - 1e-6)
     image = np.random.default_rng(0).integers(0, 256, (70, 90, 3), dtype=np.uint8)
     folder, original = Predictor.load(out, precision="32"), Predictor.load(ckpt, precision="32")
     assert folder.class_names == original.class_names and folder.palette.colors == original.palette.colors

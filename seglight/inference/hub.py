@@ -47,6 +47,13 @@ def run_record(ckpt: Path) -> dict[str, Any]:
     return record
 
 
+def selected_above_final(metrics: dict[str, Any]) -> float | None:
+    """The score of the weights a run ended with (``final_weights_val/mIoU``) where best.ckpt, chosen among the
+    run's validations on the same val images, scores higher; None where they agree or it was not recorded."""
+    final, best = metrics.get("final_weights_val/mIoU"), metrics.get("val/mIoU")
+    return final if final is not None and best is not None and final < best - 1e-6 else None
+
+
 def card_context(module: SegmentationModule, info: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
     """The model card's values: classes with colours and val IoU (with interval where recorded), data, command."""
     metrics = record.get("metrics", {})
@@ -66,6 +73,7 @@ def card_context(module: SegmentationModule, info: dict[str, Any], record: dict[
         "info": info,
         "classes": classes,
         "miou": metrics.get("val/mIoU"),
+        "final_miou": selected_above_final(metrics),
         "miou_ci": record.get("mIoU_ci"),
         "val_caveat": val_caveat(metrics),
         "val_images": record.get("val_images"),
