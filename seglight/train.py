@@ -19,7 +19,7 @@ def _main(cfg: DictConfig) -> float | None:
 
     from seglight.training.fit import train  # imported late: `--help` and config errors stay fast
 
-    return train(cfg)[MONITOR]  # the value a hyperparameter sweeper optimises
+    return train(cfg).get(MONITOR)  # the value a hyperparameter sweeper optimises; None: validation was off
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from PIL import Image
 
 from seglight.inference.export import export_checkpoint
 from seglight.inference.predictor import Predictor
+from seglight.report.tables import selected_above_final
 
 
 def test_hf_folder_has_a_model_card_and_predicts_like_the_checkpoint(trained_tiny, tmp_path, monkeypatch, capsys):
@@ -48,8 +49,9 @@ def test_hf_folder_has_a_model_card_and_predicts_like_the_checkpoint(trained_tin
     card_on_val = (tmp_path / "hf_on_val" / "README.md").read_text()
     assert "not a held-out figure: trained on val" in card_on_val
     assert f"the weights the run ended with scored {final:.3f}" in card_on_val
-    own_final = metrics.get("final_weights_val/mIoU", metrics["val/mIoU"])
-    assert ("the weights the run ended with" in card) == (own_final < metrics["val/mIoU"] - 1e-6)
+    assert ("the weights the run ended with" in card) == (selected_above_final(metrics) is not None)
+    same = {**metrics, "final_weights_val/mIoU": metrics["val/mIoU"] - 1e-5}  # the same weights, a few pixels apart
+    assert selected_above_final(same) is None
     image = np.random.default_rng(0).integers(0, 256, (70, 90, 3), dtype=np.uint8)
     folder, original = Predictor.load(out, precision="32"), Predictor.load(ckpt, precision="32")
     assert folder.class_names == original.class_names and folder.palette.colors == original.palette.colors

@@ -304,9 +304,7 @@ def test_fold_table_scores_the_final_weights_and_tells_purged_folds_apart(tmp_pa
         d = tmp_path / name
         (d / ".hydra").mkdir(parents=True)
         (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["loss=ce", f"data.fold={fold}", "data.folds=2"]))
-        if purge is not None:
-            (d / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"data": {"purge_frames": purge}}))
-        metrics = {"val/mIoU": best, "best_ckpt": "x"}
+        metrics = {"val/mIoU": best, "best_ckpt": "x", "purge_frames": purge}
         if final is not None:
             metrics["final_weights_val/mIoU"] = final
         (d / "metrics.json").write_text(json.dumps(metrics))
@@ -314,7 +312,7 @@ def test_fold_table_scores_the_final_weights_and_tells_purged_folds_apart(tmp_pa
     job("a0", 0, 0.60, 0.50, 60)
     job("a1", 1, 0.70, 0.60, 60)
     job("b0", 0, 0.80, 0.80, 0)  # the same overrides, unpurged: not averaged with the purged runs
-    job("c0", 0, 0.40, None, None)  # an older run: best.ckpt's score only, no config
+    job("c0", 0, 0.40, None, None)  # an older run: best.ckpt's score only, no purge recorded
     rows = write_summary(tmp_path)
     assert {r["job"]: r["final_weights_val/mIoU"] for r in rows} == {"a0": 0.5, "a1": 0.6, "b0": 0.8, "c0": None}
     text = (tmp_path / "summary.md").read_text()

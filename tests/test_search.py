@@ -422,3 +422,16 @@ def test_a_study_refuses_another_search_space(tmp_path):
     smaller.pop(next(iter(smaller)))
     with pytest.raises(ValueError, match="searched"):
         open_study(cfg, url, [], search_space(OmegaConf.create(smaller)))
+
+
+def test_a_trial_without_validation_is_refused_before_training(tmp_path):
+    """trainer.limit_val_batches=0 leaves no val/mIoU to optimise: the trial trained, then failed on a KeyError."""
+    from conftest import compose_config
+
+    from seglight.training.search import run_trial
+
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    with pytest.raises(ValueError, match="limit_val_batches=0"):
+        run_trial(trial, {}, ["trainer.limit_val_batches=0"], tmp_path, compose_config, {})
+    assert not (tmp_path / "0").exists()  # nothing trained

@@ -63,6 +63,7 @@ def test_debug_run_writes_checkpoints_metrics_and_config(train_cfg):
     # validation, the row before the best checkpoint's final validation)
     logged = [float(r["val/mIoU"]) for r in csv.DictReader(open(run / "csv" / "metrics.csv")) if r.get("val/mIoU")]
     assert len(logged) == 3 and saved["final_weights_val/mIoU"] == pytest.approx(logged[-2])
+    assert "purge_frames" in saved and saved["purge_frames"] is None  # the fold table's grouping; shapes: none
     assert saved["val/mIoU"] == pytest.approx(max(logged[:2]))
 
 

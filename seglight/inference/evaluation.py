@@ -206,13 +206,13 @@ def evaluate_checkpoint(
     model, dataset, recorded = checkpoint_dataset(ckpt, data, split, **predictor)
     provenance = _provenance(Path(ckpt), split, recorded, model)
     seen = model.train_on_val if split == "val" else False  # None: the model records no data split
+    if split == "train" and calibrate:
+        raise ValueError(f"{ckpt}: split=train holds training images: calibrate on held-out images")
     if split == "train" and not recorded:  # another data set's train split, or no record: it may not have seen them
-        log.warning("%s: the train split scored is not the one its run recorded: held-out unchecked", ckpt)
-        provenance["split"] += ": held-out unchecked (not the run's recorded train split)"
+        log.warning("%s: not the train split its run recorded (or it records none): held-out unchecked", ckpt)
+        provenance["split"] += ": held-out unchecked (not a train split the model records)"
         seen = None
     elif split == "train":  # the run's own training images: never held out
-        if calibrate:
-            raise ValueError(f"{ckpt}: split=train holds the images it was trained on: calibrate on held-out images")
         log.warning("%s is scored on the train split, the images it was trained on: not held-out scores", ckpt)
         provenance["split"] += ": the images the model was trained on, not held-out scores"
     elif seen:

@@ -18,7 +18,7 @@ from seglight.model.module import SegmentationModule
 from seglight.report.bootstrap import bootstrap
 from seglight.report.confusions import VAL_CONFUSIONS, load_confusions
 from seglight.report.html import hex_color, render
-from seglight.report.tables import val_caveat
+from seglight.report.tables import selected_above_final, val_caveat
 from seglight.util.network import reachable
 
 HUB_HOST = "huggingface.co"
@@ -45,13 +45,6 @@ def run_record(ckpt: Path) -> dict[str, Any]:
         record["mIoU_ci"] = [float(v) for v in stats["mIoU_ci"]]
         record["iou_ci"] = {n: [float(v) for v in stats["iou_ci"][k]] for k, n in enumerate(names)}
     return record
-
-
-def selected_above_final(metrics: dict[str, Any]) -> float | None:
-    """The score of the weights a run ended with (``final_weights_val/mIoU``) where best.ckpt, chosen among the
-    run's validations on the same val images, scores higher; None where they agree or it was not recorded."""
-    final, best = metrics.get("final_weights_val/mIoU"), metrics.get("val/mIoU")
-    return final if final is not None and best is not None and final < best - 1e-6 else None
 
 
 def card_context(module: SegmentationModule, info: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:

@@ -31,14 +31,25 @@ def print_class_table(metrics: Mapping[str, float], stage: str, class_names: Seq
     Console().print(class_table(metrics, stage, class_names, title))
 
 
+SELECTION_TOLERANCE = 1e-3  # mIoU: two validations of the same weights can differ by a few pixels (GPU kernels)
+
+
+def selected_above_final(metrics: Mapping[str, Any]) -> float | None:
+    """The score of the weights a run ended with (``final_weights_val/mIoU`` of its metrics.json) where best.ckpt,
+    chosen among the run's validations on the same val images, scores higher by more than ``SELECTION_TOLERANCE``;
+    None where they agree or the final score was not recorded."""
+    final, best = metrics.get("final_weights_val/mIoU"), metrics.get("val/mIoU")
+    return final if final is not None and best is not None and final < best - SELECTION_TOLERANCE else None
+
+
 def val_caveat(metrics: Mapping[str, Any]) -> str | None:
     """Why scores are not held out, from a metrics.json: the model trained on its val images (``train_on_val``,
     training's and evaluate's; evaluate's is None for a model that records no split: unchecked), or the
     checkpoint it started from trained on some of the scored images (training's ``init_from_seen_val``,
     evaluate's ``trained_on_images``: how many; None when that start's images could not be found here). None
     for a clean score. An evaluate of the train split (``split``) is never held out."""
-    if metrics.get("split") == "train" and metrics.get("train_on_val") is not None:  # None: not the run's split
-        return "scored on its training images"
+    if metrics.get("split") == "train":  # train_on_val None: not the run's recorded train split
+        return "scored on its training images" if metrics.get("train_on_val") is not None else "held-out unchecked"
     if metrics.get("train_on_val"):
         return "trained on val"
     if "train_on_val" in metrics and metrics["train_on_val"] is None:  # evaluate of a model with no split record

@@ -26,7 +26,7 @@ from seglight.model.checkpoint import (
 from seglight.model.metrics import MONITOR
 from seglight.model.module import SegmentationModule
 from seglight.report.confusions import VAL_CONFUSIONS
-from seglight.report.tables import print_class_table
+from seglight.report.tables import print_class_table, selected_above_final
 from seglight.training.callbacks.confusions import ImageConfusions
 from seglight.training.callbacks.epoch_seeds import EpochSeeds
 from seglight.training.callbacks.time_budget import TimeBudget, parse_duration
@@ -244,7 +244,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     fit_seconds = time.perf_counter() - started  # this process's fit: a resumed run counts its last part
     if not trainer.interrupted:
         validate_the_end(trainer, module, dm)
-    final = trainer.callback_metrics.get(MONITOR)  # the last validation: the weights the run ended with
+    # the last validation, when it scored the weights the run ended with (under ddp_spawn the steps do not come back)
+    final = trainer.callback_metrics.get(MONITOR) if module.validated_step == trainer.global_step > 0 else None
 
     best = next(
         (
@@ -276,9 +277,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics["best_ckpt"] = best
     if final is not None:  # best.ckpt was chosen on these val images: where it is not the end, its score is optimistic
         metrics["final_weights_val/mIoU"] = float(final)
-        if float(final) < metrics[MONITOR] - 1e-6:
+        if selected_above_final(metrics) is not None:
             log.info("best.ckpt (val/mIoU %.4f) was chosen on the val images it is scored on; the final weights "
                      "score %.4f (last.ckpt)", metrics[MONITOR], float(final))  # fmt: skip
+    metrics["purge_frames"] = (module.data_split or {}).get("data", {}).get("purge_frames")  # as trained (resumed too)
     if dm.splits.train_on_val:  # val scored images the model trained on: say so beside the figures
         metrics["train_on_val"] = True
     if "init_from" in (module.data_split or {}):  # of these val images, how many the start trained on (None: unknown)

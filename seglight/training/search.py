@@ -162,6 +162,8 @@ def run_trial(
     if str(cfg.trainer.get("strategy", "")).startswith("ddp") and not str(cfg.trainer.strategy).startswith("ddp_spawn"):
         # plain DDP relaunches the whole command per rank: each rank would open the study and draw its own trial
         raise ValueError(f"trainer.strategy={cfg.trainer.strategy} in a search: use ddp_spawn")
+    if not cfg.trainer.get("limit_val_batches", 1.0):
+        raise ValueError(f"a search optimises {MONITOR}: trainer.limit_val_batches=0 leaves no validation to score")
     with open_dict(cfg):
         cfg.run_dir = str(run_dir)
         cfg.callbacks = cfg.get("callbacks") or {}

@@ -67,8 +67,6 @@ def collect(sweep_dir: str | Path, states: Mapping[str, str] | None = None) -> l
         overrides = yaml.safe_load(overrides_file.read_text()) or []
         metrics_file = job_dir / "metrics.json"
         metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
-        config_file = job_dir / ".hydra" / "config.yaml"
-        config = (yaml.safe_load(config_file.read_text()) or {}) if config_file.exists() else {}
         rows.append(
             {
                 "job": job_dir.name,
@@ -83,7 +81,7 @@ def collect(sweep_dir: str | Path, states: Mapping[str, str] | None = None) -> l
                 "best_ckpt": metrics.get("best_ckpt", "(failed)"),
                 "run_dir": str(job_dir),
                 "val_caveat": val_caveat(metrics),
-                "purge_frames": (config.get("data") or {}).get("purge_frames"),  # for the fold table, not a column
+                "purge_frames": metrics.get("purge_frames"),  # what the run trained with (a resumed run: its start's)
             }
         )
         if states is not None:
@@ -96,8 +94,8 @@ FOLD = re.compile(r"(^|\s)\+{0,2}data\.fold=\S+")  # data.fold=, +data.fold=, ++
 
 def fold_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Jobs that differ only in ``data.fold`` -> one row per recipe and ``data.purge_frames`` (from the job's
-    config; None where it has none): its overrides without the fold, the number of folds scored, and the mean,
-    standard deviation (n-1), min and max of their scores; best mean first.
+    metrics.json; None for runs from before it was recorded there): its overrides without the fold, the number
+    of folds scored, and the mean, standard deviation (n-1), min and max of their scores; best mean first.
 
     A fold's score is its final weights' (``final_weights_val/mIoU``): best.ckpt is chosen on the fold's own
     held-out images, so its score carries that selection. Runs that recorded no final score (older ones) give
