@@ -75,15 +75,23 @@ def test_model_kwargs_the_arch_takes_are_used():
     assert create_model("Unet", "resnet18", None, 3, 2, output_stride=16).encoder.output_stride == 16
 
 
-def test_a_checkpoint_saved_with_dropped_kwargs_still_loads(tmp_path):
+@pytest.mark.parametrize("loader", ["load_module", "load_from_checkpoint"])
+def test_a_checkpoint_saved_with_dropped_kwargs_still_loads(tmp_path, loader):
     # runs before the check saved such kwargs in their hyperparameters; they never changed the model
+    import pytorch_lightning as pl
+
     from seglight.model.checkpoint import load_module
     from seglight.model.module import SegmentationModule
 
     module = SegmentationModule(["a", "b"], arch="Linknet", encoder_name="resnet18").eval()
     hp = {**module.hparams, "model_kwargs": {"decoder_pyramid_channels": 64}}
-    torch.save({"state_dict": module.state_dict(), "hyper_parameters": hp}, tmp_path / "old.ckpt")
-    loaded = load_module(tmp_path / "old.ckpt")
+    ckpt = {"state_dict": module.state_dict(), "hyper_parameters": hp, "pytorch-lightning_version": pl.__version__}
+    torch.save(ckpt, tmp_path / "old.ckpt")
+    if loader == "load_module":
+        loaded = load_module(tmp_path / "old.ckpt")
+    else:
+        loaded = SegmentationModule.load_from_checkpoint(tmp_path / "old.ckpt").eval()
+        assert "decoder_pyramid_channels" not in loaded.hparams.model_kwargs
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), module(x))

@@ -19,7 +19,7 @@ from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from seglight.data.io import DataError
 from seglight.data.splits import SplitFiles, recorded_images
-from seglight.model.factory import dropped_model_kwargs
+from seglight.model.factory import saved_model_kwargs
 from seglight.model.module import SegmentationModule
 from seglight.model.tiling import TILE_OVERLAP, TILE_SIZE
 from seglight.util.files import atomic_write
@@ -63,11 +63,7 @@ def load_module(path: str | Path, device: str | torch.device = "cpu") -> Segment
     ckpt = load_checkpoint(path)
     hp = dict(ckpt["hyper_parameters"])
     hp["encoder_weights"] = None  # the trained weights come from the state dict, not a file or the hub
-    kwargs = dict(hp.get("model_kwargs") or {})
-    dropped = dropped_model_kwargs(hp.get("arch", "Unet"), hp.get("encoder_name", "resnet18"), kwargs)
-    if dropped:  # saved before create_model refused them; they never changed the model
-        log.info("%s: model_kwargs %s were never used by %s: left out", path, dropped, hp.get("arch"))
-        hp["model_kwargs"] = {k: v for k, v in kwargs.items() if k not in dropped}
+    hp["model_kwargs"] = saved_model_kwargs(hp, path)
     module = SegmentationModule(**hp)
     module.load_state_dict(ckpt["state_dict"])
     module.on_load_checkpoint(ckpt)  # the run's recorded data split

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 from typing import Any, Sequence
 
 import pytorch_lightning as pl
@@ -20,7 +21,7 @@ from torch import Tensor
 
 from seglight.data.palette import Palette, default_colors
 from seglight.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from seglight.model.factory import create_model, input_divisor, set_encoder_frozen
+from seglight.model.factory import create_model, input_divisor, saved_model_kwargs, set_encoder_frozen
 from seglight.model.losses import build_loss
 from seglight.model.metrics import LOSS, SegmentationMetrics, confusion_matrix, flatten
 from seglight.model.optim import build_optimizer, build_scheduler
@@ -102,18 +103,15 @@ class SegmentationModule(pl.LightningModule):
     def load_from_checkpoint(
         cls, checkpoint_path, map_location=None, hparams_file=None, strict=None, weights_only=None, **kwargs: Any
     ) -> SegmentationModule:
-        """Lightning's loader without the encoder's weight source: the trained weights come from the state
-        dict, so a checkpoint trained from the hub or a local .pth loads offline on any machine. The checkpoint
-        file keeps the source it recorded; the loaded module's hparams say ``encoder_weights=None``."""
+        """Lightning's loader without the encoder's weight source (the trained weights come from the state dict,
+        so it loads offline on any machine; the hparams say ``encoder_weights=None``) and without model_kwargs smp
+        dropped (``saved_model_kwargs``: older checkpoints saved them)."""
         kwargs.setdefault("encoder_weights", None)
-        return super().load_from_checkpoint(
-            checkpoint_path,
-            map_location=map_location,
-            hparams_file=hparams_file,
-            strict=strict,
-            weights_only=weights_only,
-            **kwargs,
-        )
+        if "model_kwargs" not in kwargs and isinstance(checkpoint_path, (str, Path)):
+            ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=weights_only is not False)
+            kwargs["model_kwargs"] = saved_model_kwargs(ckpt.get("hyper_parameters", {}), checkpoint_path)
+        load = super().load_from_checkpoint
+        return load(checkpoint_path, map_location, hparams_file, strict, weights_only=weights_only, **kwargs)
 
     # ---- model ---------------------------------------------------------------------------
     @property
