@@ -63,7 +63,8 @@ def load_module(path: str | Path, device: str | torch.device = "cpu") -> Segment
     ckpt = load_checkpoint(path)
     hp = dict(ckpt["hyper_parameters"])
     hp["encoder_weights"] = None  # the trained weights come from the state dict, not a file or the hub
-    hp["model_kwargs"] = saved_model_kwargs(hp, path)
+    arch, encoder = hp.get("arch", "Unet"), hp.get("encoder_name", "resnet18")
+    hp["model_kwargs"] = saved_model_kwargs(arch, encoder, hp.get("model_kwargs"), path)
     module = SegmentationModule(**hp)
     module.load_state_dict(ckpt["state_dict"])
     module.on_load_checkpoint(ckpt)  # the run's recorded data split

@@ -104,15 +104,15 @@ def dropped_model_kwargs(arch: str, encoder_name: str, kwargs: dict[str, Any]) -
     return sorted(set(kwargs) - named)
 
 
-def saved_model_kwargs(hp: dict[str, Any], source: object) -> dict[str, Any]:
-    """A saved module's ``model_kwargs`` (``hp``: its hyperparameters) without the keys smp dropped
-    (``dropped_model_kwargs``): checkpoints saved before ``create_model`` refused such keys still load, and those
-    keys never changed their model. ``source`` names the file in the log line."""
-    kwargs = dict(hp.get("model_kwargs") or {})
-    dropped = dropped_model_kwargs(hp.get("arch", "Unet"), hp.get("encoder_name", "resnet18"), kwargs)
-    if dropped:
-        log.info("%s: model_kwargs %s were never used by %s: left out", source, dropped, hp.get("arch"))
-    return {k: v for k, v in kwargs.items() if k not in dropped}
+def saved_model_kwargs(arch: str, encoder_name: str, kwargs: dict[str, Any] | None, source: object) -> Any:
+    """A saved module's ``model_kwargs`` without the keys smp dropped (``dropped_model_kwargs``), ``kwargs`` itself
+    where none were: checkpoints saved before ``create_model`` refused such keys still load, and those keys never
+    changed their model. ``source`` names the file in the log line."""
+    dropped = dropped_model_kwargs(arch, encoder_name, dict(kwargs or {}))
+    if not dropped:
+        return kwargs
+    log.info("%s: model_kwargs %s were never used by %s: left out", source, dropped, arch)
+    return {k: v for k, v in (kwargs or {}).items() if k not in dropped}
 
 
 def check_model_kwargs(arch: str, encoder_name: str, kwargs: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
-from pathlib import Path
+from contextvars import ContextVar
 from typing import Any, Sequence
 
 import pytorch_lightning as pl
@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 Batch = dict[str, Tensor]
 STAGES = ("train", "val", "test")
 UNBOUNDED_EPOCHS = 100  # the provisional schedule length, in epochs, of a run bounded by time, not epochs
+
+_LOADING: ContextVar[str] = ContextVar("loading", default="")  # the checkpoint load_from_checkpoint reads
 
 
 class SegmentationModule(pl.LightningModule):
@@ -78,6 +80,8 @@ class SegmentationModule(pl.LightningModule):
                 f"model.in_channels={in_channels} but the data's mean/std have {len(mean)}/{len(std)} values: "
                 f"give data.mean/data.std one value per channel, or auto"
             )
+        if _LOADING.get():  # a saved module: keys smp dropped are left out, not refused
+            model_kwargs = saved_model_kwargs(arch, encoder_name, model_kwargs, _LOADING.get())
         self.save_hyperparameters()
         self.class_names = list(class_names)
         self.num_classes = len(self.class_names)
@@ -103,15 +107,15 @@ class SegmentationModule(pl.LightningModule):
     def load_from_checkpoint(
         cls, checkpoint_path, map_location=None, hparams_file=None, strict=None, weights_only=None, **kwargs: Any
     ) -> SegmentationModule:
-        """Lightning's loader without the encoder's weight source (the trained weights come from the state dict,
-        so it loads offline on any machine; the hparams say ``encoder_weights=None``) and without model_kwargs smp
-        dropped (``saved_model_kwargs``: older checkpoints saved them)."""
+        """Lightning's loader with ``encoder_weights=None`` (the weights come from the state dict: it loads offline
+        on any machine) and model_kwargs smp dropped left out (``saved_model_kwargs``; older checkpoints saved them)."""
         kwargs.setdefault("encoder_weights", None)
-        if "model_kwargs" not in kwargs and isinstance(checkpoint_path, (str, Path)):
-            ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=weights_only is not False)
-            kwargs["model_kwargs"] = saved_model_kwargs(ckpt.get("hyper_parameters", {}), checkpoint_path)
-        load = super().load_from_checkpoint
-        return load(checkpoint_path, map_location, hparams_file, strict, weights_only=weights_only, **kwargs)
+        token = _LOADING.set(str(checkpoint_path))
+        try:
+            load = super().load_from_checkpoint
+            return load(checkpoint_path, map_location, hparams_file, strict, weights_only=weights_only, **kwargs)
+        finally:
+            _LOADING.reset(token)
 
     # ---- model ---------------------------------------------------------------------------
     @property
