@@ -92,6 +92,10 @@ def test_a_checkpoint_saved_with_dropped_kwargs_still_loads(tmp_path, loader):
     else:
         loaded = SegmentationModule.load_from_checkpoint(tmp_path / "old.ckpt").eval()
         assert "decoder_pyramid_channels" not in loaded.hparams.model_kwargs
+        with pytest.raises(ValueError, match="decoder_pyramid_channels"):  # kwargs the caller gives are checked
+            SegmentationModule.load_from_checkpoint(tmp_path / "old.ckpt", model_kwargs=hp["model_kwargs"])
+        with pytest.raises(FileNotFoundError):
+            SegmentationModule.load_from_checkpoint(tmp_path / "missing.ckpt")
         with pytest.raises(ValueError, match="decoder_pyramid_channels"):  # a new module is still refused them
             SegmentationModule(["a", "b"], arch="Linknet", model_kwargs={"decoder_pyramid_channels": 64})
     x = torch.randn(1, 3, 64, 64)

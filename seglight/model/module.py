@@ -110,7 +110,7 @@ class SegmentationModule(pl.LightningModule):
         """Lightning's loader with ``encoder_weights=None`` (the weights come from the state dict: it loads offline
         on any machine) and model_kwargs smp dropped left out (``saved_model_kwargs``; older checkpoints saved them)."""
         kwargs.setdefault("encoder_weights", None)
-        token = _LOADING.set(str(checkpoint_path))
+        token = _LOADING.set("" if "model_kwargs" in kwargs else str(checkpoint_path))  # the caller's: checked
         try:
             load = super().load_from_checkpoint
             return load(checkpoint_path, map_location, hparams_file, strict, weights_only=weights_only, **kwargs)
