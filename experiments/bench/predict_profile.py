@@ -12,8 +12,9 @@ time and the steady-state time). Medians of --repeats calls after one warm-up. R
 from __future__ import annotations
 
 import argparse
-import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,17 +24,15 @@ from seglight.data.transforms import to_input
 from seglight.inference.predictor import TorchPredictor
 from seglight.model.module import SegmentationModule
 
+sys.path.insert(0, str(Path(__file__).parent))
+from predict_speed import timed  # noqa: E402
+
 H, W = 352, 480
 
 
 def ms(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
+    """Median milliseconds of ``repeats`` calls after a warm-up (``predict_speed.timed``)."""
+    return 1000 * timed(fn, repeats)[0]
 
 
 def main() -> None:
