@@ -19,7 +19,7 @@ from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from seglight.data.io import DataError
 from seglight.data.splits import SplitFiles, recorded_images
-from seglight.model.factory import saved_model_kwargs
+from seglight.model.factory import saved_module
 from seglight.model.module import SegmentationModule
 from seglight.model.tiling import TILE_OVERLAP, TILE_SIZE
 from seglight.util.files import atomic_write
@@ -63,9 +63,8 @@ def load_module(path: str | Path, device: str | torch.device = "cpu") -> Segment
     ckpt = load_checkpoint(path)
     hp = dict(ckpt["hyper_parameters"])
     hp["encoder_weights"] = None  # the trained weights come from the state dict, not a file or the hub
-    arch, encoder = hp.get("arch", "Unet"), hp.get("encoder_name", "resnet18")
-    hp["model_kwargs"] = saved_model_kwargs(arch, encoder, hp.get("model_kwargs"), path)
-    module = SegmentationModule(**hp)
+    with saved_module(str(path)):  # model_kwargs older checkpoints saved that smp dropped are left out
+        module = SegmentationModule(**hp)
     module.load_state_dict(ckpt["state_dict"])
     module.on_load_checkpoint(ckpt)  # the run's recorded data split
     return module.to(device).eval()

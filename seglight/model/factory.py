@@ -18,6 +18,7 @@ import math
 import os
 import re
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from torch import nn
 from seglight.util.network import reachable
 
 log = logging.getLogger(__name__)
+_SAVED: ContextVar[str] = ContextVar("saved_module", default="")  # the checkpoint being loaded (saved_module)
 
 WEIGHT_FILE_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".ckpt")
 
@@ -104,14 +106,25 @@ def dropped_model_kwargs(arch: str, encoder_name: str, kwargs: dict[str, Any]) -
     return sorted(set(kwargs) - named)
 
 
-def saved_model_kwargs(arch: str, encoder_name: str, kwargs: dict[str, Any] | None, source: object) -> Any:
-    """A saved module's ``model_kwargs`` without the keys smp dropped (``dropped_model_kwargs``), ``kwargs`` itself
-    where none were: checkpoints saved before ``create_model`` refused such keys still load, and those keys never
-    changed their model. ``source`` names the file in the log line."""
-    dropped = dropped_model_kwargs(arch, encoder_name, dict(kwargs or {}))
+@contextmanager
+def saved_module(source: str):
+    """While a saved module is rebuilt from ``source`` (a checkpoint), ``saved_model_kwargs`` leaves out the
+    model_kwargs smp dropped instead of letting ``create_model`` refuse them; "" changes nothing."""
+    token = _SAVED.set(source)
+    try:
+        yield
+    finally:
+        _SAVED.reset(token)
+
+
+def saved_model_kwargs(arch: str, encoder_name: str, kwargs: dict[str, Any] | None) -> Any:
+    """``kwargs`` without the keys smp dropped (``dropped_model_kwargs``) inside ``saved_module``, else ``kwargs``
+    itself: checkpoints saved before ``create_model`` refused such keys still load, and those keys never changed
+    their model."""
+    dropped = dropped_model_kwargs(arch, encoder_name, dict(kwargs or {})) if _SAVED.get() else []
     if not dropped:
         return kwargs
-    log.info("%s: model_kwargs %s were never used by %s: left out", source, dropped, arch)
+    log.info("%s: model_kwargs %s were never used by %s: left out", _SAVED.get(), dropped, arch)
     return {k: v for k, v in (kwargs or {}).items() if k not in dropped}
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-from contextvars import ContextVar
 from typing import Any, Sequence
 
 import pytorch_lightning as pl
@@ -21,7 +20,7 @@ from torch import Tensor
 
 from seglight.data.palette import Palette, default_colors
 from seglight.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from seglight.model.factory import create_model, input_divisor, saved_model_kwargs, set_encoder_frozen
+from seglight.model.factory import create_model, input_divisor, saved_model_kwargs, saved_module, set_encoder_frozen
 from seglight.model.losses import build_loss
 from seglight.model.metrics import LOSS, SegmentationMetrics, confusion_matrix, flatten
 from seglight.model.optim import build_optimizer, build_scheduler
@@ -33,8 +32,6 @@ log = logging.getLogger(__name__)
 Batch = dict[str, Tensor]
 STAGES = ("train", "val", "test")
 UNBOUNDED_EPOCHS = 100  # the provisional schedule length, in epochs, of a run bounded by time, not epochs
-
-_LOADING: ContextVar[str] = ContextVar("loading", default="")  # the checkpoint load_from_checkpoint reads
 
 
 class SegmentationModule(pl.LightningModule):
@@ -80,8 +77,7 @@ class SegmentationModule(pl.LightningModule):
                 f"model.in_channels={in_channels} but the data's mean/std have {len(mean)}/{len(std)} values: "
                 f"give data.mean/data.std one value per channel, or auto"
             )
-        if _LOADING.get():  # a saved module: keys smp dropped are left out, not refused
-            model_kwargs = saved_model_kwargs(arch, encoder_name, model_kwargs, _LOADING.get())
+        model_kwargs = saved_model_kwargs(arch, encoder_name, model_kwargs)  # only within saved_module
         self.save_hyperparameters()
         self.class_names = list(class_names)
         self.num_classes = len(self.class_names)
@@ -110,12 +106,9 @@ class SegmentationModule(pl.LightningModule):
         """Lightning's loader with ``encoder_weights=None`` (the weights come from the state dict: it loads offline
         on any machine) and model_kwargs smp dropped left out (``saved_model_kwargs``; older checkpoints saved them)."""
         kwargs.setdefault("encoder_weights", None)
-        token = _LOADING.set("" if "model_kwargs" in kwargs else str(checkpoint_path))  # the caller's: checked
-        try:
-            load = super().load_from_checkpoint
+        load = super().load_from_checkpoint
+        with saved_module("" if "model_kwargs" in kwargs else str(checkpoint_path)):  # the caller's: checked
             return load(checkpoint_path, map_location, hparams_file, strict, weights_only=weights_only, **kwargs)
-        finally:
-            _LOADING.reset(token)
 
     # ---- model ---------------------------------------------------------------------------
     @property
