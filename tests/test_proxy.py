@@ -205,16 +205,25 @@ class _RawWeights(pl.Callback):
         self.steps.append({k: v.detach().clone() for k, v in module.state_dict().items()})
 
 
-def test_ema_checkpoints_hold_the_average_and_the_raw_weights(train_cfg):
-    cfg = train_cfg("trainer.max_epochs=2", "callbacks.ema.decay=0.5")
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_ema_checkpoints_hold_the_average_and_the_raw_weights(train_cfg, accumulate):
+    """With gradient accumulation the average moves once per optimizer step, not once per batch."""
+    cfg = train_cfg(
+        "trainer.max_epochs=2",
+        "callbacks.ema.decay=0.5",
+        f"trainer.accumulate_grad_batches={accumulate}",
+        "optimizer.lr=0.05",  # steps large enough that an extra pull of the average shows
+        "scheduler.warmup_steps=0",
+    )
     dm = instantiate(cfg.data, _convert_="all")
     trainer = build_trainer(cfg)
     raw = _RawWeights()
     trainer.callbacks.insert(0, raw)
     module = build_module(cfg, dm)
     trainer.fit(module, datamodule=dm)
+    assert trainer.global_step == (len(raw.steps) - 1) // accumulate >= 2
     expected = {k: v.clone().double() for k, v in raw.steps[0].items()}
-    for t, weights in enumerate(raw.steps[1:], start=1):
+    for t, weights in enumerate(raw.steps[accumulate::accumulate], start=1):
         d = min(0.5, (1 + t) / (10 + t))  # trainer.global_step is t after the t-th optimizer step
         for k, v in weights.items():
             expected[k] = d * expected[k] + (1 - d) * v.double() if v.is_floating_point() else v.double()
@@ -224,6 +233,31 @@ def test_ema_checkpoints_hold_the_average_and_the_raw_weights(train_cfg):
     torch.testing.assert_close(last[RAW_KEY][key], raw.steps[-1][key])
     assert not torch.equal(last["state_dict"][key], last[RAW_KEY][key])
     torch.testing.assert_close(module.state_dict()[key].double(), expected[key], atol=1e-5, rtol=1e-4)  # kept
+
+
+class _WeightsAtTrainStart(pl.Callback):
+    def on_train_start(self, trainer, module) -> None:
+        self.weights = {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def test_ema_resume_trains_the_raw_weights_and_keeps_the_average(train_cfg):
+    """A resumed run continues from the trained weights (its optimizer state belongs to them), not the average."""
+    cfg = train_cfg("trainer.max_epochs=1", "callbacks.ema.decay=0.5")
+    dm = instantiate(cfg.data, _convert_="all")
+    build_trainer(cfg).fit(build_module(cfg, dm), datamodule=dm)
+    last_path = Path(cfg.run_dir) / "checkpoints" / "last.ckpt"
+    last = load_checkpoint(last_path)
+    cfg.trainer.max_epochs = 2
+    trainer = build_trainer(cfg)
+    start = _WeightsAtTrainStart()
+    trainer.callbacks.append(start)
+    ema = next(cb for cb in trainer.callbacks if isinstance(cb, EMA))
+    trainer.fit(build_module(cfg, dm), datamodule=dm, ckpt_path=last_path)
+    key = "model.decoder.blocks.0.conv1.0.weight"
+    assert not torch.equal(last["state_dict"][key], last[RAW_KEY][key])
+    torch.testing.assert_close(start.weights[key], last[RAW_KEY][key], atol=0, rtol=0)
+    assert trainer.global_step > last["global_step"]
+    assert not torch.equal(ema.shadow[key], last["state_dict"][key])  # the average moved on from the saved one
 
 
 def test_ema_off_by_default_and_bad_decay_refused(train_cfg):

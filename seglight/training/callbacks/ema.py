@@ -12,9 +12,9 @@ RAW_KEY = "ema_raw_state_dict"  # in checkpoints written during fit: the trained
 
 
 class EMA(pl.Callback):
-    """Keeps ``ema = d * ema + (1 - d) * weights`` after every training step, over every floating tensor of the
-    module's state (parameters and BatchNorm statistics), with ``d = min(decay, (1 + t) / (10 + t))`` at step t
-    so that the average forgets the random start quickly.
+    """Keeps ``ema = d * ema + (1 - d) * weights`` after every optimizer step (once per step, also under gradient
+    accumulation), over every floating tensor of the module's state (parameters and BatchNorm statistics), with
+    ``d = min(decay, (1 + t) / (10 + t))`` at step t so that the average forgets the random start quickly.
 
     During fit, validation runs on the averaged weights and checkpoints hold them as their ``state_dict``
     (so best.ckpt is the averaged model that was scored, and predict/evaluate use it); the trained weights
@@ -29,6 +29,7 @@ class EMA(pl.Callback):
         self.shadow: dict[str, Tensor] = {}
         self._raw: dict[str, Tensor] | None = None  # the trained weights while the averaged ones are loaded
         self._final = False
+        self._step = -1  # the optimizer step the average last took in
 
     @property
     def active(self) -> bool:
@@ -39,11 +40,14 @@ class EMA(pl.Callback):
             self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items()}
         self._final = False
 
+    def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self._step = trainer.global_step  # after a resume: the steps the checkpoint's average already holds
+
     @torch.no_grad()
     def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, *args: Any) -> None:
-        if self.decay is None:
+        if self.decay is None or trainer.global_step == self._step:  # no optimizer step since the last update
             return
-        t = trainer.global_step
+        self._step = t = trainer.global_step
         d = min(self.decay, (1 + t) / (10 + t))
         for k, v in module.state_dict().items():
             if v.is_floating_point():
@@ -82,5 +86,8 @@ class EMA(pl.Callback):
 
     def on_load_checkpoint(self, trainer: pl.Trainer, module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
         if self.active and RAW_KEY in checkpoint and trainer.state.fn == "fit":  # resuming: train the raw weights
-            self.shadow = {k: v.clone() for k, v in checkpoint["state_dict"].items()}
+            here = module.state_dict()
+            self.shadow = {k: v.to(here[k].device).clone() for k, v in checkpoint["state_dict"].items()}
             checkpoint["state_dict"] = checkpoint[RAW_KEY]
+            # Lightning has already loaded the module from the checkpoint (the average): load the trained weights
+            trainer.strategy.load_model_state_dict(checkpoint, strict=module.strict_loading)
