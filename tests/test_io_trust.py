@@ -269,3 +269,42 @@ def test_predict_recursive_glob_mirrors_subfolders(tmp_path, predictor, recorded
         predict_files(predictor, str(tmp_path / "in" / "**" / "*.png"), tmp_path / "out", save_probs=True)["skipped"]
         == 3
     )
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".jpeg"])
+def test_lossy_index_masks_are_refused_naming_the_file(tmp_path, suffix):
+    """JPEG noise on an index mask stays in 0..num_classes-1 often enough to pass the range check: refuse the format
+    (this one decodes to valid indices, 0..10, with some of them wrong)."""
+    path = tmp_path / f"m{suffix}"
+    Image.fromarray(blocks(32, 48, block=4)).save(path, quality=75)
+    decoded = np.asarray(Image.open(path))
+    assert decoded.max() <= 10 and (decoded != blocks(32, 48, block=4)).any()
+    with pytest.raises(DataError, match=rf"m{suffix}: .*lossy.*PNG"):
+        read_mask(path, num_classes=11)
+    images = tmp_path / "images"  # a folder of them: refused when the dataset is built, before any epoch
+    images.mkdir()
+    for name in ("m", "n"):
+        Image.fromarray(np.zeros((32, 48, 3), np.uint8)).save(images / f"{name}.png")
+    path.with_name(f"n{suffix}").write_bytes(path.read_bytes())
+    with pytest.raises(DataError, match=rf"m{suffix} \(and 1 more\): .*lossy"):
+        SegmentationDataset(images, tmp_path, num_classes=11)
+
+
+def test_cached_class_counts_notice_a_mask_replaced_with_its_stamp_kept(tmp_path):
+    """``cp -p`` keeps size and mtime: the counts cached for the old labels must not be reused."""
+    import os
+
+    from seglight.data.class_stats import cached_pixel_counts
+
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(images / "a.png")
+    np.save(masks / "a.npy", np.zeros((4, 4), np.uint8))
+    ds = SegmentationDataset(images, masks, num_classes=3)
+    assert cached_pixel_counts(ds, {"n": 3}, tmp_path / "cache").tolist() == [16, 0, 0]
+    stat = (masks / "a.npy").stat()
+    np.save(masks / "a.npy", np.full((4, 4), 2, np.uint8))
+    os.utime(masks / "a.npy", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert (masks / "a.npy").stat().st_size == stat.st_size
+    assert cached_pixel_counts(ds, {"n": 3}, tmp_path / "cache").tolist() == [0, 0, 16]

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from seglight.data.errors import DataError
+from seglight.util.files import file_version
 
 TIFF = (".tif", ".tiff")
 RGB = 3  # the channel count read as an RGB picture; any other count is read as stored
@@ -44,11 +45,9 @@ def _tiff_header(path: str, version: tuple[int, ...]) -> tuple[tuple[int, ...], 
 
 def tiff_header(path: Path) -> tuple[tuple[int, ...], int, int]:
     """(shape, pages, samples per pixel) of a TIFF's first series, from its header: parsed once per version of the
-    file (cached by path, inode, size, modification and change time: ``cp -p`` keeps the first three, never the
-    change time), however often training reads it. Raises what tifffile raises (ValueError, OSError,
-    tifffile.TiffFileError)."""
-    st = path.stat()
-    return _tiff_header(str(path), (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    file (cached by path and ``file_version``), however often training reads it. Raises what tifffile raises
+    (ValueError, OSError, tifffile.TiffFileError)."""
+    return _tiff_header(str(path), file_version(path))
 
 
 def stored_shape(path: Path) -> tuple[int, ...]:

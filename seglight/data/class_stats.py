@@ -21,7 +21,7 @@ from tqdm import tqdm
 from seglight.data import io
 from seglight.data.dataset import SegmentationDataset
 from seglight.data.transforms import IMAGENET_MEAN, IMAGENET_STD, pixel_values
-from seglight.util.files import atomic_write
+from seglight.util.files import atomic_write, file_version
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +108,9 @@ class Normalisation:
 
 
 def files_key(files: list[Path], extra: Any) -> str:
-    """A hash of ``files`` (path, size, mtime), ``extra`` (whatever else defines the statistic) and the reader
-    version (what the files decode to)."""
-    stamps = [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+    """A hash of ``files`` (path and ``file_version``), ``extra`` (whatever else defines the statistic) and the
+    reader version (what the files decode to)."""
+    stamps = [[str(f), *file_version(f)] for f in files]
     return hashlib.sha1(json.dumps([stamps, extra, io.READER_VERSION]).encode()).hexdigest()[:16]
 
 
@@ -127,7 +127,7 @@ def cached(path: Path, compute: Callable[[], Any], what: str) -> Any:
 
 
 def counts_key(dataset: SegmentationDataset, classes: dict[str, Any]) -> str:
-    """A hash of the dataset's mask files (path, size, mtime) and ``classes`` (what defines the labels)."""
+    """A hash of the dataset's mask files (``files_key``) and ``classes`` (what defines the labels)."""
     return files_key([m for _, m in dataset.pairs], classes)
 
 
@@ -148,7 +148,11 @@ def cached_channel_stats(dataset: SegmentationDataset, folder: Path) -> tuple[li
 
 def median_frequency_weights(counts: np.ndarray, power: float = 1.0) -> list[float]:
     """(median(freq) / freq_c) ** power per class (0 for classes absent from training). power=0.5
-    (``loss.class_weights=auto_sqrt``) softens them: full median-frequency weights can span 100x."""
+    (``loss.class_weights=auto_sqrt``) softens them: full median-frequency weights can span 100x.
+
+    freq_c is class c's share of all labelled training pixels. Eigen & Fergus (and SegNet's published CamVid
+    weights) divide by the pixels of only the images that hold c instead, which weighs classes found in few images
+    less; weights from here are not those numbers."""
     freq = counts.astype(np.float64) / max(int(counts.sum()), 1)
     present = freq > 0
     weights = np.zeros_like(freq)

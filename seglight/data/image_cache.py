@@ -22,7 +22,7 @@ import numpy as np
 
 from seglight.data import io
 from seglight.data.io import image_size
-from seglight.util.files import atomic_write
+from seglight.util.files import atomic_write, file_version
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +37,8 @@ class ImageCache:
         self.channels = channels
 
     def entry(self, path: Path) -> Path:
-        st = path.stat()
-        key = f"{path.resolve()}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}|{self.channels}"
-        key += f"|{io.READER_VERSION}"
+        stamp = "|".join(map(str, file_version(path)))  # the key as before file_version existed: old entries stay valid
+        key = f"{path.resolve()}|{stamp}|{self.channels}|{io.READER_VERSION}"
         return self.folder / f"{hashlib.sha1(key.encode()).hexdigest()[:20]}.npy"
 
     def read(self, path: Path, decode: Callable[[], np.ndarray]) -> np.ndarray:

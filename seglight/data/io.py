@@ -33,6 +33,7 @@ from seglight.data.palette import Palette, check_label_range
 # (2: multispectral TIFFs with a turning orientation tag refused)
 READER_VERSION = 2
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".npy")
+LOSSY_EXTENSIONS = (".jpg", ".jpeg")  # refused for masks: compression changes the labels at every edge
 
 SWAPS_SIDES = (5, 6, 7, 8)  # EXIF orientations that turn the picture a quarter turn: width and height swap
 
@@ -162,10 +163,12 @@ def read_mask(
 
     With a palette the file is a colour mask; without, a single-channel index mask (mode L, P, I or I;16),
     read as stored (never ``convert("L")``, which would turn palette indices into grey levels). Labels
-    must fit 8 bits (at most 255 classes, ignore_index in 0..255), else ValueError before reading.
+    must fit 8 bits (at most 255 classes, ignore_index in 0..255), else ValueError before reading. JPEG masks are
+    refused (``LOSSY_EXTENSIONS``).
     """
     check_label_range(num_classes, ignore_index)
     path = Path(path)
+    refuse_lossy_masks([path])
     if path.suffix.lower() == ".npy":
         arr, mode = np.asarray(load_npy(path)), ".npy"
         if palette is not None:
@@ -224,8 +227,19 @@ def match_by_stem(
     )
 
 
+def refuse_lossy_masks(masks: list[Path]) -> None:
+    """DataError naming the first JPEG file among ``masks`` and counting the rest."""
+    lossy = [m for m in masks if m.suffix.lower() in LOSSY_EXTENSIONS]
+    if lossy:
+        more = f" (and {len(lossy) - 1} more)" if len(lossy) > 1 else ""
+        raise DataError(
+            f"{lossy[0]}{more}: a JPEG mask; lossy compression changes the labels along every edge, and the changed "
+            "values can still be valid classes. Save masks losslessly (PNG) from their source"
+        )
+
+
 def pair_files(image_dir: str | Path, mask_dir: str | Path) -> list[tuple[Path, Path]]:
-    """(image, mask) pairs matched by file stem, sorted; any unpaired file is an error."""
+    """(image, mask) pairs matched by file stem, sorted; any unpaired file or JPEG mask is an error."""
     pairs, only_images, only_masks = match_by_stem(list_images(image_dir), list_images(mask_dir))
     if only_images or only_masks:
         lines = [f"image without a mask: {p}" for p in only_images[:10]]
@@ -236,4 +250,5 @@ def pair_files(image_dir: str | Path, mask_dir: str | Path) -> list[tuple[Path, 
                 image_dir, mask_dir, "\n  ".join(lines), f"\n  ... and {extra} more" if extra > 0 else ""
             )
         )
+    refuse_lossy_masks([m for _, m in pairs])
     return pairs

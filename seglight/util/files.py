@@ -9,6 +9,13 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable, Mapping
 
 
+def file_version(path: Path) -> tuple[int, int, int, int]:
+    """(inode, size, modification time, change time) of ``path``: changes whenever its bytes can have. ``cp -p`` or
+    ``tar x`` keep size and modification time on a replaced file, never the change time; a rename keeps all four."""
+    st = path.stat()
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], object], fsync: bool = False) -> Path:
     """Calls ``write(f)`` on a temporary file beside ``path``, then renames it over ``path``.
 
