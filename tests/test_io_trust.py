@@ -62,6 +62,11 @@ def predictor() -> TorchPredictor:
     return TorchPredictor(module, precision="32")
 
 
+def test_predict_refuses_a_precision_it_would_not_run(predictor):
+    with pytest.raises(ValueError, match=r"precision='bf16-true': predict runs auto, 32-true, 32, bf16-mixed"):
+        TorchPredictor(predictor.module, precision="bf16-true")
+
+
 # ---- EXIF orientation ---------------------------------------------------------------------------------------------
 
 

@@ -13,6 +13,18 @@ def test_precision_auto_follows_cpu_bf16(monkeypatch):
     assert hardware.resolve_precision("16-mixed", "cpu") == "16-mixed"
 
 
+@pytest.mark.parametrize("major, expected", [(9, "bf16-mixed"), (8, "bf16-mixed"), (7, "16-mixed")])
+def test_precision_auto_on_a_gpu_picks_bf16_only_where_native(monkeypatch, major, expected):
+    """A T4 or V100 (compute capability 7) emulates bf16; torch's ``is_bf16_supported()`` still says True there."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(
+        torch.cuda, "is_bf16_supported", lambda including_emulation=True: major >= 8 or including_emulation
+    )
+    assert hardware.resolve_precision("auto", "gpu") == expected
+
+
 def test_an_isa_cap_below_bf16_means_no_native_bf16(monkeypatch):
     """ONEDNN_MAX_CPU_ISA=AVX2 makes oneDNN emulate bf16 (7x slower than fp32 here): auto must not pick it."""
     monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx2", "avx512_bf16"}))

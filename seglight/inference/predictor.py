@@ -22,7 +22,7 @@ from seglight.data.transforms import to_input
 from seglight.inference.fold import bf16_model, check_input
 from seglight.model.checkpoint import trained_on_val
 from seglight.model.tiling import TILE_OVERLAP, TILE_SIZE, needs_tiles, padded, sliding_window, window_weights
-from seglight.util.hardware import autocast_dtype, resolve_precision
+from seglight.util.hardware import AUTOCAST, FULL_PRECISION, autocast_dtype, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +215,8 @@ class TorchPredictor(Predictor):
         self.code_version = module.code_version
         self.module.model.to(memory_format=torch.channels_last)
         self.precision = resolve_precision(precision, self.device.type)
+        if self.precision not in (*AUTOCAST, *FULL_PRECISION):  # e.g. "bf16-true": it would run fp32 under that name
+            raise ValueError(f"precision={precision!r}: predict runs auto, {', '.join((*FULL_PRECISION, *AUTOCAST))}")
         log.info("predicting on %s, precision %s", self.device, self.precision)
         self.net = self.module.model  # what _logits calls
         if self.device.type == "cpu" and autocast_dtype(self.precision) == torch.bfloat16:

@@ -42,8 +42,15 @@ def cpu_has_fast_bf16() -> bool:
     return bool(from_torch or {"avx512_bf16", "amx_bf16"} & flags)
 
 
+def gpu_has_native_bf16() -> bool:
+    """True on GPUs with bf16 arithmetic (CUDA compute capability 8+, ROCm). torch's ``is_bf16_supported()`` also says
+    True where bf16 is only emulated (T4, V100), slower than fp16 there."""
+    return torch.cuda.is_bf16_supported(including_emulation=False)
+
+
 # precisions (Lightning's names, and the short ones predict takes) that run under autocast, with its dtype
 AUTOCAST = {"bf16-mixed": torch.bfloat16, "bf16": torch.bfloat16, "16-mixed": torch.float16, "16": torch.float16}
+FULL_PRECISION = ("32-true", "32")  # no autocast
 
 
 def resolve_precision(precision: str | int, accelerator: str = "cpu") -> str:
@@ -53,7 +60,7 @@ def resolve_precision(precision: str | int, accelerator: str = "cpu") -> str:
         return str(precision)
     gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
     if gpu:
-        chosen = "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "16-mixed"
+        chosen = "bf16-mixed" if torch.cuda.is_available() and gpu_has_native_bf16() else "16-mixed"
         reason = "GPU"
     elif cpu_has_fast_bf16():
         chosen, reason = "bf16-mixed", "CPU has native bf16 (avx512_bf16/AMX)"
