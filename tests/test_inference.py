@@ -210,7 +210,7 @@ def test_evaluate_cli(ckpt, tmp_path):
     assert "evaluation (3 images)" in res.stdout
 
 
-def test_export_int8_is_quantised_and_predicts_like_the_checkpoint(ckpt, images, tmp_path):
+def test_export_int8_is_quantised_and_predicts_like_the_checkpoint(ckpt, images, tmp_path, caplog):
     import onnx
 
     missing = _run("seglight.export", f"ckpt={ckpt}", "format=onnx_int8", f"output={tmp_path}", "smp_folder=false")
@@ -236,9 +236,26 @@ def test_export_int8_is_quantised_and_predicts_like_the_checkpoint(ckpt, images,
     assert len(int8_weights) >= 20  # the conv weights are stored as int8
     int8 = Predictor.load(tmp_path / "model.int8.onnx")
     assert int8.class_names == Predictor.load(ckpt).class_names  # metadata kept through quantisation
+    with caplog.at_level("WARNING"):
+        Predictor.load(tmp_path / "model.int8.onnx", precision="bf16")
+    assert "model.int8.onnx: onnxruntime runs it on the CPU as exported; device=auto, precision=bf16" in caplog.text
     image = np.asarray(Image.open(small / "img_333x517.png"))
     agree = (int8.predict_image(image).argmax(0) == Predictor.load(ckpt).predict_image(image).argmax(0)).mean()
     assert agree >= 0.9
+    args = [f"ckpt={ckpt}", "format=onnx_int8", f"calibration={small}", f"output={tmp_path}", "smp_folder=false"]
+    failed = _run("seglight.export", *args, "min_agreement_int8=1.01")  # a check it cannot pass
+    assert failed.returncode != 0 and "BELOW 1.01" in failed.stdout
+    assert not (tmp_path / "model.int8.onnx").exists() and (tmp_path / "model.failed.int8.onnx").is_file()
+
+
+def test_int8_calibrates_on_images_spread_over_the_list_and_checks_on_others():
+    from seglight.inference.files import calibration_split
+
+    files = [Path(f"f{i:02d}.png") for i in range(40)]
+    calibrate, check = calibration_split(files, 5)
+    assert calibrate == [files[i] for i in (0, 10, 20, 29, 39)]  # not the first 5 frames of one video
+    assert len(check) == 5 and not set(check) & set(calibrate) and check[0] == files[1] and check[-1] == files[38]
+    assert calibration_split(files[:5], 5) == (files[:5], files[:5])  # too few to leave any out: the same ones
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,8 @@ from seglight.model.module import SegmentationModule
 from seglight.util.files import atomic_write
 from seglight.util.hardware import cpu_flags
 
+Images = list[np.ndarray]  # (H,W,C) images as read_image gives them
+
 
 def metadata(module: SegmentationModule) -> dict[str, Any]:
     """What a deployed model needs besides its weights: classes, colours, normalisation, architecture."""
@@ -164,12 +166,12 @@ def export_onnx(module: SegmentationModule, path: Path, opset: int = 17) -> dict
 
 
 def export_onnx_int8(
-    module: SegmentationModule, path: Path, calibration: list[np.ndarray], opset: int = 17
+    module: SegmentationModule, path: Path, calibration: Images, opset: int = 17, check: Images | None = None
 ) -> dict[str, float]:
     """Static int8 quantisation of the ONNX export (QDQ, per-channel int8 weights, uint8 activations whose
     ranges are calibrated on ``calibration``: representative images (H,W,3) uint8, e.g. 16 val images).
 
-    The check runs on the calibration images (int8 error is data dependent; random inputs would say little).
+    The check runs on ``check`` (default: ``calibration``): int8 clips activations beyond the calibrated ranges.
     Without VNNI (AVX2 only) weights use 7 bits (``reduce_range``) so that int8 products cannot saturate.
     """
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -178,15 +180,17 @@ def export_onnx_int8(
     if not calibration:
         raise ValueError("int8 export needs calibration images (calibration=DIR of representative images)")
     hp = module.hp
-    inputs = [pad_to_multiple(to_input(im, hp.mean, hp.std)).numpy() for im in calibration]
+    inputs, checked = (  # padded as the predictor pads them
+        [pad_to_multiple(to_input(im, hp.mean, hp.std), module.divisor).numpy() for im in images]
+        for images in (calibration, check or calibration)
+    )
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self.items = iter(inputs)
+            self.items = iter({"image": x} for x in inputs)
 
         def get_next(self) -> dict[str, np.ndarray] | None:
-            x = next(self.items, None)
-            return None if x is None else {"image": x}
+            return next(self.items, None)
 
     with tempfile.TemporaryDirectory() as tmp:
         fp32, prepared = Path(tmp) / "fp32.onnx", Path(tmp) / "prepared.onnx"
@@ -204,7 +208,7 @@ def export_onnx_int8(
             weight_type=QuantType.QInt8,
         )
     _set_metadata(module, path)
-    return _self_check(module, _onnx_runner(path), [torch.from_numpy(x) for x in inputs])
+    return _self_check(module, _onnx_runner(path), [torch.from_numpy(x) for x in checked])
 
 
 def export_torchscript(module: SegmentationModule, path: Path) -> dict[str, float]:
@@ -246,7 +250,7 @@ def export_checkpoint(
     seglight.inference.hub) into ``output`` (and smp's folder), prints each export's self-check against torch;
     False if an argmax agreement is below its threshold (int8 has its own) or a requested push failed."""
     from seglight.data.io import read_image
-    from seglight.inference.files import list_inputs
+    from seglight.inference.files import calibration_split, list_inputs
 
     if format not in FILES and format != "hf":
         raise ValueError(f"unknown format {format!r}; choose one of {sorted([*FILES, 'hf'])}")
@@ -263,8 +267,10 @@ def export_checkpoint(
     elif format == "onnx_int8":
         if not calibration:
             raise ValueError("format=onnx_int8 needs calibration=DIR|GLOB of representative images (e.g. val images)")
-        images = [read_image(p, len(module.hp.mean)) for p in list_inputs(calibration)[:calibration_images]]
-        results = {target.name: (export_onnx_int8(module, target, images, opset), min_agreement_int8)}
+        calibrate, check = calibration_split(list_inputs(calibration), calibration_images)
+        print(f"int8: calibrated on {len(calibrate)} images, checked on {len(set(check) - set(calibrate))} others")
+        images, checks = ([read_image(p, len(module.hp.mean)) for p in files] for files in (calibrate, check))
+        results = {target.name: (export_onnx_int8(module, target, images, opset, checks), min_agreement_int8)}
     elif format == "onnx":
         results = {target.name: (export_onnx(module, target, opset), min_agreement)}
     else:
@@ -279,6 +285,9 @@ def export_checkpoint(
             f"{out / name}: max |logit diff| {r['max_abs_diff']:.2e}, argmax agreement "
             f"{r['argmax_agreement']:.4%} vs torch {'OK' if ok else 'BELOW ' + str(need)}"
         )
+        if not ok and (out / name).is_file():  # predict must not pick it up as a checked export
+            (out / name).replace(failed := out / name.replace(".", ".failed.", 1))
+            print(f"{out / name}: moved to {failed}", file=sys.stderr)
     if push_to_hub and not passed:
         print(f"not pushed to {push_to_hub}: the export's self-check failed", file=sys.stderr)
     if push_to_hub and passed:

@@ -26,6 +26,18 @@ from seglight.report.figures import overlay
 from seglight.util.files import atomic_write
 
 
+def calibration_split(files: list[Path], n: int) -> tuple[list[Path], list[Path]]:
+    """(calibrate, check): ``n`` of ``files`` spread evenly over the list (sorted names put a video's frames side by
+    side), and up to ``n`` of the others, spread too, to check the calibrated model on images it was not fitted to.
+    ``n`` files or fewer: all of them, for both."""
+    if len(files) <= n:
+        return files, files
+    picked = set(np.linspace(0, len(files) - 1, n).round().astype(int).tolist())
+    rest = [f for i, f in enumerate(files) if i not in picked]
+    check = np.linspace(0, len(rest) - 1, min(n, len(rest))).round().astype(int)
+    return [files[i] for i in sorted(picked)], [rest[i] for i in check]
+
+
 def list_inputs(spec: str) -> list[Path]:
     """A file, a folder (its images) or a glob pattern -> sorted image paths."""
     path = Path(spec).expanduser()

@@ -79,6 +79,9 @@ class Predictor:
     def load(path: str | Path, device: str = "auto", precision: str = "auto", **kwargs) -> Predictor:
         path = Path(path)
         if path.suffix == ".onnx":
+            if (device, precision) != ("auto", "auto"):  # an exported model runs as exported, on the CPU
+                log.warning("%s: onnxruntime runs it on the CPU as exported; device=%s, precision=%s are not used",
+                            path, device, precision)  # fmt: skip
             return OnnxPredictor(path, **kwargs)
         return TorchPredictor.from_checkpoint(path, device=device, precision=precision, **kwargs)
 
