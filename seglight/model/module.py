@@ -199,11 +199,13 @@ class SegmentationModule(pl.LightningModule):
     def _check_finite(self, loss: Tensor, batch_idx: int) -> None:
         """Stops training on a non-finite loss. On CPU it looks at every step (reading a CPU tensor costs
         nothing). On an accelerator reading the loss would sync the host every step, so a flag is kept on
-        the device and read every ``log_every_n_steps`` steps, when Lightning reads logged values anyway."""
+        the device and read every ``log_every_n_steps`` steps, when Lightning reads logged values anyway, and
+        on the last batch of each epoch, before validation and checkpoints see the weights."""
         bad = ~torch.isfinite(loss.detach())
-        if loss.device.type != "cpu":
+        if self._defers_finite_check(loss):
             self._nonfinite = bad if self._nonfinite is None else self._nonfinite | bad
-            if (self.global_step + 1) % max(1, int(getattr(self.trainer, "log_every_n_steps", 1))):
+            every = max(1, int(getattr(self.trainer, "log_every_n_steps", 1)))
+            if (self.global_step + 1) % every and not self.trainer.is_last_batch:
                 return
             bad, self._nonfinite = self._nonfinite, None
         if bad:
@@ -213,6 +215,10 @@ class SegmentationModule(pl.LightningModule):
                 "stopping. The last checkpoint is kept: lower the learning rate, check the data "
                 "(python -m seglight.check_data) or use trainer.precision=32"
             )
+
+    @staticmethod
+    def _defers_finite_check(loss: Tensor) -> bool:
+        return loss.device.type != "cpu"
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._shared_step(batch, "val")
