@@ -300,6 +300,12 @@ def test_sweep_summary_gives_mean_and_spread_over_folds(tmp_path):
     write_summary(tmp_path)
     text = (tmp_path / "summary.md").read_text()
     assert "| loss=focal data.folds=3 | - | 1 | 0.4000 +- - | 0.4000 | 0.4000 |" in text
+    d = tmp_path / "failed"  # a fold that wrote no metrics.json: out of the mean, and the table says so
+    (d / ".hydra").mkdir(parents=True)
+    (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["loss=focal", "data.fold=1", "data.folds=3"]))
+    write_summary(tmp_path)
+    text = (tmp_path / "summary.md").read_text()
+    assert "| loss=focal data.folds=3 | - | 1 (1 more without metrics.json (failed?): not in the mean) | 0.4000" in text
 
 
 def test_a_val_fraction_hold_out_keeps_groups_whole(tmp_path):

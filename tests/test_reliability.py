@@ -58,8 +58,12 @@ def test_non_finite_loss_stops_with_step_and_keeps_last_good_checkpoint(train_cf
     LOSSES["nan_after_4"] = lambda num_classes, ignore_index, weight=None, **kwargs: NanAfter()
     try:
         cfg = train_cfg("loss.name=nan_after_4", "trainer.max_epochs=4", "trainer.limit_val_batches=1")
+        Path(cfg.run_dir).mkdir(parents=True)
+        (Path(cfg.run_dir) / "metrics.json").write_text('{"val/mIoU": 0.9}')  # an earlier run's, in the same dir
         with pytest.raises(FloatingPointError, match=r"non-finite training loss at global step 4 \(epoch 2"):
             train(cfg)
+        assert not (Path(cfg.run_dir) / "metrics.json").exists()  # a sweep summary must not take it for this run's
+        assert (Path(cfg.run_dir) / "metrics.previous.json").read_text() == '{"val/mIoU": 0.9}'
         last = Path(cfg.run_dir) / "checkpoints" / "last.ckpt"
         assert load_checkpoint(last)["global_step"] == 4  # epochs 0 and 1 (2 steps each) finished and were saved
         params = load_module(last).state_dict()

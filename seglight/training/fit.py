@@ -236,6 +236,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     keep_history(trainer.loggers, resumed)
     if trainer.is_global_zero:
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
+        if (run_dir / "metrics.json").exists():  # an earlier run's (or this one's before a resume): not this run's yet
+            (run_dir / "metrics.json").replace(run_dir / "metrics.previous.json")
         write_json(run_dir / SPLITS_FILE, module.data_split["files"])
     for lg in trainer.loggers:
         lg.log_hyperparams(resolved)

@@ -99,12 +99,17 @@ def fold_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
     A fold's score is its final weights' (``final_weights_val/mIoU``): best.ckpt is chosen on the fold's own
     held-out images, so its score carries that selection. Runs that recorded no final score (older ones) give
-    best.ckpt's, counted in ``selected``."""
+    best.ckpt's, counted in ``selected``. Fold jobs that wrote no metrics.json (failed or still running) are counted
+    in ``failed``: the mean leaves them out."""
     recipes: dict[tuple[str, Any], list[float]] = {}
+    failed: dict[str, int] = {}
     caveats: dict[tuple[str, Any], int] = {}
     selected: dict[tuple[str, Any], int] = {}
     for r in rows:
-        if FOLD.search(r["overrides"]) and r["val/mIoU"] is not None:
+        if FOLD.search(r["overrides"]) and r["val/mIoU"] is None:
+            recipe = " ".join(FOLD.sub(" ", r["overrides"]).split())
+            failed[recipe] = failed.get(recipe, 0) + 1
+        elif FOLD.search(r["overrides"]):
             key = (" ".join(FOLD.sub(" ", r["overrides"]).split()), r.get("purge_frames"))
             final = r.get("final_weights_val/mIoU")
             recipes.setdefault(key, []).append(float(r["val/mIoU"] if final is None else final))
@@ -117,6 +122,7 @@ def fold_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "folds": len(v),
             "not_held_out": caveats[k],
             "selected": selected[k],
+            "failed": failed.get(k[0], 0),
             "mean": statistics.fmean(v),
             "std": statistics.stdev(v) if len(v) > 1 else None,  # one fold: no spread to tell
             "min": min(v),
@@ -136,6 +142,7 @@ def _fold_notes(recipe: Mapping[str, Any]) -> str:
     could not be checked (the start's images unknown), and how many were scored by best.ckpt."""
     notes = [f"{recipe['not_held_out']} not held out or unchecked: see val_caveat"] if recipe["not_held_out"] else []
     notes += [f"{recipe['selected']} scored by best.ckpt, chosen on the fold"] if recipe["selected"] else []
+    notes += [f"{recipe['failed']} more without metrics.json (failed?): not in the mean"] if recipe["failed"] else []
     return f" ({'; '.join(notes)})" if notes else ""
 
 
