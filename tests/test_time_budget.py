@@ -66,3 +66,53 @@ def test_run_ends_annealed_and_validated_within_budget(train_cfg):
     assert isinstance(schedule, LRSchedule) and schedule.total_steps == 14  # not the 100 of 50 epochs
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
     assert budget.state_dict()["elapsed_s"] == 155
+
+
+def _budget_run(cfg, ckpt_path=None) -> tuple[pl.Trainer, FakeTime]:
+    """fit with the config's TimeBudget on a FakeTime clock, from ``ckpt_path`` if given."""
+    dm = instantiate(cfg.data, _convert_="all")
+    trainer = build_trainer(cfg)
+    clock = FakeTime()
+    next(c for c in trainer.callbacks if isinstance(c, TimeBudget)).clock = clock
+    trainer.callbacks.insert(0, clock)
+    trainer.fit(build_module(cfg, dm), datamodule=dm, ckpt_path=ckpt_path)
+    return trainer, clock
+
+
+def test_resuming_a_finished_budget_run_trains_no_more(train_cfg):
+    cfg = train_cfg(
+        "trainer.max_epochs=50",
+        "trainer.check_val_every_n_epoch=3",
+        "scheduler=poly",
+        "scheduler.warmup_steps=0",
+        "logger=none",
+        "callbacks.time_budget.budget=00:00:02:50",
+    )
+    first, _ = _budget_run(cfg)
+    assert first.current_epoch == 7 and first.global_step == 14
+    again, clock = _budget_run(cfg, ckpt_path=f"{cfg.run_dir}/checkpoints/last.ckpt")
+    assert again.global_step == 14 and clock.now == 0  # no epoch trained, none validated
+
+
+class _LR(pl.Callback):
+    def __init__(self) -> None:
+        self.lrs: list[float] = []
+
+    def on_train_batch_start(self, trainer, *args) -> None:
+        self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+def test_a_resume_with_more_epochs_stretches_the_lr_schedule(train_cfg, caplog):
+    """Without a budget the schedule ends where max_epochs ends the run; the checkpoint's end would leave the
+    added epochs at the last LR (0 for poly)."""
+    cfg = train_cfg("trainer.max_epochs=1", "scheduler=poly", "scheduler.warmup_steps=0", "logger=none")
+    dm = instantiate(cfg.data, _convert_="all")
+    build_trainer(cfg).fit(build_module(cfg, dm), datamodule=dm)
+    cfg.trainer.max_epochs = 3
+    trainer, lr = build_trainer(cfg), _LR()
+    trainer.callbacks.append(lr)
+    with caplog.at_level("WARNING"):
+        trainer.fit(build_module(cfg, dm), datamodule=dm, ckpt_path=f"{cfg.run_dir}/checkpoints/last.ckpt")
+    assert "ends at step 2, trainer.max_epochs/max_steps now end the run at step 6" in caplog.text
+    base = cfg.optimizer.lr
+    assert lr.lrs == pytest.approx([base * (1 - t / 6) ** 0.9 for t in range(2, 6)])

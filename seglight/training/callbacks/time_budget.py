@@ -8,11 +8,13 @@ the budget is wasted. The speed of the same machine varies from day to day (expe
 from __future__ import annotations
 
 import logging
+import math
 import time
 from datetime import timedelta
 from typing import Any, Callable
 
 import pytorch_lightning as pl
+from torch.optim.lr_scheduler import LambdaLR
 
 from seglight.model.optim import LRSchedule
 
@@ -42,6 +44,25 @@ def epochs_that_fit(left_s: float, epoch_s: float, val_s: float, next_epoch: int
         n = m
 
 
+def schedule_length(trainer: pl.Trainer) -> int | None:
+    """The step at which the run's LR schedule (``LRSchedule``) ends, None without one."""
+    ends = [s.total_steps for c in trainer.lr_scheduler_configs for s in getattr(c.scheduler, "lr_lambdas", [])]
+    return ends[0] if ends else None
+
+
+def set_schedule_length(trainer: pl.Trainer, total_steps: int) -> None:
+    """Every ``LRSchedule`` of the run ends at ``total_steps``; the optimizer's LR follows from this step on."""
+    for config in trainer.lr_scheduler_configs:
+        scheduler = config.scheduler
+        lambdas = getattr(scheduler, "lr_lambdas", [])
+        for schedule in lambdas:
+            if isinstance(schedule, LRSchedule):
+                schedule.total_steps = total_steps
+        if isinstance(scheduler, LambdaLR):
+            for group, base, factor in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, lambdas):
+                group["lr"] = base * factor(scheduler.last_epoch)
+
+
 class TimeBudget(pl.Callback):
     """Fits the run to ``budget`` of fit time (training + validation), measured on this machine.
 
@@ -50,8 +71,10 @@ class TimeBudget(pl.Callback):
     that fit into what is left (never above the configured ``max_epochs``). The per-step LR schedule is
     stretched or shrunk to end at that epoch, and that epoch is always validated, so the run ends annealed,
     scored and checkpointed near the budget. ``Trainer.max_time`` stays the hard limit. Resumes continue
-    from the elapsed time saved in the checkpoint; on several processes rank 0's plan is broadcast.
-    ``budget=None`` turns it off (the default config's way of offering it).
+    from the elapsed time saved in the checkpoint and plan again before their first epoch (a finished run trains
+    no more); on several processes rank 0's plan is broadcast. ``budget=None`` turns it off (the default config's
+    way of offering it); then a resume whose ``max_epochs``/``max_steps`` end the run elsewhere than the
+    checkpoint's schedule stretches the schedule to the new end (else added epochs would train at its last LR).
     """
 
     def __init__(self, budget: str | float | None, clock: Callable[[], float] = time.monotonic) -> None:
@@ -69,6 +92,27 @@ class TimeBudget(pl.Callback):
         self._cap = trainer.fit_loop.max_epochs if (trainer.fit_loop.max_epochs or -1) > 0 else None
         self._val_every = trainer.check_val_every_n_epoch or 1
         self._mark = self.clock()
+        if self.budget_s is not None and self.epoch_s:  # resumed: plan from the saved timings
+            self._plan(trainer, done=trainer.current_epoch)
+        elif self.budget_s is None:
+            self._follow_the_configured_length(trainer)
+
+    @staticmethod
+    def _follow_the_configured_length(trainer: pl.Trainer) -> None:
+        total, saved = trainer.estimated_stepping_batches, schedule_length(trainer)
+        if saved is None or not math.isfinite(total) or saved == int(total):
+            return
+        before = trainer.optimizers[0].param_groups[0]["lr"]
+        set_schedule_length(trainer, int(total))
+        log.warning(
+            "the checkpoint's LR schedule ends at step %d, trainer.max_epochs/max_steps now end the run at step %d: "
+            "the schedule is stretched to end there (LR at step %d: %.3g -> %.3g)",
+            saved,
+            int(total),
+            trainer.global_step,
+            before,
+            trainer.optimizers[0].param_groups[0]["lr"],
+        )
 
     def on_train_epoch_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         self._epoch_start = self.clock()
@@ -92,20 +136,19 @@ class TimeBudget(pl.Callback):
         self.epoch_s.append(now - self._epoch_start - self._val_this_epoch)
         self.elapsed_s += now - self._mark
         self._mark = now
-        if self.budget_s is None:
-            return
+        if self.budget_s is not None:
+            self._plan(trainer, done=trainer.current_epoch + 1)
+
+    def _plan(self, trainer: pl.Trainer, done: int) -> None:
+        """max_epochs and the schedule's end from the time left, with ``done`` epochs trained."""
+        assert self.budget_s is not None
         recent = self.epoch_s[1:][-5:] or self.epoch_s
         epoch_s = sum(recent) / len(recent)
-        done = trainer.current_epoch + 1
         more = epochs_that_fit(self.budget_s - self.elapsed_s, epoch_s, self.val_s, done, self._val_every)
         planned = done + more if self._cap is None else min(self._cap, done + more)
         planned = int(trainer.strategy.broadcast(planned, src=0))
         trainer.fit_loop.max_epochs = planned
-        steps_per_epoch = trainer.global_step / done
-        for config in trainer.lr_scheduler_configs:
-            for schedule in getattr(config.scheduler, "lr_lambdas", []):
-                if isinstance(schedule, LRSchedule):
-                    schedule.total_steps = max(1, round(planned * steps_per_epoch))
+        set_schedule_length(trainer, max(1, round(planned * trainer.global_step / max(1, done))))
         log.info(
             "time budget: %.0f of %.0f s used; epoch %.0f s, validation %.0f s -> %d epochs in all",
             self.elapsed_s,
