@@ -37,6 +37,25 @@ def test_unrelated_weights_file_fails(tmp_path):
         create_model("Unet", "resnet18", str(path), 3, 2)
 
 
+@pytest.mark.parametrize("saved, built", [("resnet34", "resnet18"), ("resnet18", "resnet34")])
+def test_another_encoders_weights_are_refused(tmp_path, saved, built):
+    """resnet34's weights hold all of resnet18's keys and more: half an encoder loaded without a word."""
+    path = tmp_path / f"{saved}.pth"
+    torch.save(getattr(torchvision.models, saved)(weights=None).state_dict(), path)
+    with pytest.raises(WeightsUnavailableError, match=rf"{saved}.pth: not weights of this encoder: it lacks"):
+        create_model("Unet", built, str(path), 3, 2)
+
+
+def test_weights_for_other_input_channels_load_but_the_first_conv(tmp_path, caplog):
+    reference = torchvision.models.resnet18(weights=None)
+    path = tmp_path / "resnet18.pth"
+    torch.save(reference.state_dict(), path)
+    with caplog.at_level("WARNING"):
+        model = create_model("Unet", "resnet18", str(path), 4, 2)
+    assert "shapes differ: ['conv1.weight']" in caplog.text
+    torch.testing.assert_close(model.encoder.layer1[0].conv1.weight, reference.layer1[0].conv1.weight)
+
+
 def test_missing_weights_file_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.pth"):
         create_model("Unet", "resnet18", str(tmp_path / "nope.pth"), 3, 2)

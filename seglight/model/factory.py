@@ -225,7 +225,9 @@ def load_encoder_weights(encoder: nn.Module, path: Path) -> tuple[list[str], lis
     """Loads a torchvision/timm-style state dict into an smp encoder; returns (missing, unexpected) keys.
 
     Prefixes ``module.``, ``model.``, ``encoder.`` and ``backbone.`` are stripped; classifier keys
-    (``fc.``, ``classifier.``, ``head.``) are dropped. Fails if no key matches.
+    (``fc.``, ``classifier.``, ``head.``) are dropped. Fails if no key matches, or if the file lacks tensors of the
+    encoder or holds more inside its blocks (another architecture's weights); tensors of another shape (the first
+    convolution for other ``in_channels``) are left out with a warning.
     """
     state = _read_state_dict(path)
     own = encoder.state_dict()
@@ -245,9 +247,18 @@ def load_encoder_weights(encoder: nn.Module, path: Path) -> tuple[list[str], lis
         raise WeightsUnavailableError(
             f"{path}: none of its {len(state)} keys match the encoder (e.g. {list(state)[:3]} vs {list(own)[:3]})"
         )
+    absent = [k for k in missing if k not in shape_mismatch and not k.endswith("num_batches_tracked")]
+    extra = [k for k in unexpected if k.split(".")[0] in {o.split(".")[0] for o in own} and k not in shape_mismatch]
+    if absent or extra:  # e.g. resnet34 weights for resnet18: half an encoder would load without a word
+        raise WeightsUnavailableError(
+            f"{path}: not weights of this encoder: it lacks {len(absent)} of the encoder's tensors (e.g. "
+            f"{absent[:3]}) and has {len(extra)} the encoder's blocks lack (e.g. {extra[:3]}). Give weights of the "
+            "same encoder_name"
+        )
     encoder.load_state_dict(usable, strict=False)  # smp encoders may return None here: keys counted above
-    log.info(
-        "loaded encoder weights from %s: %d/%d tensors; missing %d %s; unexpected %d %s",
+    log.log(
+        logging.WARNING if shape_mismatch else logging.INFO,
+        "loaded encoder weights from %s: %d/%d tensors; missing %d %s; unexpected %d %s (shapes differ: %s)",
         path,
         len(usable),
         len(own),
@@ -255,5 +266,6 @@ def load_encoder_weights(encoder: nn.Module, path: Path) -> tuple[list[str], lis
         missing[:5],
         len(unexpected),
         unexpected[:5],
+        shape_mismatch[:5],
     )
     return missing, unexpected
