@@ -14,8 +14,8 @@ from helpers import train_command
 from hydra.utils import instantiate
 
 from seglight.model.checkpoint import UnsafeCheckpointError, load_checkpoint, load_module
+from seglight.model.finite import NonFiniteCheck
 from seglight.model.losses import LOSSES
-from seglight.model.module import SegmentationModule
 from seglight.training.fit import train
 
 
@@ -72,21 +72,28 @@ def test_non_finite_loss_stops_with_step_and_keeps_last_good_checkpoint(train_cf
         del LOSSES["nan_after_4"]
 
 
-def test_deferred_non_finite_check_reads_the_flag_before_the_epoch_ends(train_cfg, monkeypatch):
+@pytest.mark.parametrize(
+    "nan_at, extra, raised",
+    [
+        (4, [], r"global step 3 \(epoch 1, batch 1;"),  # an epoch's last step
+        (3, ["trainer.max_steps=3"], r"global step 3 \(epoch 1;"),  # the step max_steps cuts the epoch short at
+    ],
+)
+def test_deferred_non_finite_check_reads_the_flag_before_the_epoch_ends(train_cfg, monkeypatch, nan_at, extra, raised):
     """The accelerator path (a flag read every log_every_n_steps), run on CPU: a NaN in an epoch's last step stops
     training before that epoch's checkpoint, though the next scheduled read is 50 steps away."""
     calls = {"n": 0}
 
-    class NanAtStep3(torch.nn.Module):
+    class NanAt(torch.nn.Module):
         def forward(self, logits, target):
             calls["n"] += torch.is_grad_enabled()
             loss = torch.nn.functional.cross_entropy(logits.float(), target, ignore_index=255)
-            return loss * float("nan") if calls["n"] == 4 else loss  # global step 3: epoch 1's last batch
+            return loss * float("nan") if calls["n"] == nan_at else loss
 
-    monkeypatch.setattr(SegmentationModule, "_defers_finite_check", staticmethod(lambda loss: True))
-    monkeypatch.setitem(LOSSES, "nan_at_3", lambda num_classes, ignore_index, weight=None, **kwargs: NanAtStep3())
-    cfg = train_cfg("loss.name=nan_at_3", "trainer.max_epochs=4", "trainer.log_every_n_steps=50")
-    with pytest.raises(FloatingPointError, match=r"non-finite training loss at global step 3 \(epoch 1"):
+    monkeypatch.setattr(NonFiniteCheck, "defers", staticmethod(lambda loss: True))
+    monkeypatch.setitem(LOSSES, "nan_at", lambda num_classes, ignore_index, weight=None, **kwargs: NanAt())
+    cfg = train_cfg("loss.name=nan_at", "trainer.max_epochs=4", "trainer.log_every_n_steps=50", *extra)
+    with pytest.raises(FloatingPointError, match=f"non-finite training loss at {raised}"):
         train(cfg)
     last = Path(cfg.run_dir) / "checkpoints" / "last.ckpt"
     assert load_checkpoint(last)["global_step"] == 2

@@ -21,6 +21,7 @@ from torch import Tensor
 from seglight.data.palette import Palette, default_colors
 from seglight.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from seglight.model.factory import create_model, input_divisor, saved_model_kwargs, saved_module, set_encoder_frozen
+from seglight.model.finite import NonFiniteCheck
 from seglight.model.losses import build_loss
 from seglight.model.metrics import LOSS, SegmentationMetrics, confusion_matrix, flatten
 from seglight.model.optim import build_optimizer, build_scheduler
@@ -35,7 +36,6 @@ UNBOUNDED_EPOCHS = 100  # the provisional schedule length, in epochs, of a run b
 
 
 class SegmentationModule(pl.LightningModule):
-    _nonfinite: Tensor | None
     data_split: dict[str, Any] | None
 
     def __init__(
@@ -93,7 +93,7 @@ class SegmentationModule(pl.LightningModule):
         self.test_metrics = metrics.clone()
         self.last_val_confusion: Tensor | None = None  # (C,C) counts, rows = ground truth; for plots
         self.image_confusions: list[Tensor] | None = None  # a list: validation appends each image's (C,C) counts
-        self._nonfinite: Tensor | None = None  # on accelerators: a non-finite loss since the last check
+        self.finite = NonFiniteCheck()  # stops training on a non-finite loss
         self.data_split: dict[str, Any] | None = None  # how the run's data was split; saved in checkpoints
         self.temperature = 1.0  # softmax temperature fitted by ``seglight.evaluate calibrate=true``; saved too
         self.code_version: str | None = None  # the seglight commit that trained it (set when fit starts); saved
@@ -193,32 +193,8 @@ class SegmentationModule(pl.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss = self._shared_step(batch, "train", batch_idx)
-        self._check_finite(loss, batch_idx)
+        self.finite.step(self, loss, batch_idx)
         return loss
-
-    def _check_finite(self, loss: Tensor, batch_idx: int) -> None:
-        """Stops training on a non-finite loss. On CPU it looks at every step (reading a CPU tensor costs
-        nothing). On an accelerator reading the loss would sync the host every step, so a flag is kept on
-        the device and read every ``log_every_n_steps`` steps, when Lightning reads logged values anyway, and
-        on the last batch of each epoch, before validation and checkpoints see the weights."""
-        bad = ~torch.isfinite(loss.detach())
-        if self._defers_finite_check(loss):
-            self._nonfinite = bad if self._nonfinite is None else self._nonfinite | bad
-            every = max(1, int(getattr(self.trainer, "log_every_n_steps", 1)))
-            if (self.global_step + 1) % every and not self.trainer.is_last_batch:
-                return
-            bad, self._nonfinite = self._nonfinite, None
-        if bad:
-            raise FloatingPointError(
-                f"non-finite training loss at global step {self.global_step} (epoch {self.current_epoch}, "
-                f"batch {batch_idx}; on an accelerator it may have started up to log_every_n_steps earlier); "
-                "stopping. The last checkpoint is kept: lower the learning rate, check the data "
-                "(python -m seglight.check_data) or use trainer.precision=32"
-            )
-
-    @staticmethod
-    def _defers_finite_check(loss: Tensor) -> bool:
-        return loss.device.type != "cpu"
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._shared_step(batch, "val")
@@ -233,6 +209,7 @@ class SegmentationModule(pl.LightningModule):
             self.log(key, value, prog_bar=key.endswith("/mIoU"))  # already synced: same on every rank
 
     def on_train_epoch_end(self) -> None:
+        self.finite.epoch_end(self)  # an epoch cut short (max_time, max_steps) had no last batch
         if self.hp.get("train_metrics_every_n_steps", 1) > 0:
             self._log_epoch_metrics("train")
 
