@@ -42,6 +42,8 @@ class EMA(pl.Callback):
 
     def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         self._step = trainer.global_step  # after a resume: the steps the checkpoint's average already holds
+        here = module.state_dict()  # a checkpoint's average was restored before the strategy moved the module
+        self.shadow = {k: v.to(here[k].device) for k, v in self.shadow.items()}
 
     @torch.no_grad()
     def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, *args: Any) -> None:
@@ -86,8 +88,7 @@ class EMA(pl.Callback):
 
     def on_load_checkpoint(self, trainer: pl.Trainer, module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
         if self.active and RAW_KEY in checkpoint and trainer.state.fn == "fit":  # resuming: train the raw weights
-            here = module.state_dict()
-            self.shadow = {k: v.to(here[k].device).clone() for k, v in checkpoint["state_dict"].items()}
+            self.shadow = {k: v.clone() for k, v in checkpoint["state_dict"].items()}
             checkpoint["state_dict"] = checkpoint[RAW_KEY]
             # Lightning has already loaded the module from the checkpoint (the average): load the trained weights
             trainer.strategy.load_model_state_dict(checkpoint, strict=module.strict_loading)
