@@ -254,7 +254,9 @@ def test_int8_calibrates_on_images_spread_over_the_list_and_checks_on_others():
     files = [Path(f"f{i:02d}.png") for i in range(40)]
     calibrate, check = calibration_split(files, 5)
     assert calibrate == [files[i] for i in (0, 10, 20, 29, 39)]  # not the first 5 frames of one video
-    assert len(check) == 5 and not set(check) & set(calibrate) and check[0] == files[1] and check[-1] == files[38]
+    assert check == [files[i] for i in (5, 15, 24, 34)]  # halfway: not the frame next to a calibration frame
+    calibrate, check = calibration_split(files[:7], 5)  # gaps of one or two files
+    assert calibrate == [files[i] for i in (0, 2, 3, 4, 6)] and check == [files[1], files[5]]
     assert calibration_split(files[:5], 5) == (files[:5], files[:5])  # too few to leave any out: the same ones
 
 

@@ -27,15 +27,15 @@ from seglight.util.files import atomic_write
 
 
 def calibration_split(files: list[Path], n: int) -> tuple[list[Path], list[Path]]:
-    """(calibrate, check): ``n`` of ``files`` spread evenly over the list (sorted names put a video's frames side by
-    side), and up to ``n`` of the others, spread too, to check the calibrated model on images it was not fitted to.
-    ``n`` files or fewer: all of them, for both."""
+    """(calibrate, check): ``n`` of ``files`` spread evenly over the list, and the files halfway between them (up to
+    n - 1) to check the calibrated model on images it was not fitted to: sorted names put a video's frames side by
+    side, and a check frame next to a calibration frame would be a near copy of it. ``n`` files or fewer: all of
+    them, for both."""
     if len(files) <= n:
         return files, files
-    picked = set(np.linspace(0, len(files) - 1, n).round().astype(int).tolist())
-    rest = [f for i, f in enumerate(files) if i not in picked]
-    check = np.linspace(0, len(rest) - 1, min(n, len(rest))).round().astype(int)
-    return [files[i] for i in sorted(picked)], [rest[i] for i in check]
+    picked = np.linspace(0, len(files) - 1, n).round().astype(int).tolist()
+    halfway = sorted({(a + b) // 2 for a, b in zip(picked, picked[1:])} - set(picked))
+    return [files[i] for i in picked], [files[i] for i in halfway]  # len(files) > n: some gap holds a file
 
 
 def list_inputs(spec: str) -> list[Path]:
