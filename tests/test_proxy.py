@@ -306,6 +306,19 @@ def test_sweep_summary_gives_mean_and_spread_over_folds(tmp_path):
     write_summary(tmp_path)
     text = (tmp_path / "summary.md").read_text()
     assert "| loss=focal data.folds=3 | - | 1 (1 more without metrics.json (failed?): not in the mean) | 0.4000" in text
+    for fold in (
+        0,
+        1,
+    ):  # every fold failed: a row says so; a run without val scores (limit_val_batches=0) is no failure
+        d = tmp_path / f"dice{fold}"
+        (d / ".hydra").mkdir(parents=True)
+        (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["loss=dice", f"data.fold={fold}", "data.folds=3"]))
+    (tmp_path / "dice1" / "metrics.json").write_text(json.dumps({"best_ckpt": "", "val_images": 0}))
+    write_summary(tmp_path)
+    text = (tmp_path / "summary.md").read_text()
+    assert (
+        "| loss=dice data.folds=3 | - | 0 (1 more without metrics.json (failed?): not in the mean) | - +- - |" in text
+    )
 
 
 def test_a_val_fraction_hold_out_keeps_groups_whole(tmp_path):

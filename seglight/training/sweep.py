@@ -106,11 +106,13 @@ def fold_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     caveats: dict[tuple[str, Any], int] = {}
     selected: dict[tuple[str, Any], int] = {}
     for r in rows:
-        if FOLD.search(r["overrides"]) and r["val/mIoU"] is None:
-            recipe = " ".join(FOLD.sub(" ", r["overrides"]).split())
+        if not FOLD.search(r["overrides"]):
+            continue
+        recipe = " ".join(FOLD.sub(" ", r["overrides"]).split())
+        if r["best_ckpt"] == "(failed)":  # no metrics.json
             failed[recipe] = failed.get(recipe, 0) + 1
-        elif FOLD.search(r["overrides"]):
-            key = (" ".join(FOLD.sub(" ", r["overrides"]).split()), r.get("purge_frames"))
+        elif r["val/mIoU"] is not None:
+            key = (recipe, r.get("purge_frames"))
             final = r.get("final_weights_val/mIoU")
             recipes.setdefault(key, []).append(float(r["val/mIoU"] if final is None else final))
             caveats[key] = caveats.get(key, 0) + bool(r.get("val_caveat"))
@@ -122,7 +124,7 @@ def fold_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "folds": len(v),
             "not_held_out": caveats[k],
             "selected": selected[k],
-            "failed": failed.get(k[0], 0),
+            "failed": 0,
             "mean": statistics.fmean(v),
             "std": statistics.stdev(v) if len(v) > 1 else None,  # one fold: no spread to tell
             "min": min(v),
@@ -130,7 +132,15 @@ def fold_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         for k, v in recipes.items()
     ]
-    return sorted(out, key=lambda r: -r["mean"])
+    out.sort(key=lambda r: -r["mean"])
+    for recipe, n in failed.items():  # once per recipe: on its best row, or on a row of its own where none scored
+        row = next((r for r in out if r["recipe"] == recipe), None)
+        if row is None:
+            out.append(dict(recipe=recipe, purge_frames=None, folds=0, not_held_out=0, selected=0, failed=n))
+            out[-1].update(mean=None, std=None, min=None, max=None)
+        else:
+            row["failed"] = n
+    return out
 
 
 def _cell(value: Any) -> str:
@@ -175,7 +185,7 @@ def write_summary(sweep_dir: str | Path, states: Mapping[str, str] | None = None
         ]
         lines += [
             f"| {f['recipe'] or '(defaults)'} | {_cell(f['purge_frames'])} | {f['folds']}{_fold_notes(f)} | "
-            f"{f['mean']:.4f} +- {_cell(f['std'])} | {f['min']:.4f} | {f['max']:.4f} |"
+            f"{_cell(f['mean'])} +- {_cell(f['std'])} | {_cell(f['min'])} | {_cell(f['max'])} |"
             for f in folds
         ]
     if any(r.get("fit_minutes") is not None and r["val/mIoU"] is not None for r in rows):
