@@ -56,6 +56,16 @@ def test_weights_for_other_input_channels_load_but_the_first_conv(tmp_path, capl
     torch.testing.assert_close(model.encoder.layer1[0].conv1.weight, reference.layer1[0].conv1.weight)
 
 
+def test_local_weights_load_into_an_encoder_whose_load_state_dict_takes_no_strict(tmp_path):
+    """smp's mit_b* encoders override load_state_dict(state_dict) without strict=."""
+    reference = create_model("FPN", "mit_b0", None, 3, 2)
+    path = tmp_path / "mit_b0.pth"
+    torch.save(reference.encoder.state_dict(), path)
+    model = create_model("FPN", "mit_b0", str(path), 3, 2)
+    for key, value in reference.encoder.state_dict().items():
+        torch.testing.assert_close(model.encoder.state_dict()[key], value)
+
+
 def test_missing_weights_file_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.pth"):
         create_model("Unet", "resnet18", str(tmp_path / "nope.pth"), 3, 2)

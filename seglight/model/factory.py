@@ -255,7 +255,8 @@ def load_encoder_weights(encoder: nn.Module, path: Path) -> tuple[list[str], lis
             f"{absent[:3]}) and has {len(extra)} the encoder's blocks lack (e.g. {extra[:3]}). Give weights of the "
             "same encoder_name"
         )
-    encoder.load_state_dict(usable, strict=False)  # smp encoders may return None here: keys counted above
+    # torch's own load_state_dict: smp's overrides pop head keys (none are left here), and mit_b*'s takes no strict
+    torch.nn.Module.load_state_dict(encoder, usable, strict=False)
     log.log(
         logging.WARNING if shape_mismatch else logging.INFO,
         "loaded encoder weights from %s: %d/%d tensors; missing %d %s; unexpected %d %s (shapes differ: %s)",
