@@ -79,6 +79,22 @@ def _budget_run(cfg, ckpt_path=None) -> tuple[pl.Trainer, FakeTime]:
     return trainer, clock
 
 
+def test_the_schedule_ends_at_max_steps_when_they_end_the_run_first(train_cfg):
+    """The budget fits 7 epochs (14 steps); trainer.max_steps=10 ends the run before: the schedule ends there."""
+    cfg = train_cfg(
+        "trainer.max_epochs=50",
+        "trainer.max_steps=10",
+        "trainer.check_val_every_n_epoch=3",
+        "scheduler=poly",
+        "scheduler.warmup_steps=0",
+        "logger=none",
+        "callbacks.time_budget.budget=00:00:02:50",
+    )
+    trainer, _ = _budget_run(cfg)
+    assert trainer.global_step == 10
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
 def test_resuming_a_finished_budget_run_trains_no_more(train_cfg):
     cfg = train_cfg(
         "trainer.max_epochs=50",

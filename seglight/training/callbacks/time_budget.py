@@ -148,7 +148,8 @@ class TimeBudget(pl.Callback):
         planned = done + more if self._cap is None else min(self._cap, done + more)
         planned = int(trainer.strategy.broadcast(planned, src=0))
         trainer.fit_loop.max_epochs = planned
-        set_schedule_length(trainer, max(1, round(planned * trainer.global_step / max(1, done))))
+        steps = round(planned * trainer.global_step / max(1, done))
+        set_schedule_length(trainer, max(1, min(steps, trainer.max_steps) if trainer.max_steps > 0 else steps))
         log.info(
             "time budget: %.0f of %.0f s used; epoch %.0f s, validation %.0f s -> %d epochs in all",
             self.elapsed_s,
