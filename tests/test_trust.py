@@ -395,3 +395,19 @@ def test_seed_worker_mixes_in_the_rank(monkeypatch):
     seed_worker(0, rank=0)
     seed_worker(0, rank=1)
     assert seeds[0] != seeds[1]
+
+
+def test_a_resumed_run_reports_the_fit_time_of_all_its_processes(train_cfg):
+    """fit_minutes (summary.png's cost axis) counts the time before the resume, which the checkpoint saved."""
+    from seglight.util.files import atomic_write
+
+    cfg = train_cfg("trainer.max_epochs=1")
+    train(cfg)
+    last = Path(cfg.run_dir) / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, map_location="cpu", weights_only=True)
+    assert checkpoint["callbacks"]["TimeBudget"]["elapsed_s"] > 0  # measured with the budget off too
+    checkpoint["callbacks"]["TimeBudget"]["elapsed_s"] = 6000.0  # as if the first process had fitted 100 minutes
+    atomic_write(last, lambda f: torch.save(checkpoint, f))
+    cfg.trainer.max_epochs = 2
+    cfg.resume = True
+    assert 100 < train(cfg)["fit_minutes"] < 101

@@ -190,7 +190,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Fits the configured model and returns the best checkpoint's val metrics (also in run_dir/metrics.json).
 
     Keys: ``val/mIoU``, ``val/dice``, ``val/acc``, ``val/loss``, ``val/iou/<class>``, ``best_ckpt``, and
-    ``test/...`` when the data has a test split, ``fit_minutes`` (this process's fit), ``val_images`` (how many
+    ``test/...`` when the data has a test split, ``fit_minutes`` (over all resumes), ``val_images`` (how many
     val images the final validation scored: fewer than the split under ``trainer.limit_val_batches``) and
     ``val_img_per_s`` (those over its seconds: what the sweep summary plots accuracy against). That
     validation's per-image confusion matrices go to run_dir/val_confusions.npz (``ImageConfusions``).
@@ -243,7 +243,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         lg.log_hyperparams(resolved)
     started = time.perf_counter()
     trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resumed is not None else None)
-    fit_seconds = time.perf_counter() - started  # this process's fit: a resumed run counts its last part
+    fit_seconds = time.perf_counter() - started  # this process's; a resume adds the fit time its checkpoint saved
+    fit_seconds += ((resumed or {}).get("callbacks") or {}).get(TimeBudget.__qualname__, {}).get("elapsed_s", 0.0)
     if not trainer.interrupted:
         validate_the_end(trainer, module, dm)
     # the last validation, when it scored the weights the run ended with (under ddp_spawn the steps do not come back)
