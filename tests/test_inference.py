@@ -19,6 +19,7 @@ from seglight.inference.evaluation import evaluate
 from seglight.inference.files import predict_files
 from seglight.inference.predictor import Predictor
 from seglight.training.fit import train
+from seglight.util import hardware
 
 SIZES = [(333, 517), (1000, 1400), (64, 90)]  # (H, W)
 
@@ -210,7 +211,7 @@ def test_evaluate_cli(ckpt, tmp_path):
     assert "evaluation (3 images)" in res.stdout
 
 
-def test_export_int8_is_quantised_and_predicts_like_the_checkpoint(ckpt, images, tmp_path, caplog):
+def test_export_int8_is_quantised_and_predicts_like_the_checkpoint(ckpt, images, tmp_path, caplog, monkeypatch):
     import onnx
 
     missing = _run("seglight.export", f"ckpt={ckpt}", "format=onnx_int8", f"output={tmp_path}", "smp_folder=false")
@@ -239,6 +240,13 @@ def test_export_int8_is_quantised_and_predicts_like_the_checkpoint(ckpt, images,
     with caplog.at_level("WARNING"):
         Predictor.load(tmp_path / "model.int8.onnx", precision="bf16")
     assert "model.int8.onnx: onnxruntime runs it on the CPU as exported; device=auto, precision=bf16" in caplog.text
+    full_range = json.loads({e.key: e.value for e in proto.metadata_props}["seglight"])["int8_full_range"]
+    assert full_range == hardware.cpu_has_vnni()  # 7-bit weights (reduce_range) where there is no VNNI
+    caplog.clear()
+    with caplog.at_level("WARNING"), monkeypatch.context() as m:
+        m.setattr(hardware, "cpu_flags", lambda: frozenset({"avx2"}))  # loaded on a CPU without VNNI
+        Predictor.load(tmp_path / "model.int8.onnx")
+    assert ("products can saturate" in caplog.text) == full_range
     image = np.asarray(Image.open(small / "img_333x517.png"))
     agree = (int8.predict_image(image).argmax(0) == Predictor.load(ckpt).predict_image(image).argmax(0)).mean()
     assert agree >= 0.9

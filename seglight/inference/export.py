@@ -22,7 +22,7 @@ from seglight.inference.hub import push_to_hub as upload
 from seglight.model.checkpoint import load_checkpoint, load_module
 from seglight.model.module import SegmentationModule
 from seglight.util.files import atomic_write
-from seglight.util.hardware import cpu_flags
+from seglight.util.hardware import cpu_has_vnni
 
 Images = list[np.ndarray]  # (H,W,C) images as read_image gives them
 
@@ -196,7 +196,7 @@ def export_onnx_int8(
         fp32, prepared = Path(tmp) / "fp32.onnx", Path(tmp) / "prepared.onnx"
         _write_onnx(module, fp32, opset)
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
-        vnni = any(f in cpu_flags() for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
+        vnni = cpu_has_vnni()
         quantize_static(
             str(prepared),
             str(path),
@@ -207,7 +207,7 @@ def export_onnx_int8(
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
         )
-    _set_metadata(module, path)
+    _update_onnx_metadata(path, lambda _: {**metadata(module), "int8_full_range": vnni})  # OnnxPredictor warns
     return _self_check(module, _onnx_runner(path), [torch.from_numpy(x) for x in checked])
 
 

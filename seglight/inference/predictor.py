@@ -22,7 +22,7 @@ from seglight.data.transforms import to_input
 from seglight.inference.fold import bf16_model, check_input
 from seglight.model.checkpoint import trained_on_val
 from seglight.model.tiling import TILE_OVERLAP, TILE_SIZE, needs_tiles, padded, sliding_window, window_weights
-from seglight.util.hardware import AUTOCAST, FULL_PRECISION, autocast_dtype, resolve_precision
+from seglight.util.hardware import AUTOCAST, FULL_PRECISION, autocast_dtype, cpu_has_vnni, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +256,12 @@ class OnnxPredictor(Predictor):
         if "seglight" not in meta:
             raise ValueError(f"{path}: no seglight metadata; export it with python -m seglight.export")
         info = json.loads(meta["seglight"])
+        if info.get("int8_full_range") and not cpu_has_vnni():
+            log.warning(
+                "%s: quantised with full 8-bit weights for a CPU with VNNI; without it (this CPU) int8 products "
+                "can saturate: export it again here, or check it with seglight.compare",
+                path,
+            )
         palette = Palette(info["class_names"], [tuple(c) for c in info["colors"]], ignore_index=info["ignore_index"])
         kwargs.setdefault("divisor", info.get("divisor", 32))  # exports before the divisor was recorded: 32
         kwargs.setdefault("temperature", info.get("temperature", 1.0))

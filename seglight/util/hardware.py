@@ -24,6 +24,12 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
+def cpu_has_vnni() -> bool:
+    """int8 dot products (VNNI or AMX): without them onnxruntime's int8 products of full 8-bit weights can saturate
+    (its ``reduce_range``)."""
+    return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & cpu_flags())
+
+
 # oneDNN's instruction sets (ONEDNN_MAX_CPU_ISA) from the first one with bf16 dot products on
 BF16_ISAS = ("AVX512_CORE_BF16", "AVX10_1_512", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX10_1_512_AMX")
 
