@@ -75,13 +75,15 @@ def test_non_finite_loss_stops_with_step_and_keeps_last_good_checkpoint(train_cf
 @pytest.mark.parametrize(
     "nan_at, extra, raised",
     [
-        (4, [], r"global step 3 \(epoch 1, batch 1;"),  # an epoch's last step
-        (3, ["trainer.max_steps=3"], r"global step 3 \(epoch 1;"),  # the step max_steps cuts the epoch short at
+        (4, [], r"at global step 3 \(epoch 1, batch 1;"),  # an epoch's last step
+        (3, ["trainer.max_steps=3"], r"by global step 2 \(epoch 1;"),  # the step max_steps cuts the epoch short at
+        (3, ["+trainer.val_check_interval=1"], r"by global step 2 \(epoch 1;"),  # a validation inside the epoch
     ],
 )
 def test_deferred_non_finite_check_reads_the_flag_before_the_epoch_ends(train_cfg, monkeypatch, nan_at, extra, raised):
-    """The accelerator path (a flag read every log_every_n_steps), run on CPU: a NaN in an epoch's last step stops
-    training before that epoch's checkpoint, though the next scheduled read is 50 steps away."""
+    """The accelerator path (a flag read every log_every_n_steps), run on CPU: a NaN in an epoch's last step, in an
+    epoch cut short, or before a validation inside the epoch stops training before a checkpoint or a validation
+    sees the weights, though the next scheduled read is 50 steps away."""
     calls = {"n": 0}
 
     class NanAt(torch.nn.Module):
@@ -93,12 +95,13 @@ def test_deferred_non_finite_check_reads_the_flag_before_the_epoch_ends(train_cf
     monkeypatch.setattr(NonFiniteCheck, "defers", staticmethod(lambda loss: True))
     monkeypatch.setitem(LOSSES, "nan_at", lambda num_classes, ignore_index, weight=None, **kwargs: NanAt())
     cfg = train_cfg("loss.name=nan_at", "trainer.max_epochs=4", "trainer.log_every_n_steps=50", *extra)
-    with pytest.raises(FloatingPointError, match=f"non-finite training loss at {raised}"):
+    with pytest.raises(FloatingPointError, match=f"non-finite training loss {raised}"):
         train(cfg)
-    last = Path(cfg.run_dir) / "checkpoints" / "last.ckpt"
-    assert load_checkpoint(last)["global_step"] == 2
-    params = load_module(last).state_dict()
-    assert all(torch.isfinite(v).all() for v in params.values() if v.is_floating_point())
+    checkpoints = Path(cfg.run_dir) / "checkpoints"
+    assert load_checkpoint(checkpoints / "last.ckpt")["global_step"] == 2
+    for path in (checkpoints / "last.ckpt", checkpoints / "best.ckpt"):  # validation never saw the NaN weights
+        params = load_module(path).state_dict()
+        assert all(torch.isfinite(v).all() for v in params.values() if v.is_floating_point()), path
 
 
 def test_crafted_checkpoint_is_refused_and_its_code_never_runs(tmp_path):

@@ -12,8 +12,8 @@ class NonFiniteCheck:
 
     On CPU it looks at every step (reading a CPU tensor costs nothing). On an accelerator reading the loss would
     sync the host every step, so a flag is kept on the device and read every ``log_every_n_steps`` steps (when
-    Lightning reads logged values anyway), on the last batch of each epoch, and at the end of an epoch that
-    ``max_time`` or ``max_steps`` cut short.
+    Lightning reads logged values anyway), on the last batch of each epoch, at the end of every epoch (one that
+    ``max_time`` or ``max_steps`` cut short has no last batch) and before every validation during fit.
     """
 
     def __init__(self) -> None:
@@ -26,25 +26,28 @@ class NonFiniteCheck:
     def step(self, module: pl.LightningModule, loss: Tensor, batch_idx: int) -> None:
         bad = ~torch.isfinite(loss.detach())
         if not self.defers(loss):
-            self._stop_if(bad, module, batch_idx)
+            self._stop_if(bad, module, f"at global step {module.global_step}", batch_idx)
             return
         self.flag = bad if self.flag is None else self.flag | bad
         every = max(1, int(getattr(module.trainer, "log_every_n_steps", 1)))
         if (module.global_step + 1) % every == 0 or module.trainer.is_last_batch:
-            self.epoch_end(module, batch_idx)
+            bad, self.flag = self.flag, None
+            self._stop_if(bad, module, f"at global step {module.global_step}", batch_idx)
 
-    def epoch_end(self, module: pl.LightningModule, batch_idx: int | None = None) -> None:
-        """Reads the deferred flag now."""
+    def read(self, module: pl.LightningModule) -> None:
+        """Reads the deferred flag now: at the end of an epoch, and before a validation during fit (``max_time``
+        validates an epoch it cuts short before the epoch ends)."""
         bad, self.flag = self.flag, None
         if bad is not None:
-            self._stop_if(bad, module, batch_idx)
+            self._stop_if(bad, module, f"by global step {module.global_step - 1}", None)
 
     @staticmethod
-    def _stop_if(bad: Tensor, module: pl.LightningModule, batch_idx: int | None) -> None:
-        if bad:
+    def _stop_if(bad: Tensor, module: pl.LightningModule, when: str, batch_idx: int | None) -> None:
+        """Raises on every rank if any rank saw a non-finite loss (one rank stopping alone would hang the others)."""
+        if module.trainer.strategy.reduce_boolean_decision(bool(bad), all=False):
             where = f"epoch {module.current_epoch}" + ("" if batch_idx is None else f", batch {batch_idx}")
             raise FloatingPointError(
-                f"non-finite training loss at global step {module.global_step} ({where}; on an accelerator it may "
-                "have started up to log_every_n_steps earlier); stopping. The last checkpoint is kept: lower the "
-                "learning rate, check the data (python -m seglight.check_data) or use trainer.precision=32"
+                f"non-finite training loss {when} ({where}; on an accelerator it may have started up to "
+                "log_every_n_steps earlier); stopping. The last checkpoint is kept: lower the learning rate, check "
+                "the data (python -m seglight.check_data) or use trainer.precision=32"
             )

@@ -209,9 +209,13 @@ class SegmentationModule(pl.LightningModule):
             self.log(key, value, prog_bar=key.endswith("/mIoU"))  # already synced: same on every rank
 
     def on_train_epoch_end(self) -> None:
-        self.finite.epoch_end(self)  # an epoch cut short (max_time, max_steps) had no last batch
+        self.finite.read(self)  # an epoch cut short (max_time, max_steps) had no last batch
         if self.hp.get("train_metrics_every_n_steps", 1) > 0:
             self._log_epoch_metrics("train")
+
+    def on_validation_start(self) -> None:
+        if self.trainer.state.fn == "fit" and not self.trainer.sanity_checking:
+            self.finite.read(self)  # max_time validates the epoch it cuts short before the epoch ends
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch_metrics("val")
