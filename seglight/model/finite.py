@@ -44,7 +44,8 @@ class NonFiniteCheck:
     @staticmethod
     def _stop_if(bad: Tensor, module: pl.LightningModule, when: str, batch_idx: int | None) -> None:
         """Raises on every rank if any rank saw a non-finite loss (one rank stopping alone would hang the others)."""
-        if module.trainer.strategy.reduce_boolean_decision(bool(bad), all=False):
+        trainer = module._trainer  # None: a step called outside fit (tests)
+        if trainer.strategy.reduce_boolean_decision(bool(bad), all=False) if trainer else bool(bad):
             where = f"epoch {module.current_epoch}" + ("" if batch_idx is None else f", batch {batch_idx}")
             raise FloatingPointError(
                 f"non-finite training loss {when} ({where}; on an accelerator it may have started up to "

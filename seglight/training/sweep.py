@@ -109,7 +109,7 @@ def fold_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not FOLD.search(r["overrides"]):
             continue
         recipe = " ".join(FOLD.sub(" ", r["overrides"]).split())
-        if r["best_ckpt"] == "(failed)":  # no metrics.json
+        if r["val/mIoU"] is None and r["best_ckpt"] == "(failed)":  # no metrics.json
             failed[recipe] = failed.get(recipe, 0) + 1
         elif r["val/mIoU"] is not None:
             key = (recipe, r.get("purge_frames"))
