@@ -27,6 +27,16 @@ class FakeTime(pl.Callback):
             self.validated.append(trainer.current_epoch)
 
 
+# 2 steps per epoch (20 s on FakeTime), validation every 3rd epoch (5 s), an epoch cap far above what 170 s fit
+FITTED = (
+    "trainer.max_epochs=50",
+    "trainer.check_val_every_n_epoch=3",
+    "scheduler=poly",
+    "scheduler.warmup_steps=0",
+    "logger=none",
+)
+
+
 def test_parse_duration():
     assert parse_duration("00:00:42:30") == 42 * 60 + 30
     assert parse_duration(1.5) == 90
@@ -44,13 +54,7 @@ def test_epochs_that_fit_counts_cadence_and_final_validation():
 def test_run_ends_annealed_and_validated_within_budget(train_cfg):
     # 2 steps per epoch (20 s), validation every 3rd epoch (5 s). 170 s fit 7 epochs: 140 s of training and
     # validations after epochs 2, 5 and 6 (forced: the last), 155 s; an 8th epoch would need 175 s.
-    cfg = train_cfg(
-        "trainer.max_epochs=50",
-        "trainer.check_val_every_n_epoch=3",
-        "scheduler=poly",
-        "scheduler.warmup_steps=0",
-        "logger=none",
-    )
+    cfg = train_cfg(*FITTED)
     dm = instantiate(cfg.data, _convert_="all")
     module = build_module(cfg, dm)
     clock = FakeTime()
@@ -81,29 +85,14 @@ def _budget_run(cfg, ckpt_path=None) -> tuple[pl.Trainer, FakeTime]:
 
 def test_the_schedule_ends_at_max_steps_when_they_end_the_run_first(train_cfg):
     """The budget fits 7 epochs (14 steps); trainer.max_steps=10 ends the run before: the schedule ends there."""
-    cfg = train_cfg(
-        "trainer.max_epochs=50",
-        "trainer.max_steps=10",
-        "trainer.check_val_every_n_epoch=3",
-        "scheduler=poly",
-        "scheduler.warmup_steps=0",
-        "logger=none",
-        "callbacks.time_budget.budget=00:00:02:50",
-    )
+    cfg = train_cfg(*FITTED, "trainer.max_steps=10", "callbacks.time_budget.budget=00:00:02:50")
     trainer, _ = _budget_run(cfg)
     assert trainer.global_step == 10
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
 
 
 def test_resuming_a_finished_budget_run_trains_no_more(train_cfg):
-    cfg = train_cfg(
-        "trainer.max_epochs=50",
-        "trainer.check_val_every_n_epoch=3",
-        "scheduler=poly",
-        "scheduler.warmup_steps=0",
-        "logger=none",
-        "callbacks.time_budget.budget=00:00:02:50",
-    )
+    cfg = train_cfg(*FITTED, "callbacks.time_budget.budget=00:00:02:50")
     first, _ = _budget_run(cfg)
     assert first.current_epoch == 7 and first.global_step == 14
     again, clock = _budget_run(cfg, ckpt_path=f"{cfg.run_dir}/checkpoints/last.ckpt")
