@@ -53,6 +53,17 @@ def test_round_trip_index_color_index():
     np.testing.assert_array_equal(PAL.to_index(rgb[1]), index[1])
 
 
+def test_void_is_painted_apart_from_every_class():
+    """Without void colours void was black, like default_colors' first class: the two looked alike in pictures."""
+    void = np.array([[255]], dtype=np.uint8)
+    assert tuple(PAL.to_color(void)[0, 0]) == (255, 255, 255)  # its own void colour
+    defaults = Palette(["a", "b", "c"], default_colors(3))
+    assert defaults.colors[0] == (0, 0, 0) and tuple(defaults.to_color(void)[0, 0]) == (255, 255, 255)
+    assert tuple(Palette(["a"], [(9, 9, 9)]).to_color(void)[0, 0]) == (0, 0, 0)  # black where no class is black
+    both = Palette(["k", "w"], [(0, 0, 0), (255, 255, 255)])
+    assert tuple(both.to_color(void)[0, 0]) not in both.colors
+
+
 def test_unknown_colour_names_file_colour_and_count():
     rgb = PAL.to_color(np.zeros((4, 4), dtype=np.uint8))
     rgb[0, :3] = (1, 2, 3)

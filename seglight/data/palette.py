@@ -64,7 +64,7 @@ class Palette:
     """Class names with one RGB colour each; index i <-> colours[i].
 
     ``void_colors`` are colours that mean "ignore" (mapped to ``ignore_index``); ``to_color``
-    paints ignored pixels with ``void_colors[0]`` (black when there is none). Masks are 8-bit, so a
+    paints ignored pixels with ``void_color``. Masks are 8-bit, so a
     palette holds at most 255 classes and ``ignore_index`` lies in 0..255 (and is no class index):
     checked here, at construction, with a ValueError naming the fix.
     """
@@ -169,12 +169,18 @@ class Palette:
             raise UnknownColorError(f"{source}: {len(colors)} colour(s) not in the palette: {listed}{more}")
         return index.astype(np.uint8)
 
-    def to_color(self, index: np.ndarray) -> np.ndarray:
-        """Index mask (...,H,W) integer -> colour mask (...,H,W,3) uint8; ignore/unknown indices -> void colour
-        (``void_colors[0]``, black when there is none)."""
-        table = np.zeros((MAX_LABEL + 1, 3), dtype=np.uint8)
+    @property
+    def void_color(self) -> tuple[int, int, int]:
+        """What ``to_color`` paints ignored pixels: ``void_colors[0]``; without one black, or white (else grey) where
+        a class is black (default_colors' first), so that void and that class differ in pictures."""
         if self.void_colors:
-            table[:] = self.void_colors[0]
+            return self.void_colors[0]
+        return next((c for c in ((0, 0, 0), (255, 255, 255)) if c not in self.colors), (40, 40, 40))
+
+    def to_color(self, index: np.ndarray) -> np.ndarray:
+        """Index mask (...,H,W) integer -> colour mask (...,H,W,3) uint8; ignore/unknown indices -> ``void_color``."""
+        table = np.zeros((MAX_LABEL + 1, 3), dtype=np.uint8)
+        table[:] = self.void_color
         table[: self.num_classes] = np.array(self.colors, dtype=np.uint8)
         index = np.asarray(index)
         if index.dtype != np.uint8:
