@@ -138,6 +138,8 @@ def test_calibrate_stores_the_temperature_in_the_checkpoint_and_the_onnx_file(tr
     ckpt, data = trained
     copy = tmp_path / "model.ckpt"
     shutil.copy(ckpt, copy)
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "report.html").write_text("an earlier evaluation's report")  # its model's numbers: removed
     result = evaluate_checkpoint(copy, _data_config(data), "val", tmp_path / "eval", report=False, calibrate=True)
     t = result["temperature"]
     assert t != pytest.approx(1.0, abs=1e-3)

@@ -125,6 +125,9 @@ def evaluate(
             provenance,
             len(dataset),
         )
+    elif (output / "report.html").exists():  # an earlier evaluation's, with its model's numbers: not these
+        (output / "report.html").unlink()
+        log.info("removed %s: an earlier evaluation's report (this one writes none)", output / "report.html")
     print_class_table(
         {f"eval/{k}": v for k, v in result.items()}, "eval", names, title=f"evaluation ({len(dataset)} images)"
     )
