@@ -165,3 +165,20 @@ def test_no_void_guess_that_leaves_one_class_or_takes_a_large_black_background(t
             assert code == 0 and "no void guessed" in "\n".join(lines)
             assert lines[-1].endswith("palette.csv'") or "palette.csv" in lines[-1]
             assert "void" not in (masks.parent / "palette.csv").read_text()
+
+
+def test_one_mask_of_the_other_kind_is_the_one_blamed(tmp_path):
+    """An index mask first and colour masks after it: the index mask is the odd one. Before, the second kind joined
+    the reference and every later mask, of either kind, became a fault."""
+    from seglight.data.infer import count_values
+
+    images, masks = make_void_pairs(tmp_path, n=6)
+    index = np.asarray(Image.open(masks / "field_00.png").convert("L"))
+    Image.fromarray((index > 0).astype(np.uint8)).save(masks / "field_00.png")  # an index mask among colour ones
+    pairs = [(images / f"field_{i:02d}.jpg", masks / f"field_{i:02d}.png") for i in range(6)]
+    census = count_values(pairs)
+    odd = census.faults[0]
+    assert odd.file.endswith("field_00.png") and "but 5 others are colour masks" in odd.problem
+    assert len(census.faults) == 6 and all("field_00.png is a index mask" in f.problem for f in census.faults[1:])
+    later = count_values([pairs[1], pairs[0], *pairs[2:]])  # the odd one second: only it is a fault
+    assert [Path(f.file).name for f in later.faults] == ["field_00.png"] and later.masks_read == 5

@@ -138,7 +138,8 @@ def count_values(pairs: Sequence[tuple[Path, Path]], max_masks: int = 1000, seed
     if len(pairs) > max_masks:
         keep = np.random.default_rng(seed).choice(len(pairs), size=max_masks, replace=False)
         pairs = [pairs[i] for i in sorted(keep)]
-    first: dict[str, Path] = {}
+    first: tuple[str, Path] | None = None  # the first readable mask's kind: the others must match it
+    mismatched = 0
     for image_path, mask_path in tqdm(pairs, desc="counting mask values", unit="mask"):
         try:
             kind, labels = read_labels(mask_path)
@@ -146,11 +147,11 @@ def count_values(pairs: Sequence[tuple[Path, Path]], max_masks: int = 1000, seed
         except DataError as e:
             census.faults.append(Fault(str(mask_path), str(e)))
             continue
-        first.setdefault(kind, mask_path)
+        first = first or (kind, mask_path)
         problem = None
-        if len(first) > 1:
-            other = first[COLOR if kind == INDEX else INDEX]
-            problem = f"{kind} mask, but {other} is a {COLOR if kind == INDEX else INDEX} mask: use one kind"
+        if kind != first[0]:
+            mismatched += 1
+            problem = f"{kind} mask, but {first[1]} is a {first[0]} mask: use one kind"
         elif labels.shape != (h, w):
             problem = (
                 f"image {image_path} is {w}x{h} but mask {mask_path} is "
@@ -173,6 +174,9 @@ def count_values(pairs: Sequence[tuple[Path, Path]], max_masks: int = 1000, seed
                 )
             )
             break
+    if first is not None and mismatched > census.masks_read:  # most masks differ from the first: it is the odd one
+        other = COLOR if first[0] == INDEX else INDEX
+        census.faults.insert(0, Fault(str(first[1]), f"{first[0]} mask, but {mismatched} others are {other} masks"))
     return census
 
 
