@@ -8,7 +8,12 @@ import statistics
 from pathlib import Path
 
 HERE = Path(__file__).parent
-ARMS = {"issue's": "old_{s}plain", "issue's + TTA": "old_{s}tta3", "final": "new_{s}plain", "final + TTA": "new_{s}tta3"}
+ARMS = {
+    "issue's": "old_{s}plain",
+    "issue's + TTA": "old_{s}tta3",
+    "final": "new_{s}plain",
+    "final + TTA": "new_{s}tta3",
+}
 
 
 def miou(arm: str, seed: str, fold: int) -> float:
@@ -34,13 +39,18 @@ print()
 for name, (a, b) in pairs.items():
     d = {s: [m[b, s, f] - m[a, s, f] for f in folds] for s in seeds}
     every = d["42"] + d["1"]
-    print(f"- {name}: seed 42 mean {statistics.fmean(d['42']):+.4f}, seed 1 mean {statistics.fmean(d['1']):+.4f}; "
-          f"all 8 {statistics.fmean(every):+.4f} (min {min(every):+.4f}, {sum(x > 0 for x in every)}/8 above 0)")
+    print(
+        f"- {name}: seed 42 mean {statistics.fmean(d['42']):+.4f}, seed 1 mean {statistics.fmean(d['1']):+.4f}; "
+        f"all 8 {statistics.fmean(every):+.4f} (min {min(every):+.4f}, {sum(x > 0 for x in every)}/8 above 0)"
+    )
 noise = [m[a, "1", f] - m[a, "42", f] for a in ("issue's", "final") for f in folds]
 rms = statistics.fmean(x * x for x in noise) ** 0.5
-print(f"- seed 1 - seed 42, same recipe (issue's and final, plain; 8 values): "
-      + ", ".join(f"{x:+.4f}" for x in noise) + f"; root mean square {rms:.4f}, so about {rms / 8 ** 0.5:.4f} on a "
-      "mean of 8 paired differences")
+print(
+    "- seed 1 - seed 42, same recipe (issue's and final, plain; 8 values): "
+    + ", ".join(f"{x:+.4f}" for x in noise)
+    + f"; root mean square {rms:.4f}, so about {rms / 8**0.5:.4f} on a "
+    "mean of 8 paired differences"
+)
 for a in ARMS:
     per_fold = [statistics.fmean(m[a, s, f] for s in seeds) for f in folds]
     print(f"- {a}, fold means of the two seeds: {statistics.fmean(per_fold):.4f} +- {statistics.stdev(per_fold):.4f}")
