@@ -43,7 +43,7 @@ class EMA(pl.Callback):
     def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         self._step = trainer.global_step  # after a resume: the steps the checkpoint's average already holds
         here = module.state_dict()  # a checkpoint's average was restored before the strategy moved the module
-        self.shadow = {k: v.to(here[k].device) for k, v in self.shadow.items()}
+        self.shadow = {k: v.to(here[k].device if k in here else v.device) for k, v in self.shadow.items()}
 
     @torch.no_grad()
     def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, *args: Any) -> None:

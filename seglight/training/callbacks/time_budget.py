@@ -46,7 +46,8 @@ def epochs_that_fit(left_s: float, epoch_s: float, val_s: float, next_epoch: int
 
 def schedule_length(trainer: pl.Trainer) -> int | None:
     """The step at which the run's LR schedule (``LRSchedule``) ends, None without one."""
-    ends = [s.total_steps for c in trainer.lr_scheduler_configs for s in getattr(c.scheduler, "lr_lambdas", [])]
+    lambdas = [s for c in trainer.lr_scheduler_configs for s in getattr(c.scheduler, "lr_lambdas", [])]
+    ends = [s.total_steps for s in lambdas if isinstance(s, LRSchedule)]
     return ends[0] if ends else None
 
 
