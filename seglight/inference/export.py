@@ -269,7 +269,8 @@ def export_checkpoint(
             raise ValueError("format=onnx_int8 needs calibration=DIR|GLOB of representative images (e.g. val images)")
         calibrate, check = calibration_split(list_inputs(calibration), calibration_images)
         print(f"int8: calibrated on {len(calibrate)} images, checked on {len(set(check) - set(calibrate))} others")
-        images, checks = ([read_image(p, len(module.hp.mean)) for p in files] for files in (calibrate, check))
+        images = [read_image(p, len(module.hp.mean)) for p in calibrate]
+        checks = None if check == calibrate else [read_image(p, len(module.hp.mean)) for p in check]  # read once
         results = {target.name: (export_onnx_int8(module, target, images, opset, checks), min_agreement_int8)}
     elif format == "onnx":
         results = {target.name: (export_onnx(module, target, opset), min_agreement)}
