@@ -31,15 +31,19 @@ class NonFiniteCheck:
         self.flag = bad if self.flag is None else self.flag | bad
         every = max(1, int(getattr(module.trainer, "log_every_n_steps", 1)))
         if (module.global_step + 1) % every == 0 or module.trainer.is_last_batch:
-            bad, self.flag = self.flag, None
-            self._stop_if(bad, module, f"at global step {module.global_step}", batch_idx)
+            self.read(module, batch_idx)
 
-    def read(self, module: pl.LightningModule) -> None:
-        """Reads the deferred flag now: at the end of an epoch, and before a validation during fit (``max_time``
-        validates an epoch it cuts short before the epoch ends)."""
+    def read(self, module: pl.LightningModule, batch_idx: int | None = None) -> None:
+        """Reads the deferred flag now: in a training step (``batch_idx``), at the end of an epoch, and before a
+        validation during fit (``max_time`` validates an epoch it cuts short before the epoch ends)."""
         bad, self.flag = self.flag, None
         if bad is not None:
-            self._stop_if(bad, module, f"by global step {module.global_step - 1}", None)
+            when = (
+                f"by global step {module.global_step - 1}"
+                if batch_idx is None
+                else f"at global step {module.global_step}"
+            )
+            self._stop_if(bad, module, when, batch_idx)
 
     @staticmethod
     def _stop_if(bad: Tensor, module: pl.LightningModule, when: str, batch_idx: int | None) -> None:
