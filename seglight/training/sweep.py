@@ -20,6 +20,7 @@ from seglight.report.figures import cost_figure, save_figure
 from seglight.report.tables import val_caveat
 
 log = logging.getLogger(__name__)
+FAILED = "(failed)"  # a job's best_ckpt in the summary when it wrote no metrics.json
 
 COLUMNS = [
     "job",
@@ -78,7 +79,7 @@ def collect(sweep_dir: str | Path, states: Mapping[str, str] | None = None) -> l
                 "val/acc": metrics.get("val/acc"),
                 "fit_minutes": metrics.get("fit_minutes"),
                 "val_img_per_s": metrics.get("val_img_per_s"),
-                "best_ckpt": metrics.get("best_ckpt", "(failed)"),
+                "best_ckpt": metrics.get("best_ckpt", FAILED),
                 "run_dir": str(job_dir),
                 "val_caveat": val_caveat(metrics),
                 "purge_frames": metrics.get("purge_frames"),  # what the run trained with (a resumed run: its start's)
@@ -109,7 +110,7 @@ def fold_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not FOLD.search(r["overrides"]):
             continue
         recipe = " ".join(FOLD.sub(" ", r["overrides"]).split())
-        if r["val/mIoU"] is None and r["best_ckpt"] == "(failed)":  # no metrics.json
+        if r["val/mIoU"] is None and r["best_ckpt"] == FAILED:
             failed[recipe] = failed.get(recipe, 0) + 1
         elif r["val/mIoU"] is not None:
             key = (recipe, r.get("purge_frames"))
