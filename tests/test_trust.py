@@ -411,3 +411,36 @@ def test_a_resumed_run_reports_the_fit_time_of_all_its_processes(train_cfg):
     cfg.trainer.max_epochs = 2
     cfg.resume = True
     assert 100 < train(cfg)["fit_minutes"] < 101
+
+
+def test_a_run_dir_moved_before_its_resume_keeps_its_better_best_checkpoint(train_cfg, tmp_path):
+    """Lightning keeps a ModelCheckpoint's scores only when the checkpoint's dirpath is the current one: a run
+    dir moved (or copied off a cluster) and resumed forgot best.ckpt's score, and its next validation wrote a
+    worse model over it."""
+    cfg = train_cfg("trainer.max_epochs=1")
+    train(cfg)
+    last = Path(cfg.run_dir) / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, map_location="cpu", weights_only=True)
+    (key,) = [k for k in checkpoint["callbacks"] if k.startswith("ModelCheckpoint{'monitor': 'val/mIoU'")]
+    checkpoint["callbacks"][key]["best_model_score"] = torch.tensor(2.0)  # as if best.ckpt scored beyond reach
+    torch.save(checkpoint, last)
+    moved = tmp_path / "moved"
+    Path(cfg.run_dir).rename(moved)
+    best_before = (moved / "checkpoints" / "best.ckpt").read_bytes()
+
+    cfg.run_dir, cfg.resume, cfg.trainer.max_epochs = str(moved), True, 2
+    metrics = train(cfg)
+
+    assert (moved / "checkpoints" / "best.ckpt").read_bytes() == best_before
+    assert Path(metrics["best_ckpt"]) == (moved / "checkpoints" / "best.ckpt").resolve()
+    assert load_checkpoint(moved / "checkpoints" / "last.ckpt")["epoch"] == 1  # it did train on
+
+
+def test_the_run_checkpoint_saves_its_state_under_model_checkpoints_key(tmp_path):
+    """Runs checkpointed by Lightning's ModelCheckpoint resume with RunCheckpoint (and back)."""
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    from seglight.training.callbacks import RunCheckpoint
+
+    kwargs = {"dirpath": tmp_path, "filename": "best", "monitor": "val/mIoU", "mode": "max"}
+    assert RunCheckpoint(**kwargs).state_key == ModelCheckpoint(**kwargs).state_key

@@ -1,5 +1,6 @@
 """Lightning callbacks of a training run, as the configs name them (``seglight.training.callbacks.<Name>``)."""
 
+from seglight.training.callbacks.checkpoint import RunCheckpoint
 from seglight.training.callbacks.confusions import ImageConfusions
 from seglight.training.callbacks.ema import EMA, RAW_KEY
 from seglight.training.callbacks.epoch_seeds import EpochSeeds
@@ -12,6 +13,7 @@ __all__ = [
     "CurvesPlot",
     "EpochSeeds",
     "ImageConfusions",
+    "RunCheckpoint",
     "TimeBudget",
     "ValidationMedia",
     "epochs_that_fit",
