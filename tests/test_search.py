@@ -435,3 +435,25 @@ def test_a_trial_without_validation_is_refused_before_training(tmp_path):
     with pytest.raises(ValueError, match="limit_val_batches=0"):
         run_trial(trial, {}, ["trainer.limit_val_batches=0"], tmp_path, compose_config, {})
     assert not (tmp_path / "0").exists()  # nothing trained
+
+
+@pytest.mark.parametrize(
+    ("metrics", "objective"),
+    [
+        ({"val/mIoU": 0.8, "final_weights_val/mIoU": 0.6}, 0.6),  # best.ckpt was chosen on these val images
+        ({"val/mIoU": 0.8}, 0.8),  # the final weights were not scored (ddp_spawn): best.ckpt's, with a note
+    ],
+)
+def test_a_trial_scores_the_weights_it_ended_with(tmp_path, monkeypatch, metrics, objective):
+    """best.ckpt is the best of a trial's validations on the val images the study maximises: its score is the
+    maximum of noisy figures, which favours noisy recipes. The study maximises the final weights' score."""
+    from seglight.training import search as search_module
+
+    monkeypatch.setattr(search_module, "train", lambda cfg: dict(metrics))
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    assert search_module.run_trial(trial, {}, [*TINY], tmp_path, compose_config, {}) == objective
+    attrs = study.trials[0].user_attrs
+    assert attrs["best_ckpt_val/mIoU"] == 0.8 and attrs["scored"] == (
+        "final weights" if objective == 0.6 else "best.ckpt"
+    )

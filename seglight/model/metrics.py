@@ -24,6 +24,7 @@ from torchmetrics import Metric
 
 MIOU, IOU, DICE, ACC, LOSS = "mIoU", "iou", "dice", "acc", "loss"
 MONITOR = f"val/{MIOU}"  # what checkpoints and early stopping watch (mode max)
+FINAL_MONITOR = f"final_weights_{MONITOR}"  # metrics.json: the val mIoU of the weights the run ended with
 
 
 def scores(confusions: np.ndarray) -> dict[str, np.ndarray]:

@@ -8,6 +8,8 @@ from typing import Any, Mapping, Sequence
 from rich.console import Console
 from rich.table import Table
 
+from seglight.model.metrics import FINAL_MONITOR
+
 
 def score_text(value: float | None, digits: int = 4, missing: str = "-") -> str:
     """A score with ``digits`` decimals; ``missing`` for None or NaN (a class absent from target and prediction)."""
@@ -38,7 +40,7 @@ def selected_above_final(metrics: Mapping[str, Any]) -> float | None:
     """The score of the weights a run ended with (``final_weights_val/mIoU`` of its metrics.json) where best.ckpt,
     chosen among the run's validations on the same val images, scores higher by more than ``SELECTION_TOLERANCE``;
     None where they agree or the final score was not recorded."""
-    final, best = metrics.get("final_weights_val/mIoU"), metrics.get("val/mIoU")
+    final, best = metrics.get(FINAL_MONITOR), metrics.get("val/mIoU")
     return final if final is not None and best is not None and final < best - SELECTION_TOLERANCE else None
 
 

@@ -23,7 +23,7 @@ from seglight.model.checkpoint import (
     start_normalisation,
     trained_normalisation,
 )
-from seglight.model.metrics import MONITOR
+from seglight.model.metrics import FINAL_MONITOR, MONITOR
 from seglight.model.module import SegmentationModule
 from seglight.report.confusions import VAL_CONFUSIONS
 from seglight.report.tables import print_class_table, selected_above_final
@@ -279,7 +279,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics["val_img_per_s"] = val_images / val_seconds if val_images and val_seconds > 0 else float("nan")
     metrics["best_ckpt"] = best
     if final is not None:  # best.ckpt was chosen on these val images: where it is not the end, its score is optimistic
-        metrics["final_weights_val/mIoU"] = float(final)
+        metrics[FINAL_MONITOR] = float(final)
         if selected_above_final(metrics) is not None:
             log.info("best.ckpt (val/mIoU %.4f) was chosen on the val images it is scored on; the final weights "
                      "score %.4f (last.ckpt)", metrics[MONITOR], float(final))  # fmt: skip

@@ -31,7 +31,7 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from seglight.model.metrics import MONITOR
+from seglight.model.metrics import FINAL_MONITOR, MONITOR
 from seglight.training.fit import train
 from seglight.training.pruning import PRUNED_AT, STORAGE_ENV
 from seglight.training.search_space import TrialSeeded, as_override, search_space, suggest
@@ -153,7 +153,8 @@ def run_trial(
     compose: Callable[[list[str]], DictConfig],
     pruning: dict[str, Any],
 ) -> float:
-    """Trains the trial in <sweep dir>/<trial number>/ and returns its val mIoU; raises TrialPruned when pruned."""
+    """Trains the trial in <sweep dir>/<trial number>/ and returns the val mIoU of the weights it ended with
+    (best.ckpt's where those were not scored); raises TrialPruned when pruned."""
     overrides = [*(as_override(key, suggest(trial, key, dist)) for key, dist in space.items()), *shared]
     run_dir = sweep_dir / str(trial.number)
     trial.set_user_attr(WORKER, f"{socket.gethostname()}:{os.getpid()}")
@@ -177,7 +178,11 @@ def run_trial(
     pruned_at = trial.storage.get_trial_user_attrs(trial._trial_id).get(PRUNED_AT)
     if pruned_at is not None:
         raise optuna.TrialPruned(f"after validation {pruned_at}")
-    return float(metrics[MONITOR])
+    # best.ckpt is the best of the trial's validations on the val images the study maximises, so its score favours
+    # noisy recipes: the study maximises the weights the trial ended with, where they were scored
+    trial.set_user_attr(f"best_ckpt_{MONITOR}", float(metrics[MONITOR]))
+    trial.set_user_attr("scored", "final weights" if FINAL_MONITOR in metrics else "best.ckpt")
+    return float(metrics.get(FINAL_MONITOR, metrics[MONITOR]))
 
 
 def summarise(study: optuna.Study, sweep_dir: Path) -> None:

@@ -14,6 +14,7 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from seglight.model.metrics import FINAL_MONITOR
 from seglight.report.bootstrap import bootstrap
 from seglight.report.confusions import VAL_CONFUSIONS, load_confusions
 from seglight.report.figures import cost_figure, save_figure
@@ -27,7 +28,7 @@ COLUMNS = [
     "overrides",
     "val/mIoU",
     "val/mIoU_ci",
-    "final_weights_val/mIoU",
+    FINAL_MONITOR,
     "val/dice",
     "val/acc",
     "fit_minutes",
@@ -74,7 +75,7 @@ def collect(sweep_dir: str | Path, states: Mapping[str, str] | None = None) -> l
                 "overrides": " ".join(overrides),
                 "val/mIoU": metrics.get("val/mIoU"),
                 "val/mIoU_ci": miou_interval(job_dir, metrics.get("val/mIoU")),
-                "final_weights_val/mIoU": metrics.get("final_weights_val/mIoU"),  # last.ckpt: no selection
+                FINAL_MONITOR: metrics.get(FINAL_MONITOR),  # last.ckpt: no selection
                 "val/dice": metrics.get("val/dice"),
                 "val/acc": metrics.get("val/acc"),
                 "fit_minutes": metrics.get("fit_minutes"),
@@ -114,7 +115,7 @@ def fold_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             failed[recipe] = failed.get(recipe, 0) + 1
         elif r["val/mIoU"] is not None:
             key = (recipe, r.get("purge_frames"))
-            final = r.get("final_weights_val/mIoU")
+            final = r.get(FINAL_MONITOR)
             recipes.setdefault(key, []).append(float(r["val/mIoU"] if final is None else final))
             caveats[key] = caveats.get(key, 0) + bool(r.get("val_caveat"))
             selected[key] = selected.get(key, 0) + (final is None)
