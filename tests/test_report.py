@@ -331,7 +331,7 @@ def test_evaluate_on_the_train_split_says_the_model_trained_on_it(trained, tmp_p
     assert metrics["split"] == "train" and val_caveat(metrics) == "scored on its training images"
     with pytest.raises(ValueError, match="calibrate on held-out images"):
         evaluate_checkpoint(ckpt, _data_config(data), "train", tmp_path / "cal", report=False, calibrate=True)
-    evaluate_checkpoint(ckpt, _data_config(data), "val", tmp_path / "val", report=False)
+    evaluate_checkpoint(ckpt.parent / "last.ckpt", _data_config(data), "val", tmp_path / "val", report=False)
     val = json.loads((tmp_path / "val" / "metrics.json").read_text())
     assert val["split"] == "val" and val_caveat(val) is None
     state = torch.load(ckpt, map_location="cpu", weights_only=False)
@@ -339,3 +339,25 @@ def test_evaluate_on_the_train_split_says_the_model_trained_on_it(trained, tmp_p
     torch.save(state, tmp_path / "unknown.ckpt")
     evaluate_checkpoint(tmp_path / "unknown.ckpt", _data_config(data), "train", tmp_path / "unknown", report=False)
     assert "unchecked" in val_caveat(json.loads((tmp_path / "unknown" / "metrics.json").read_text()))
+
+
+def test_best_ckpt_scored_on_the_val_images_it_was_chosen_on_says_so(trained, tmp_path):
+    """best.ckpt is the best of its run's validations on the val images: scored on them again, its figure carries
+    that selection. metrics.json (so compare) and the report's provenance say so; the final weights' do not."""
+    from seglight.report.tables import val_caveat
+
+    ckpt, data = trained
+    assert ckpt.name == "best.ckpt"
+    evaluate_checkpoint(ckpt, _data_config(data), "val", tmp_path / "best", report=False)
+    metrics = json.loads((tmp_path / "best" / "metrics.json").read_text())
+    assert metrics["chosen_on"] == "val/mIoU"
+    assert val_caveat(metrics) == "checkpoint chosen on these images (best val/mIoU)"
+    copied = tmp_path / "elsewhere" / "best.ckpt"  # the same file elsewhere: still the run's choice
+    copied.parent.mkdir()
+    copied.write_bytes(ckpt.read_bytes())
+    evaluate_checkpoint(copied, _data_config(data), "val", tmp_path / "copied", report=False)
+    assert json.loads((tmp_path / "copied" / "metrics.json").read_text())["chosen_on"] == "val/mIoU"
+    for name, split in (("last.ckpt", "val"), ("best.ckpt", "train")):  # the final weights; images not chosen on
+        out = tmp_path / f"{name}_{split}"
+        evaluate_checkpoint(ckpt.parent / name, _data_config(data), split, out, report=False)
+        assert json.loads((out / "metrics.json").read_text()).get("chosen_on") is None

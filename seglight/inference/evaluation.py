@@ -226,6 +226,10 @@ def evaluate_checkpoint(
         log.warning("%s records no data split: whether it trained on these val images is unchecked", ckpt)
         provenance["split"] += ": held-out unchecked (the model records no data split)"
     notes = inherited_notes(model, dataset, provenance, ckpt, calibrate)
+    if split == "val" and recorded and model.chosen_on:  # best.ckpt, the best of its run's validations on them
+        log.info("%s was chosen on these val images (best %s): an optimistic score", ckpt, model.chosen_on)
+        provenance["split"] += f": the checkpoint was chosen on these images (best {model.chosen_on} of its run)"
+        notes["chosen_on"] = model.chosen_on
     # metrics.json: compare and the summary say when these are not held-out scores (``val_caveat``)
     notes.update(split=split, train_on_val=seen)
     return evaluate(model, dataset, output, report, calibrate, top_k, provenance, store_into=ckpt, notes=notes)

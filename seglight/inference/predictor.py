@@ -68,6 +68,7 @@ class Predictor:
         self.temperature = temperature  # tempers the probabilities (predict_probs); masks do not depend on it
         self.data_split: dict[str, Any] | None = None  # how the model's training data was split, where known
         self.code_version: str | None = None  # the seglight commit that trained the model, where recorded
+        self.chosen_on: str | None = None  # the metric that chose the checkpoint among its run's validations
 
     @property
     def train_on_val(self) -> bool | None:
@@ -216,6 +217,7 @@ class TorchPredictor(Predictor):
         self.module = module.to(self.device).eval()
         self.data_split = module.data_split
         self.code_version = module.code_version
+        self.chosen_on = module.chosen_on
         self.module.model.to(memory_format=torch.channels_last)
         self.precision = resolve_precision(precision, self.device.type)
         if self.precision not in (*AUTOCAST, *FULL_PRECISION):  # e.g. "bf16-true": it would run fp32 under that name

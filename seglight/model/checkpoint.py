@@ -67,7 +67,19 @@ def load_module(path: str | Path, device: str | torch.device = "cpu") -> Segment
         module = SegmentationModule(**hp)
     module.load_state_dict(ckpt["state_dict"])
     module.on_load_checkpoint(ckpt)  # the run's recorded data split
+    module.chosen_on = chosen_on(ckpt, path)
     return module.to(device).eval()
+
+
+def chosen_on(ckpt: dict[str, Any], path: str | Path) -> str | None:
+    """The metric that chose the checkpoint at ``path`` among its run's validations (``val/mIoU`` for best.ckpt):
+    it is the best file of a monitored checkpoint callback whose state it carries. None for the others (last.ckpt:
+    the weights the run ended with)."""
+    for state in (ckpt.get("callbacks") or {}).values():
+        best = state.get("best_model_path") if isinstance(state, dict) and state.get("monitor") else None
+        if best and Path(best).name == Path(path).name:
+            return str(state["monitor"])
+    return None
 
 
 def init_weights(module: SegmentationModule, ckpt: dict[str, Any], path: str | Path) -> None:

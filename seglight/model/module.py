@@ -97,6 +97,7 @@ class SegmentationModule(pl.LightningModule):
         self.data_split: dict[str, Any] | None = None  # how the run's data was split; saved in checkpoints
         self.temperature = 1.0  # softmax temperature fitted by ``seglight.evaluate calibrate=true``; saved too
         self.code_version: str | None = None  # the seglight commit that trained it (set when fit starts); saved
+        self.chosen_on: str | None = None  # the metric that chose its checkpoint file (``load_module``), e.g. val/mIoU
         self.validated_step = -1  # the global step whose weights were last validated
 
     @classmethod

@@ -48,12 +48,15 @@ def val_caveat(metrics: Mapping[str, Any]) -> str | None:
     """Why scores are not held out, from a metrics.json: the model trained on its val images (``train_on_val``,
     training's and evaluate's; evaluate's is None for a model that records no split: unchecked), or the
     checkpoint it started from trained on some of the scored images (training's ``init_from_seen_val``,
-    evaluate's ``trained_on_images``: how many; None when that start's images could not be found here). None
+    evaluate's ``trained_on_images``: how many; None when that start's images could not be found here), or
+    evaluate scored a checkpoint on the val images its run chose it on (``chosen_on``: best.ckpt). None
     for a clean score. An evaluate of the train split (``split``) is never held out."""
     if metrics.get("split") == "train":  # train_on_val None: not the run's recorded train split
         return "scored on its training images" if metrics.get("train_on_val") is not None else "held-out unchecked"
     if metrics.get("train_on_val"):
         return "trained on val"
+    if metrics.get("chosen_on"):  # evaluate of best.ckpt on the val images its run chose it on
+        return f"checkpoint chosen on these images (best {metrics['chosen_on']})"
     if "train_on_val" in metrics and metrics["train_on_val"] is None:  # evaluate of a model with no split record
         return "held-out unchecked: the model records no data split"
     for key, images in (("init_from_seen_val", "val images"), ("trained_on_images", "of these images")):
