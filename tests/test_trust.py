@@ -104,6 +104,29 @@ def test_val_split_is_independent_of_the_seed_and_evaluate_scores_the_recorded_s
     assert "data.split_seed differ from the checkpoint's" in caplog.text
 
 
+def test_scored_outside_its_recorded_split_evaluate_flags_images_named_like_its_training_images(tmp_path, caplog):
+    """In other folders (the data moved, a fold model scored without its fold) evaluate scores the configured split:
+    images the model trained on were scored as held out, with only a warning that the data differs."""
+    from seglight.inference.evaluation import evaluate_checkpoint
+    from seglight.report.tables import val_caveat
+
+    images, masks = make_pairs(tmp_path / "data", n=10, color_masks=False)
+    metrics = train(_folder_cfg(tmp_path / "run", images, masks))
+    trained = set(json.loads((tmp_path / "run" / "splits.json").read_text())["train"])
+    (tmp_path / "data").rename(tmp_path / "moved")
+    images, masks = tmp_path / "moved" / "images", tmp_path / "moved" / "masks"
+    for seed, out in ((0, "same"), (5, "reshuffled")):
+        cfg = _folder_cfg(tmp_path, images, masks, f"data.split_seed={seed}")
+        data = OmegaConf.to_container(cfg.data, resolve=True)
+        with caplog.at_level(logging.WARNING):
+            evaluate_checkpoint(metrics["best_ckpt"], data, "val", tmp_path / out, report=False, precision="32")
+        scored = {Path(r["image"]).name for r in csv.DictReader((tmp_path / out / "per_image.csv").open())}
+        result = json.loads((tmp_path / out / "metrics.json").read_text())
+        assert result.get("named_like_training") == (len(scored & trained) or None)
+        assert ("named like its training images" in (val_caveat(result) or "")) == bool(scored & trained)
+    assert result["named_like_training"] > 0  # split_seed=5 draws some training images into val
+
+
 def test_recorded_splits_are_looked_up_in_their_own_folders(tmp_path):
     # generated shapes name the files of every split 00000.png, 00001.png, ...
     dm = ShapesDataModule(root=str(tmp_path), num_train=4, num_val=3, num_test=2, image_size=32, num_workers=0)

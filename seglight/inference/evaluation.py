@@ -226,6 +226,13 @@ def evaluate_checkpoint(
         log.warning("%s records no data split: whether it trained on these val images is unchecked", ckpt)
         provenance["split"] += ": held-out unchecked (the model records no data split)"
     notes = inherited_notes(model, dataset, provenance, ckpt, calibrate)
+    if split != "train" and not recorded and (named := named_like_training(model, dataset)):
+        if calibrate:
+            raise ValueError(f"{ckpt}: {named} of these images are named like its training images: calibrate on others")
+        log.warning("%s: %d of these %d images are named like images its run trained on (splits.json): not held-out "
+                    "scores", ckpt, named, len(dataset))  # fmt: skip
+        provenance["split"] += f": {named} of {len(dataset)} images named like the model's training images"
+        notes["named_like_training"] = named
     if split == "val" and recorded and model.chosen_on:  # best.ckpt, the best of its run's validations on them
         log.info("%s was chosen on these val images (best %s): an optimistic score", ckpt, model.chosen_on)
         provenance["split"] += f": the checkpoint was chosen on these images (best {model.chosen_on} of its run)"
@@ -233,6 +240,18 @@ def evaluate_checkpoint(
     # metrics.json: compare and the summary say when these are not held-out scores (``val_caveat``)
     notes.update(split=split, train_on_val=seen)
     return evaluate(model, dataset, output, report, calibrate, top_k, provenance, store_into=ckpt, notes=notes)
+
+
+def named_like_training(model: Predictor, dataset: SegmentationDataset) -> int | None:
+    """How many of ``dataset``'s images are named like those the model's run trained on (its splits.json records
+    file names): for images scored outside the split the run recorded (other folders, another split). None where
+    the names do not tell images apart (the run's splits share names, as generated shapes' do) or are not recorded."""
+    files = (model.data_split or {}).get("files") or {}
+    train, val = set(files.get("train") or []), set(files.get("val") or [])
+    if not train or train & val:
+        return None
+    trained = train | val if model.train_on_val else train
+    return len(trained & {image.name for image, _ in dataset.pairs})
 
 
 def inherited_notes(

@@ -49,12 +49,15 @@ def val_caveat(metrics: Mapping[str, Any]) -> str | None:
     training's and evaluate's; evaluate's is None for a model that records no split: unchecked), or the
     checkpoint it started from trained on some of the scored images (training's ``init_from_seen_val``,
     evaluate's ``trained_on_images``: how many; None when that start's images could not be found here), or
-    evaluate scored a checkpoint on the val images its run chose it on (``chosen_on``: best.ckpt). None
+    evaluate scored a checkpoint on the val images its run chose it on (``chosen_on``: best.ckpt), or outside its
+    run's recorded split on images named like its training images (``named_like_training``: how many). None
     for a clean score. An evaluate of the train split (``split``) is never held out."""
     if metrics.get("split") == "train":  # train_on_val None: not the run's recorded train split
         return "scored on its training images" if metrics.get("train_on_val") is not None else "held-out unchecked"
     if metrics.get("train_on_val"):
         return "trained on val"
+    if metrics.get("named_like_training"):  # evaluate outside the run's recorded split (other folders)
+        return f"{metrics['named_like_training']} images named like its training images"
     if metrics.get("chosen_on"):  # evaluate of best.ckpt on the val images its run chose it on
         return f"checkpoint chosen on these images (best {metrics['chosen_on']})"
     if "train_on_val" in metrics and metrics["train_on_val"] is None:  # evaluate of a model with no split record
