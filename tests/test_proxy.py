@@ -267,6 +267,21 @@ def test_ema_off_by_default_and_bad_decay_refused(train_cfg):
         EMA(1.5)
 
 
+def test_the_sweep_summary_ranks_jobs_by_their_final_weights(tmp_path):
+    """best.ckpt's score is the best of a job's validations on the same images: a noisy job ranked first by it."""
+    import yaml
+
+    from seglight.training.sweep import write_summary
+
+    scored = {"noisy": (0.80, 0.50), "steady": (0.70, 0.70), "old": (0.60, None)}  # (best.ckpt, final weights)
+    for job, (best, final) in scored.items():
+        (tmp_path / job / ".hydra").mkdir(parents=True)
+        (tmp_path / job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"+tag={job}"]))
+        metrics = {"val/mIoU": best, "best_ckpt": "x"} | ({"final_weights_val/mIoU": final} if final else {})
+        (tmp_path / job / "metrics.json").write_text(json.dumps(metrics))
+    assert [r["job"] for r in write_summary(tmp_path)] == ["steady", "old", "noisy"]
+
+
 def test_sweep_summary_gives_mean_and_spread_over_folds(tmp_path):
     import yaml
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import logging
 import os
 import subprocess
 import sys
@@ -422,6 +423,24 @@ def test_a_study_refuses_another_search_space(tmp_path):
     smaller.pop(next(iter(smaller)))
     with pytest.raises(ValueError, match="searched"):
         open_study(cfg, url, [], search_space(OmegaConf.create(smaller)))
+
+
+def test_resuming_a_study_valued_by_best_ckpt_warns_that_values_do_not_compare(tmp_path, caplog):
+    """Trials finished before the objective became the final weights' score keep best.ckpt's (higher) values."""
+    from seglight.config import compose_config
+    from seglight.training.search import OBJECTIVE, open_study
+
+    cfg = compose_config(["hparams_search=optuna_miou"]).hparams_search
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = open_study(cfg, url, [])
+    study.tell(study.ask(), 0.5)
+    with caplog.at_level(logging.WARNING):
+        open_study(cfg, url, [])
+    assert "do not compare" not in caplog.text  # begun with this objective
+    study.set_user_attr(OBJECTIVE, None)  # as a study begun before it
+    with caplog.at_level(logging.WARNING):
+        open_study(cfg, url, [])
+    assert "1 earlier trials are valued by best.ckpt's val/mIoU" in caplog.text
 
 
 def test_a_trial_without_validation_is_refused_before_training(tmp_path):

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 STUDY_DB = "study.db"  # in the sweep dir: the default storage, sqlite:///<sweep dir>/study.db
 OWN_KEYS = {"hparams_search", "hydra"}  # overrides of the search itself, not of its trials
 SHARED = "overrides"  # study user attribute: the train overrides all its trials share
+OBJECTIVE = "objective"  # study user attribute: the metrics.json key its trials' values are (FINAL_MONITOR)
 WORKER = "worker"  # trial user attribute: host:pid of the process that ran it
 SQLITE_TIMEOUT_S = 60  # processes sharing a SQLite study wait up to this for its lock
 CONNECT_TRIES = 3
@@ -125,6 +126,11 @@ def open_study(
             f"study {search.study_name!r} in {display(url)} was begun with the overrides {recorded}, not {shared}: "
             "run with those, or start another study (hydra.sweep.dir=... or hparams_search.study_name=...)"
         )
+    if study.trials and study.user_attrs.get(OBJECTIVE) != FINAL_MONITOR:  # begun before 2026-11-27
+        log.warning("study %r: its %d earlier trials are valued by best.ckpt's %s, new ones by %s: the values do not "
+                    "compare (start another study for a clean ranking)", search.study_name, len(study.trials),
+                    MONITOR, FINAL_MONITOR)  # fmt: skip
+    study.set_user_attr(OBJECTIVE, FINAL_MONITOR)
     return study
 
 
@@ -182,6 +188,8 @@ def run_trial(
     # noisy recipes: the study maximises the weights the trial ended with, where they were scored
     trial.set_user_attr(f"best_ckpt_{MONITOR}", float(metrics[MONITOR]))
     trial.set_user_attr("scored", "final weights" if FINAL_MONITOR in metrics else "best.ckpt")
+    if FINAL_MONITOR not in metrics:  # e.g. ddp_spawn: the final validation's steps do not come back
+        log.warning("trial %d: the final weights were not scored: its value is best.ckpt's %s", trial.number, MONITOR)
     return float(metrics.get(FINAL_MONITOR, metrics[MONITOR]))
 
 

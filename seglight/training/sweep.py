@@ -61,7 +61,7 @@ def miou_interval(job_dir: Path, miou: float | None) -> str | None:
 
 
 def collect(sweep_dir: str | Path, states: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-    """One row per job dir holding metrics.json, sorted by val/mIoU (best first); failed jobs last. ``states``
+    """One row per job dir holding metrics.json, best first by ``ranking_score``; failed jobs last. ``states``
     ({job: state}, a search's trials) adds a ``state`` to each row."""
     rows = []
     for overrides_file in sorted(Path(sweep_dir).glob("*/.hydra/overrides.yaml")):
@@ -88,7 +88,13 @@ def collect(sweep_dir: str | Path, states: Mapping[str, str] | None = None) -> l
         )
         if states is not None:
             rows[-1]["state"] = states.get(job_dir.name, "-")
-    return sorted(rows, key=lambda r: (r["val/mIoU"] is None, -(r["val/mIoU"] or 0.0)))
+    return sorted(rows, key=lambda r: (ranking_score(r) is None, -(ranking_score(r) or 0.0)))
+
+
+def ranking_score(row: Mapping[str, Any]) -> float | None:
+    """What a job is ranked by: its final weights' val/mIoU (what a search maximises), best.ckpt's where the
+    final weights were not scored. best.ckpt is the best of the job's validations on the same images."""
+    return row[FINAL_MONITOR] if row.get(FINAL_MONITOR) is not None else row["val/mIoU"]
 
 
 FOLD = re.compile(r"(^|\s)\+{0,2}data\.fold=\S+")  # data.fold=, +data.fold=, ++data.fold=
