@@ -105,6 +105,21 @@ def test_a_run_scored_on_images_it_trained_on_is_flagged(tmp_path):
     assert again["baseline_caveat"] is None and again["runs"][0]["caveat"].startswith("held-out unchecked")
 
 
+def test_a_training_runs_val_confusions_are_flagged_as_chosen_on_those_images(tmp_path):
+    """A training run's val_confusions.npz scores its best.ckpt on the val images that chose it."""
+    from seglight.inference.compare import run_caveat
+    from seglight.report.confusions import VAL_CONFUSIONS
+
+    run = tmp_path / "run"
+    run.mkdir()
+    conf = confusions(1)
+    save_confusions(run / VAL_CONFUSIONS, [f"/data/img_{i:03d}.png" for i in range(len(conf))], list(conf), CLASSES)
+    (run / "metrics.json").write_text(json.dumps({"val/mIoU": 0.5, "best_ckpt": "/r/checkpoints/best.ckpt"}))
+    assert run_caveat(run / VAL_CONFUSIONS) == "checkpoint chosen on these images (best val/mIoU)"
+    (run / "metrics.json").write_text(json.dumps({"val/mIoU": 0.5, "best_ckpt": "", "train_on_val": True}))
+    assert run_caveat(run / VAL_CONFUSIONS) == "trained on val"  # no best.ckpt: the weights it ended with
+
+
 def test_verdict_words_and_signs():
     assert verdict("B", "A", 0.021, [0.008, 0.034]) == "B - A = +0.021 mIoU, 95% CI [+0.008, +0.034] (better)"
     assert verdict("B", "A", -0.02, [-0.03, -0.01]).endswith("[-0.030, -0.010] (worse)")

@@ -57,6 +57,7 @@ def test_hf_folder_has_a_model_card_and_predicts_like_the_checkpoint(trained_tin
     assert folder.class_names == original.class_names and folder.palette.colors == original.palette.colors
     np.testing.assert_allclose(folder.predict_image(image), original.predict_image(image), atol=1e-5)
     assert folder.data_split == original.data_split  # evaluate ckpt=<folder> scores the run's own val split
+    assert folder.chosen_on == original.chosen_on == "val/mIoU"  # and says it was chosen on it
     assert (folder.tile_size, folder.tile_overlap) == (original.tile_size, original.tile_overlap)
     retiled = tmp_path / "hf64"  # a model validated in windows of 64: the folder tiles as it did
     shutil.copytree(out, retiled)

@@ -112,7 +112,9 @@ def test_export_onnx_checks_itself_and_agrees_with_checkpoint(ckpt, images, tmp_
         if "argmax agreement" in line
     ]
     assert len(agreements) == 2 and min(agreements) >= 99.9  # model.onnx and smp/
-    onnx_pred = predict_files(Predictor.load(tmp_path / "model.onnx"), str(images), tmp_path / "onnx")
+    onnx_model = Predictor.load(tmp_path / "model.onnx")
+    assert onnx_model.chosen_on == "val/mIoU"  # exported from best.ckpt: evaluate on its val says it was chosen there
+    onnx_pred = predict_files(onnx_model, str(images), tmp_path / "onnx")
     # fp32 against fp32: bf16 (precision=auto on a CPU with native bf16) is compared in test_bf16_agrees_with_fp32
     torch_pred = predict_files(Predictor.load(ckpt, precision="32"), str(images), tmp_path / "torch")
     assert onnx_pred["predicted"] == torch_pred["predicted"] == 4

@@ -112,7 +112,8 @@ def test_scored_outside_its_recorded_split_evaluate_flags_images_named_like_its_
 
     images, masks = make_pairs(tmp_path / "data", n=10, color_masks=False)
     metrics = train(_folder_cfg(tmp_path / "run", images, masks))
-    trained = set(json.loads((tmp_path / "run" / "splits.json").read_text())["train"])
+    recorded = json.loads((tmp_path / "run" / "splits.json").read_text())
+    trained, validated = set(recorded["train"]), set(recorded["val"])
     (tmp_path / "data").rename(tmp_path / "moved")
     images, masks = tmp_path / "moved" / "images", tmp_path / "moved" / "masks"
     for seed, out in ((0, "same"), (5, "reshuffled")):
@@ -124,6 +125,7 @@ def test_scored_outside_its_recorded_split_evaluate_flags_images_named_like_its_
         result = json.loads((tmp_path / out / "metrics.json").read_text())
         assert result.get("named_like_training") == (len(scored & trained) or None)
         assert ("named like its training images" in (val_caveat(result) or "")) == bool(scored & trained)
+        assert result.get("chosen_on") == ("val/mIoU" if scored & validated else None)  # best.ckpt's own val images
     assert result["named_like_training"] > 0  # split_seed=5 draws some training images into val
 
 

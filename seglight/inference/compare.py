@@ -17,11 +17,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from seglight.inference.evaluation import evaluate_checkpoint
+from seglight.model.metrics import MONITOR
 from seglight.report.bootstrap import LEVEL, bootstrap, paired_difference, scores
 from seglight.report.compare_figures import difference_figure
 from seglight.report.confusions import CONFUSIONS, VAL_CONFUSIONS, load_confusions
 from seglight.report.figures import save_figure
-from seglight.report.tables import score_text, val_caveat
+from seglight.report.tables import chosen_caveat, score_text, val_caveat
 from seglight.util.files import atomic_write, write_json
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,8 @@ def run_caveat(confusions: Path) -> str | None:
     recorded = json.loads(metrics.read_text())
     if confusions.name == CONFUSIONS and "train_on_val" not in recorded:  # evaluated before it was recorded
         return val_caveat(recorded) or "held-out unchecked (evaluated before 2026-11-27)"
+    if confusions.name == VAL_CONFUSIONS and recorded.get("best_ckpt"):  # the run's best.ckpt on its own val
+        return val_caveat(recorded) or chosen_caveat(MONITOR)
     return val_caveat(recorded)
 
 

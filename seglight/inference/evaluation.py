@@ -226,14 +226,13 @@ def evaluate_checkpoint(
         log.warning("%s records no data split: whether it trained on these val images is unchecked", ckpt)
         provenance["split"] += ": held-out unchecked (the model records no data split)"
     notes = inherited_notes(model, dataset, provenance, ckpt, calibrate)
-    if split != "train" and not recorded and (named := named_like_training(model, dataset)):
-        if calibrate:
-            raise ValueError(f"{ckpt}: {named} of these images are named like its training images: calibrate on others")
+    named = named_like(model, dataset, ckpt) if split != "train" and not recorded else None  # other folders
+    if named and named["train"]:
         log.warning("%s: %d of these %d images are named like images its run trained on (splits.json): not held-out "
-                    "scores", ckpt, named, len(dataset))  # fmt: skip
-        provenance["split"] += f": {named} of {len(dataset)} images named like the model's training images"
-        notes["named_like_training"] = named
-    if split == "val" and recorded and model.chosen_on:  # best.ckpt, the best of its run's validations on them
+                    "scores", ckpt, named["train"], len(dataset))  # fmt: skip
+        provenance["split"] += f": {named['train']} of {len(dataset)} images named like the model's training images"
+        notes["named_like_training"] = named["train"]
+    if split == "val" and model.chosen_on and (recorded or (named and named["val"])):  # best.ckpt on its own val
         log.info("%s was chosen on these val images (best %s): an optimistic score", ckpt, model.chosen_on)
         provenance["split"] += f": the checkpoint was chosen on these images (best {model.chosen_on} of its run)"
         notes["chosen_on"] = model.chosen_on
@@ -242,16 +241,22 @@ def evaluate_checkpoint(
     return evaluate(model, dataset, output, report, calibrate, top_k, provenance, store_into=ckpt, notes=notes)
 
 
-def named_like_training(model: Predictor, dataset: SegmentationDataset) -> int | None:
-    """How many of ``dataset``'s images are named like those the model's run trained on (its splits.json records
-    file names): for images scored outside the split the run recorded (other folders, another split). None where
-    the names do not tell images apart (the run's splits share names, as generated shapes' do) or are not recorded."""
+def named_like(model: Predictor, dataset: SegmentationDataset, ckpt: str | Path) -> dict[str, int] | None:
+    """For images scored outside the split the model's run recorded (other folders): how many are named like the
+    images its run trained on and validated on, {"train": n, "val": m} (splits.json records file names; with
+    train_on_val the train list holds the val images too). None where the names do not tell the run's images apart
+    (its splits share names, as generated shapes' do) or were not recorded."""
     files = (model.data_split or {}).get("files") or {}
-    train, val = set(files.get("train") or []), set(files.get("val") or [])
-    if not train or train & val:
+    train, val = files.get("train") or [], files.get("val") or []
+    pooled = train if model.train_on_val else train + val
+    if not train:
         return None
-    trained = train | val if model.train_on_val else train
-    return len(trained & {image.name for image, _ in dataset.pairs})
+    if len(set(pooled)) < len(pooled):
+        log.warning("%s: its run's file names do not tell its images apart: whether it trained on these is "
+                    "unchecked", ckpt)  # fmt: skip
+        return None
+    scored = {image.name for image, _ in dataset.pairs}
+    return {"train": len(set(train) & scored), "val": len(set(val) & scored)}
 
 
 def inherited_notes(

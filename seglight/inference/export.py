@@ -17,8 +17,7 @@ import numpy as np
 import torch
 
 from seglight.data.transforms import normalize, pad_to_multiple, to_input
-from seglight.inference.hub import export_hf
-from seglight.inference.hub import push_to_hub as upload
+from seglight.inference import hub
 from seglight.model.checkpoint import load_checkpoint, load_module
 from seglight.model.module import SegmentationModule
 from seglight.util.files import atomic_write
@@ -45,8 +44,9 @@ def metadata(module: SegmentationModule) -> dict[str, Any]:
         "temperature": module.temperature,
         "code_version": module.code_version,
         # the run's data config and split files (None: not recorded): evaluate scores the run's own split and
-        # says when the model trained on the images it scores (train_on_val, init_from)
+        # says when the model trained on (train_on_val, init_from) or was chosen on (chosen_on) the images it scores
         "data_split": module.data_split,
+        "chosen_on": module.chosen_on,
         "input": f"image (B,{hp.in_channels},H,W) float, normalised with mean/std, H, W multiples of {module.divisor}",
         "output": "logits (B,C,H,W); probabilities are softmax(logits / temperature) (several windows or TTA "
         "passes: softmax(log(mean of softmax(logits)) / temperature))",
@@ -262,7 +262,7 @@ def export_checkpoint(
     target = out / FILES.get(format, "")
     if format == "hf":  # the folder itself: smp's files, seglight.json and the model card
         results = {"(smp save_pretrained)": (export_smp(module, out), min_agreement)}
-        export_hf(module, out, Path(ckpt), metadata(module))
+        hub.export_hf(module, out, Path(ckpt), metadata(module))
         smp_folder = False
     elif format == "onnx_int8":
         if not calibration:
@@ -293,7 +293,7 @@ def export_checkpoint(
         print(f"not pushed to {push_to_hub}: the export's self-check failed", file=sys.stderr)
     if push_to_hub and passed:
         try:
-            print(f"pushed to {upload(out, push_to_hub)}")
+            print(f"pushed to {hub.push_to_hub(out, push_to_hub)}")
         except ConnectionError as e:
             print(e, file=sys.stderr)
             return False

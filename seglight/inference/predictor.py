@@ -273,6 +273,7 @@ class OnnxPredictor(Predictor):
         self.input_name = self.session.get_inputs()[0].name
         self.code_version = info.get("code_version")
         self.data_split = info.get("data_split")  # exports before 2026-11-27: None, held-out unchecked
+        self.chosen_on = info.get("chosen_on")
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         out = self.session.run(None, {self.input_name: np.ascontiguousarray(x.numpy(), dtype=np.float32)})[0]

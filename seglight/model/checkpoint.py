@@ -77,7 +77,7 @@ def chosen_on(ckpt: dict[str, Any], path: str | Path) -> str | None:
     the weights the run ended with)."""
     for state in (ckpt.get("callbacks") or {}).values():
         best = state.get("best_model_path") if isinstance(state, dict) and state.get("monitor") else None
-        if best and Path(best).name == Path(path).name:
+        if best and Path(best).name == Path(path).resolve().name:  # a link to best.ckpt too; not a renamed copy
             return str(state["monitor"])
     return None
 
@@ -193,4 +193,5 @@ def load_folder(folder: Path) -> SegmentationModule:
     module.code_version = info.get("code_version")
     split = folder / "data_split.json"  # where hf exports before 2026-11-27 kept it
     module.data_split = info.get("data_split") or (json.loads(split.read_text()) if split.exists() else None)
+    module.chosen_on = info.get("chosen_on")
     return module

@@ -44,6 +44,11 @@ def selected_above_final(metrics: Mapping[str, Any]) -> float | None:
     return final if final is not None and best is not None and final < best - SELECTION_TOLERANCE else None
 
 
+def chosen_caveat(monitor: str) -> str:
+    """The caveat of a checkpoint scored on the images that chose it among its run's validations (best.ckpt)."""
+    return f"checkpoint chosen on these images (best {monitor})"
+
+
 def val_caveat(metrics: Mapping[str, Any]) -> str | None:
     """Why scores are not held out, from a metrics.json: the model trained on its val images (``train_on_val``,
     training's and evaluate's; evaluate's is None for a model that records no split: unchecked), or the
@@ -59,7 +64,7 @@ def val_caveat(metrics: Mapping[str, Any]) -> str | None:
     if metrics.get("named_like_training"):  # evaluate outside the run's recorded split (other folders)
         return f"{metrics['named_like_training']} images named like its training images"
     if metrics.get("chosen_on"):  # evaluate of best.ckpt on the val images its run chose it on
-        return f"checkpoint chosen on these images (best {metrics['chosen_on']})"
+        return chosen_caveat(metrics["chosen_on"])
     if "train_on_val" in metrics and metrics["train_on_val"] is None:  # evaluate of a model with no split record
         return "held-out unchecked: the model records no data split"
     for key, images in (("init_from_seen_val", "val images"), ("trained_on_images", "of these images")):
