@@ -122,3 +122,41 @@ def test_a_replicate_without_a_scored_pixel_is_left_out_not_scored_zero():
     np.testing.assert_allclose(out["dice_ci"], [1.0, 1.0])
     diff = paired_difference(conf, conf)
     np.testing.assert_allclose(diff["mIoU_diff_ci"], [0.0, 0.0])
+
+
+def test_blocks_of_near_duplicate_frames_are_drawn_whole():
+    """Frames a moment apart are nearly the same picture: drawn one by one, 12 copies of each of 12 images look like
+    144 independent images and give an interval about sqrt(12) too narrow. Drawn by block, the interval is that
+    of the 12 distinct images."""
+    import pytest
+
+    from seglight.report.bootstrap import replicate_weights
+
+    distinct = synthetic_confusions(np.random.default_rng(3), n=12, wrong=(0.05, 0.3, 0.1, 0.2))
+    copies = np.repeat(distinct, 12, axis=0)  # (144,C,C): image i's 12 frames, one after another
+    blocks = [f"seq_{i // 12}" for i in range(len(copies))]
+    weights = replicate_weights(len(copies), 50, seed=0, blocks=blocks)
+    assert (weights.reshape(50, 12, 12) == weights[:, ::12, None]).all()  # a block's frames drawn together
+    assert (weights[:, ::12].sum(1) == 12).all()  # as many blocks as there are
+    width = lambda r: r["mIoU_ci"][1] - r["mIoU_ci"][0]  # noqa: E731
+    alone, by_image, by_block = bootstrap(distinct), bootstrap(copies), bootstrap(copies, blocks=blocks)
+    assert width(by_block) == pytest.approx(width(alone), rel=0.25)
+    assert width(by_image) < width(by_block) / 2
+    diff = paired_difference(copies, np.roll(copies, 12, axis=0), blocks=blocks)  # other errors, same frames
+    assert diff["mIoU_diff_ci"][1] - diff["mIoU_diff_ci"][0] > 2 * np.ptp(
+        paired_difference(copies, np.roll(copies, 12, axis=0))["mIoU_diff_ci"]
+    )
+
+
+def test_resampling_blocks_come_from_the_frame_pattern():
+    import pytest
+
+    from seglight.report.bootstrap import resampling_blocks
+
+    camvid = r"^([^_]+)_f?(\d+)$"  # conf/data/camvid.yaml's frame_pattern
+    images = ["/d/0016E5_07959.png", "/d/0016E5_07961.png", "/d/0016E5_08001.png", "/d/Seq05VD_f00030.png"]
+    assert resampling_blocks(images, camvid, "auto") == ["0016E5_265", "0016E5_265", "0016E5_266", "Seq05VD_1"]
+    assert resampling_blocks(images, camvid, 100) == ["0016E5_79", "0016E5_79", "0016E5_80", "Seq05VD_0"]
+    assert resampling_blocks(images, camvid, None) is None and resampling_blocks(images, None, "auto") is None
+    with pytest.raises(ValueError, match="data.frame_pattern"):
+        resampling_blocks(images, None, 30)

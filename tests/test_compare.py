@@ -203,3 +203,17 @@ def test_compare_cli_evaluates_a_run_dir_and_a_checkpoint(run_dir, tmp_path):
         assert len(images) == 4 and classes == ["background", "circle", "square", "triangle"]
     assert "run#2 - run = +0.000 mIoU" in res.stdout
     assert Image.open(out / "compare.png").size[0] > 300
+
+
+def test_compare_draws_blocks_of_frames_where_the_data_names_its_frames(tmp_path):
+    conf = confusions(5)
+    images = [f"/data/seq_{2 * i:05d}.png" for i in range(len(conf))]  # every second frame of one sequence
+    a = evaluate_folder(tmp_path / "a", conf, images)
+    b = evaluate_folder(tmp_path / "b", confusions(6), images)
+    plain = compare_runs([str(a), str(b)], data={}, split="val", output=tmp_path / "plain")
+    data = {"frame_pattern": r"^([^_]+)_(\d+)$"}
+    blocked = compare_runs([str(a), str(b)], data=data, split="val", output=tmp_path / "blocked", block_frames=10)
+    assert plain["blocks"] is None and blocked["blocks"] == len({2 * i // 10 for i in range(len(conf))})
+    assert "paired bootstrap over" in (tmp_path / "blocked" / "compare.md").read_text()
+    width = lambda r: r["runs"][0]["mIoU_diff_ci"][1] - r["runs"][0]["mIoU_diff_ci"][0]  # noqa: E731
+    assert width(blocked) != width(plain)

@@ -127,6 +127,11 @@ def test_scored_outside_its_recorded_split_evaluate_flags_images_named_like_its_
         assert ("named like its training images" in (val_caveat(result) or "")) == bool(scored & trained)
         assert result.get("chosen_on") == ("val/mIoU" if scored & validated else None)  # best.ckpt's own val images
     assert result["named_like_training"] > 0  # split_seed=5 draws some training images into val
+    assert result["ci_blocks"] is None  # no frame pattern: images drawn one by one
+    data["frame_pattern"] = r"^(img)_(\d+)$"  # img_000 ... img_009: frames of one sequence
+    evaluate_checkpoint(metrics["best_ckpt"], data, "val", tmp_path / "blocks", report=False, block_frames=2)
+    blocks = json.loads((tmp_path / "blocks" / "metrics.json").read_text())["ci_blocks"]
+    assert blocks == len({int(Path(name).stem[4:]) // 2 for name in scored})
 
 
 def test_recorded_splits_are_looked_up_in_their_own_folders(tmp_path):

@@ -18,7 +18,7 @@ import numpy as np
 
 from seglight.inference.evaluation import evaluate_checkpoint
 from seglight.model.metrics import MONITOR
-from seglight.report.bootstrap import LEVEL, bootstrap, paired_difference, scores
+from seglight.report.bootstrap import LEVEL, bootstrap, paired_difference, resampling_blocks, scores
 from seglight.report.compare_figures import difference_figure
 from seglight.report.confusions import CONFUSIONS, VAL_CONFUSIONS, load_confusions
 from seglight.report.figures import save_figure
@@ -122,14 +122,18 @@ def paired(scored: Sequence[Scored]) -> tuple[list[str], list[np.ndarray]]:
     return images, stacks
 
 
-def compare(scored: Sequence[Scored], seed: int = 0) -> dict[str, Any]:
+def compare(
+    scored: Sequence[Scored], seed: int = 0, frame_pattern: str | None = None, block_frames: int | str | None = None
+) -> dict[str, Any]:
     """Each run after the first against the first (B - A) on the images they share: their mIoU with its
-    interval, the mIoU difference and the per-class IoU differences with paired intervals (``LEVEL``)."""
+    interval, the mIoU difference and the per-class IoU differences with paired intervals (``LEVEL``), drawing
+    images or blocks of frames (``bootstrap.resampling_blocks``: ``blocks``, null for images)."""
     if len(scored) < 2:
         raise ValueError(f"compare needs two runs or more, got {len(scored)}: runs=[A,B,...]")
     images, stacks = paired(scored)
     names = scored[0].class_names
-    base = bootstrap(stacks[0], seed=seed)
+    blocks = resampling_blocks(images, frame_pattern, block_frames)
+    base = bootstrap(stacks[0], seed=seed, blocks=blocks)
     out: dict[str, Any] = {
         "baseline": scored[0].run,
         "baseline_name": scored[0].name,
@@ -139,11 +143,13 @@ def compare(scored: Sequence[Scored], seed: int = 0) -> dict[str, Any]:
         "baseline_caveat": scored[0].caveat,
         "class_names": names,
         "images": len(images),
+        "blocks": len(set(blocks)) if blocks else None,
         "level": LEVEL,
         "runs": [],
     }
     for s, conf in zip(scored[1:], stacks[1:]):
-        own, diff = bootstrap(conf, seed=seed), paired_difference(stacks[0], conf, seed=seed)
+        own = bootstrap(conf, seed=seed, blocks=blocks)
+        diff = paired_difference(stacks[0], conf, seed=seed, blocks=blocks)
         out["runs"].append(
             {
                 "run": s.run,
@@ -192,6 +198,8 @@ def markdown(result: dict[str, Any]) -> str:
     """compare.md: per compared run its verdict line and a per-class table of both IoUs and the difference."""
     a, level = result["baseline_name"], result["level"]
     lines = [f"# {len(result['runs']) + 1} runs on {result['images']} shared images; baseline {a}", ""]
+    if result.get("blocks"):  # neighbouring frames are nearly the same picture: whole blocks are drawn
+        lines += [f"Intervals: paired bootstrap over {result['blocks']} blocks of neighbouring frames.", ""]
     for r in result["runs"]:
         b = r["name"]
         lines += [verdict(b, a, r["mIoU_diff"], r["mIoU_diff_ci"], level), ""]
@@ -209,7 +217,13 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def compare_runs(
-    runs: Sequence[str], data: dict[str, Any], split: str, output: str | Path, seed: int = 0, **predictor: Any
+    runs: Sequence[str],
+    data: dict[str, Any],
+    split: str,
+    output: str | Path,
+    seed: int = 0,
+    block_frames: int | str | None = "auto",
+    **predictor: Any,
 ) -> dict[str, Any]:
     """``compare`` of ``runs`` (evaluated first where they are models, on ``split`` of the data config ``data``
     with ``predictor`` options); bootstrap draws from ``seed``. Writes compare.json, compare.md, compare.png
@@ -221,7 +235,7 @@ def compare_runs(
         path = confusions_file(run, name, output, data, split, **predictor)
         images, confusions, classes = load_confusions(path)
         scored.append(Scored(run, name, images, confusions, classes, run_caveat(path)))
-    result = compare(scored, seed)
+    result = compare(scored, seed, data.get("frame_pattern"), block_frames)
     write_json(output / "compare.json", result)
     text = markdown(result)
     atomic_write(output / "compare.md", lambda f: f.write(text.encode()))
@@ -229,7 +243,8 @@ def compare_runs(
     diffs = [[r["mIoU_diff"], *r["iou_diff"].values()] for r in result["runs"]]
     intervals = [[r["mIoU_diff_ci"], *r["iou_diff_ci"].values()] for r in result["runs"]]
     legend = [f"{r['name']} - {result['baseline_name']}" for r in result["runs"]]
-    title = f"{result['images']} images, paired bootstrap"
+    unit = f"over {result['blocks']} blocks of frames" if result.get("blocks") else "over images"
+    title = f"{result['images']} images, paired bootstrap {unit}"
     save_figure(difference_figure(labels, legend, np.array(diffs), np.array(intervals), title), output / "compare.png")
     for r in result["runs"]:
         print(verdict(r["name"], result["baseline_name"], r["mIoU_diff"], r["mIoU_diff_ci"], result["level"]))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -16,11 +16,11 @@ from tqdm import tqdm
 from seglight.data.dataset import SegmentationDataset
 from seglight.inference.export import store_temperature
 from seglight.inference.predictor import Predictor
-from seglight.inference.scored_data import checkpoint_dataset
+from seglight.inference.scored_data import checkpoint_dataset, named_like
 from seglight.model.calibration import PixelSample, ReliabilityBins, fit_temperature, sample_ece
 from seglight.model.checkpoint import trained_on
 from seglight.model.metrics import ACC, IOU, MIOU, class_scores, confusion_matrix, confusion_scores, flatten
-from seglight.report.bootstrap import REPLICATES, bootstrap
+from seglight.report.bootstrap import REPLICATES, bootstrap, resampling_blocks
 from seglight.report.confusions import CONFUSIONS, save_confusions
 from seglight.report.evaluation_report import Gallery, write_report
 from seglight.report.figures import confusion_figure, save_figure
@@ -41,11 +41,13 @@ def evaluate(
     provenance: dict[str, Any] | None = None,
     store_into: str | Path | None = None,
     notes: dict[str, Any] | None = None,
+    blocks: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Predicts every image of ``dataset`` at its own size and scores it against its mask (void ignored).
 
     Writes into ``output``: ``metrics.json`` (``mIoU``, ``dice``, ``acc``, ``iou/<class>``, each with its 95%
-    bootstrap interval over images as ``mIoU_ci``, ``dice_ci``, ``acc_ci``, ``iou_ci/<class>`` [low, high]),
+    bootstrap interval as ``mIoU_ci``, ``dice_ci``, ``acc_ci``, ``iou_ci/<class>`` [low, high]: over images, or
+    over ``blocks`` (each image's: ``bootstrap.resampling_blocks``), ``ci_blocks`` of them),
     ``per_class.csv`` (class, IoU, Dice, pixel share), ``per_image.csv`` (``image`` path, ``mIoU``, ``acc``,
     ``iou/<class>``; empty where a class is in neither mask nor prediction), ``confusions.npz``
     (``save_confusions``) and ``confusion.png`` (row-normalised); with ``report`` also ``report.html`` (and
@@ -85,10 +87,11 @@ def evaluate(
         if gallery is not None and confusion.sum() > 0:  # an all-void image has no score to rank it by
             gallery.offer(dataset.pairs[i][0].name, float(scores[MIOU]), image, mask, pred)
     total = np.sum(confusions, axis=0) if confusions else np.zeros((len(names),) * 2, np.int64)
-    stats = bootstrap(np.stack(confusions)) if confusions else None
+    stats = bootstrap(np.stack(confusions), blocks=blocks) if confusions else None
     result: dict[str, Any] = flatten(confusion_scores(torch.from_numpy(total)), "", names)
     if stats is not None:
         result.update(intervals(stats, names))
+        stats["blocks"] = result["ci_blocks"] = len(set(blocks)) if blocks else None  # None: images one by one
     calibration: dict[str, Any] = {"ece": reliability.ece(), "bins": len(reliability.count)}
     if report or calibrate:
         calibration["temperature"] = predictor.temperature
@@ -133,7 +136,8 @@ def evaluate(
     )
     if stats is not None and result["mIoU_ci"] is not None:
         low, high = result["mIoU_ci"]
-        print(f"mIoU {result['mIoU']:.4f}, 95% CI [{low:.4f}, {high:.4f}] (bootstrap over {len(dataset)} images)")
+        unit = f"{result['ci_blocks']} blocks of frames" if result["ci_blocks"] else f"{len(dataset)} images"
+        print(f"mIoU {result['mIoU']:.4f}, 95% CI [{low:.4f}, {high:.4f}] (bootstrap over {unit})")
     return result
 
 
@@ -200,6 +204,7 @@ def evaluate_checkpoint(
     report: bool = True,
     calibrate: bool = False,
     top_k: int = 6,
+    block_frames: int | str | None = "auto",
     **predictor: Any,
 ) -> dict[str, Any]:
     """``evaluate`` of the model at ``ckpt`` on ``split`` of the data config ``data`` (plain values, resolved;
@@ -238,25 +243,8 @@ def evaluate_checkpoint(
         notes["chosen_on"] = model.chosen_on
     # metrics.json: compare and the summary say when these are not held-out scores (``val_caveat``)
     notes.update(split=split, train_on_val=seen)
-    return evaluate(model, dataset, output, report, calibrate, top_k, provenance, store_into=ckpt, notes=notes)
-
-
-def named_like(model: Predictor, dataset: SegmentationDataset, ckpt: str | Path) -> dict[str, int] | None:
-    """For images scored outside the split the model's run recorded (other folders): how many are named like the
-    images its run trained on and validated on, {"train": n, "val": m} (splits.json records file names; with
-    train_on_val the train list holds the val images too). None where the names do not tell the run's images apart
-    (its splits share names, as generated shapes' do) or were not recorded."""
-    files = (model.data_split or {}).get("files") or {}
-    train, val = files.get("train") or [], files.get("val") or []
-    pooled = train if model.train_on_val else train + val
-    if not train:
-        return None
-    if len(set(pooled)) < len(pooled):
-        log.warning("%s: its run's file names do not tell its images apart: whether it trained on these is "
-                    "unchecked", ckpt)  # fmt: skip
-        return None
-    scored = {image.name for image, _ in dataset.pairs}
-    return {"train": len(set(train) & scored), "val": len(set(val) & scored)}
+    blocks = resampling_blocks([str(image) for image, _ in dataset.pairs], data.get("frame_pattern"), block_frames)
+    return evaluate(model, dataset, output, report, calibrate, top_k, provenance, ckpt, notes, blocks)
 
 
 def inherited_notes(

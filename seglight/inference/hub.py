@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from seglight.model.module import SegmentationModule
-from seglight.report.bootstrap import bootstrap
+from seglight.report.bootstrap import bootstrap, run_blocks
 from seglight.report.confusions import VAL_CONFUSIONS, load_confusions
 from seglight.report.html import hex_color, render
 from seglight.report.tables import selected_above_final, val_caveat
@@ -40,8 +40,10 @@ def run_record(ckpt: Path) -> dict[str, Any]:
     record["metrics"] = metrics
     if (run / VAL_CONFUSIONS).exists():
         images, confusions, names = load_confusions(run / VAL_CONFUSIONS)
-        stats = bootstrap(confusions)
+        blocks = run_blocks(run, images)
+        stats = bootstrap(confusions, blocks=blocks)
         record["val_images"] = len(images)
+        record["val_blocks"] = len(set(blocks)) if blocks else None
         record["mIoU_ci"] = [float(v) for v in stats["mIoU_ci"]]
         record["iou_ci"] = {n: [float(v) for v in stats["iou_ci"][k]] for k, n in enumerate(names)}
     return record
@@ -70,6 +72,7 @@ def card_context(module: SegmentationModule, info: dict[str, Any], record: dict[
         "miou_ci": record.get("mIoU_ci"),
         "val_caveat": val_caveat(metrics),
         "val_images": record.get("val_images"),
+        "val_blocks": record.get("val_blocks"),
         "data": {
             k: data.get(k)
             for k in ("root", "images", "masks", "val_images", "folds", "fold")

@@ -79,3 +79,21 @@ def checkpoint_dataset(
     check_classes(model.class_names, dm.class_names, ckpt)
     dataset = split_dataset(dm, split, model.data_split, data, ckpt)
     return model, dataset, dm.splits.recorded is not None
+
+
+def named_like(model: Predictor, dataset: SegmentationDataset, ckpt: str | Path) -> dict[str, int] | None:
+    """For images scored outside the split the model's run recorded (other folders): how many are named like the
+    images its run trained on and validated on, {"train": n, "val": m} (splits.json records file names; with
+    train_on_val the train list holds the val images too). None where the names do not tell the run's images apart
+    (its splits share names, as generated shapes' do) or were not recorded."""
+    files = (model.data_split or {}).get("files") or {}
+    train, val = files.get("train") or [], files.get("val") or []
+    pooled = train if model.train_on_val else train + val
+    if not train:
+        return None
+    if len(set(pooled)) < len(pooled):
+        log.warning("%s: its run's file names do not tell its images apart: whether it trained on these is "
+                    "unchecked", ckpt)  # fmt: skip
+        return None
+    scored = {image.name for image, _ in dataset.pairs}
+    return {"train": len(set(train) & scored), "val": len(set(val) & scored)}

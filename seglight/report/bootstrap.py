@@ -4,7 +4,9 @@ The scores are the ones ``seglight.model.metrics`` defines: one confusion matrix
 (rows = target, columns = prediction, void left out), IoU per class, mIoU the macro mean over the classes
 present in target or prediction. A bootstrap replicate draws N images with replacement from the N scored,
 sums their (C,C) matrices and scores the sum; the 2.5th and 97.5th percentiles of R replicates are the 95%
-interval. Images, not pixels, are the unit: pixels of one image are far from independent.
+interval. Images, not pixels, are the unit: pixels of one image are far from independent. Frames of a video a
+moment apart are not independent either: with ``blocks`` (``resampling_blocks``: a second of frames of one
+sequence, where the data names its frames) whole blocks are drawn instead, as many as there are.
 
 ``paired_difference`` draws the same images for two models scored on the same images, so the interval of
 B - A is that of the difference, not of two overlapping intervals.
@@ -12,12 +14,18 @@ B - A is that of the difference, not of two overlapping intervals.
 
 from __future__ import annotations
 
+import logging
 import warnings
-from typing import Any
+from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
+import yaml
 
+from seglight.data.groups import frame_of
 from seglight.model.metrics import scores
+
+log = logging.getLogger(__name__)
 
 REPLICATES = 1000
 LEVEL = 0.95
@@ -25,13 +33,53 @@ LEVEL = 0.95
 # IoU, so the percentiles collapse to a point and would read as certainty
 MIN_IMAGES = 5
 PER_CLASS = ("iou", "class_dice", "precision", "recall")
+AUTO_BLOCK_FRAMES = 30  # block_frames=auto where the data names its frames (data.frame_pattern): a second at 30 fps
+MIN_BLOCKS = 10  # fewer blocks than this to draw from: the interval is rough, and a warning says so
 
 
-def replicate_weights(n: int, replicates: int = REPLICATES, seed: int = 0) -> np.ndarray:
-    """(R, n) how often each of n images is drawn in each of R bootstrap replicates (rows sum to n)."""
+def resampling_blocks(
+    images: Sequence[str], frame_pattern: str | None, block_frames: int | str | None
+) -> list[str] | None:
+    """The block of each image that a bootstrap draws whole: its sequence and frame number // ``block_frames``
+    (``data.frame_pattern`` reads them from the file name; ``auto``: ``AUTO_BLOCK_FRAMES`` where the data has a
+    frame pattern). None (images drawn one by one) for ``block_frames`` null or 0, or ``auto`` without a pattern."""
+    if not block_frames or (block_frames == "auto" and not frame_pattern):
+        return None
+    if not frame_pattern:
+        raise ValueError(f"block_frames={block_frames} needs data.frame_pattern: (sequence, frame number) of a file")
+    frames = AUTO_BLOCK_FRAMES if block_frames == "auto" else int(block_frames)
+    blocks = []
+    for image in images:
+        sequence, number = frame_of(Path(image).stem, frame_pattern)
+        blocks.append(f"{sequence}_{number // frames}")
+    if len(set(blocks)) < MIN_BLOCKS:
+        log.warning("the %d images lie in %d blocks of %d frames: an interval drawn from so few blocks is rough",
+                    len(images), len(set(blocks)), frames)  # fmt: skip
+    return blocks
+
+
+def run_blocks(run_dir: Path, images: Sequence[str]) -> list[str] | None:
+    """``resampling_blocks`` of a training run's val images (``block_frames=auto``, its config's data.frame_pattern)."""
+    config = run_dir / "config.yaml"
+    data = (yaml.safe_load(config.read_text()) or {}).get("data") or {} if config.is_file() else {}
+    return resampling_blocks(images, data.get("frame_pattern"), "auto")
+
+
+def replicate_weights(
+    n: int, replicates: int = REPLICATES, seed: int = 0, blocks: Sequence[str] | None = None
+) -> np.ndarray:
+    """(R, n) how often each of n images is drawn in each of R bootstrap replicates: images drawn one by one
+    (rows sum to n) or, with ``blocks`` (each image's), whole blocks (as many as there are), each image as often
+    as its block."""
     if n < 1:
         raise ValueError("a bootstrap needs at least one image")
-    return np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=replicates)
+    rng = np.random.default_rng(seed)
+    if blocks is None:
+        return rng.multinomial(n, np.full(n, 1.0 / n), size=replicates)
+    if len(blocks) != n:
+        raise ValueError(f"{len(blocks)} blocks for {n} images")
+    names, index = np.unique(np.asarray(blocks), return_inverse=True)
+    return rng.multinomial(len(names), np.full(len(names), 1.0 / len(names)), size=replicates)[:, index]
 
 
 def _replicate_scores(confusions: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
@@ -55,29 +103,42 @@ def interval(samples: np.ndarray, level: float = LEVEL) -> np.ndarray:
     return np.stack([low, high], axis=-1)
 
 
-def too_rare(confusions: np.ndarray, side: str = "either") -> np.ndarray:
-    """(N,C,C) -> (C,) bool: classes in fewer than ``MIN_IMAGES`` images: in the ground truth (``side="truth"``,
-    what recall divides by), in the prediction (``"prediction"``, precision's) or in either (IoU, Dice)."""
+def too_rare(confusions: np.ndarray, side: str = "either", blocks: Sequence[str] | None = None) -> np.ndarray:
+    """(N,C,C) -> (C,) bool: classes in fewer than ``MIN_IMAGES`` images (or ``blocks``): in the ground truth
+    (``side="truth"``, what recall divides by), in the prediction (``"prediction"``, precision's) or in either
+    (IoU, Dice)."""
     truth, predicted = confusions.sum(2) > 0, confusions.sum(1) > 0  # (N,C); rows = ground truth
     appears = {"truth": truth, "prediction": predicted, "either": truth | predicted}[side]
+    if blocks is not None:  # in how many blocks
+        _, index = np.unique(np.asarray(blocks), return_inverse=True)
+        per_block = np.zeros((index.max() + 1, appears.shape[1]), bool)
+        np.logical_or.at(per_block, index, appears)
+        appears = per_block
     return appears.sum(0) < MIN_IMAGES
 
 
-def bootstrap(confusions: np.ndarray, replicates: int = REPLICATES, seed: int = 0, level: float = LEVEL) -> dict:
-    """Per-image confusion matrices (N,C,C) -> the scores of their sum with intervals.
+def bootstrap(
+    confusions: np.ndarray,
+    replicates: int = REPLICATES,
+    seed: int = 0,
+    level: float = LEVEL,
+    blocks: Sequence[str] | None = None,
+) -> dict:
+    """Per-image confusion matrices (N,C,C) -> the scores of their sum with intervals (images drawn one by one, or
+    whole ``blocks``: see ``replicate_weights``).
 
     Returns {name: value} for the ``scores`` of the summed matrix, {name + "_ci": (..., 2)} for each (per class:
     NaN for a class in fewer than ``MIN_IMAGES`` images; for recall, ground truths; for precision, predictions), and
     "per_image_mIoU" (the mean over images of each image's own mIoU, images without a scored pixel left out)
     with its "per_image_mIoU_ci".
     """
-    weights = replicate_weights(len(confusions), replicates, seed)
+    weights = replicate_weights(len(confusions), replicates, seed, blocks)
     point, samples = scores(confusions.sum(0)), _replicate_scores(confusions, weights)
     out: dict[str, Any] = dict(point)
     out.update({f"{k}_ci": interval(v, level) for k, v in samples.items()})
     for key in PER_CLASS:
         side = {"recall": "truth", "precision": "prediction"}.get(key, "either")
-        out[f"{key}_ci"][too_rare(confusions, side)] = np.nan
+        out[f"{key}_ci"][too_rare(confusions, side, blocks)] = np.nan
     scored = confusions.sum((1, 2)) > 0  # an all-void image has no mIoU: out of the per-image mean
     image_miou = np.where(scored, scores(confusions)["mIoU"], 0.0)  # (N,)
     out["per_image_mIoU"] = float(image_miou[scored].mean()) if scored.any() else float("nan")
@@ -87,18 +148,23 @@ def bootstrap(confusions: np.ndarray, replicates: int = REPLICATES, seed: int = 
 
 
 def paired_difference(
-    a: np.ndarray, b: np.ndarray, replicates: int = REPLICATES, seed: int = 0, level: float = LEVEL
+    a: np.ndarray,
+    b: np.ndarray,
+    replicates: int = REPLICATES,
+    seed: int = 0,
+    level: float = LEVEL,
+    blocks: Sequence[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """Two models' per-image confusion matrices (N,C,C) on the same N images, in the same order -> B - A:
     {"mIoU_diff": (), "mIoU_diff_ci": (2,), "iou_diff": (C,), "iou_diff_ci": (C,2)}, each replicate drawing
-    the same images for both (no per-class interval for a class in fewer than ``MIN_IMAGES`` images)."""
+    the same images (or ``blocks``) for both (no per-class interval for a class in fewer than ``MIN_IMAGES``)."""
     if a.shape != b.shape:
         raise ValueError(f"paired runs need the same images and classes: {a.shape} vs {b.shape}")
-    weights = replicate_weights(len(a), replicates, seed)
+    weights = replicate_weights(len(a), replicates, seed, blocks)
     sa, sb = _replicate_scores(a, weights), _replicate_scores(b, weights)
     pa, pb = scores(a.sum(0)), scores(b.sum(0))
     iou_diff_ci = interval(sb["iou"] - sa["iou"], level)
-    iou_diff_ci[too_rare(a + b)] = np.nan
+    iou_diff_ci[too_rare(a + b, blocks=blocks)] = np.nan
     return {
         "mIoU_diff": pb["mIoU"] - pa["mIoU"],
         "mIoU_diff_ci": interval(sb["mIoU"] - sa["mIoU"], level),

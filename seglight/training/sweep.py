@@ -15,7 +15,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from seglight.model.metrics import FINAL_MONITOR
-from seglight.report.bootstrap import bootstrap
+from seglight.report.bootstrap import bootstrap, run_blocks
 from seglight.report.confusions import VAL_CONFUSIONS, load_confusions
 from seglight.report.figures import cost_figure, save_figure
 from seglight.report.tables import val_caveat
@@ -43,16 +43,16 @@ AGREE = 1e-4  # a job's val_confusions.npz must give its metrics.json val/mIoU t
 
 
 def miou_interval(job_dir: Path, miou: float | None) -> str | None:
-    """``"[low, high]"``: the 95% bootstrap interval over val images of the job's val mIoU, from the per-image
-    confusion matrices of its final validation (``val_confusions.npz``); None if it has none, or if they do
-    not give its val/mIoU (a file left from another run)."""
+    """``"[low, high]"``: the 95% bootstrap interval of the job's val mIoU over its val images (or blocks of frames:
+    ``run_blocks``), from the per-image confusion matrices of its final validation (``val_confusions.npz``); None
+    if it has none, or if they do not give its val/mIoU (a file left from another run)."""
     path = job_dir / VAL_CONFUSIONS
     if miou is None or not path.is_file():
         return None
-    _, confusions, _ = load_confusions(path)
+    images, confusions, _ = load_confusions(path)
     if len(confusions) == 0:
         return None
-    result = bootstrap(confusions)
+    result = bootstrap(confusions, blocks=run_blocks(job_dir, images))
     if abs(float(result["mIoU"]) - miou) > AGREE:
         log.warning("%s gives val/mIoU %.4f, metrics.json %.4f: no interval", path, result["mIoU"], miou)
         return None
