@@ -5,9 +5,10 @@ Sections (each prints a table; the last line of output is one JSON object with e
 - parity: ``python -m seglight.train`` on the shapes data twice, with seglight's defaults and in plain
   fp32 (``trainer.precision=32-true model.channels_last=false``): val mIoU of both, wall time, and the
   peak resident memory of the default run (``peak_rss_mb``, from ``wait4``: the largest process).
-- predict: ``predict_speed.measure`` with the default run's best.ckpt at 352x480: ``predict_speedup`` is the
-  fastest seglight backend that keeps >= 99.5 % of pixels (``predict_backend``), ``predict_speedup_default``
-  what ``seglight.predict`` runs without options (torch, ``precision=auto``); each backend has its own keys.
+- predict: ``predict_speed.measure`` with the default run's best.ckpt at 352x480: ``predict_speedup`` (and
+  ``predict_speedup_default``) what ``seglight.predict`` runs without options (torch, ``precision=auto``),
+  ``predict_speedup_fastest`` the fastest backend that keeps >= 99.5 % of pixels (``predict_backend_fastest``;
+  before 2026-11-27 that was ``predict_speedup``); each backend has its own keys, img/s as ``predict_<row>_img_s``.
 - lut: palette lookup vs a per-colour ``np.all(mask == colour, -1)`` loop, 32 colours, 720x960.
 - train: images/s of (a) the textbook fp32 loop, (b) the same loop with seglight's precision and memory
   format, (c) seglight's Trainer with the default trainer config, (d) the bare model step: the module's
@@ -48,7 +49,7 @@ from omegaconf import DictConfig
 
 sys.path.insert(0, str(Path(__file__).parent))
 from predict_speed import measure as measure_predict  # noqa: E402
-from predict_speed import timed
+from predict_speed import timed_in_turns
 
 from seglight.config import ROOT, compose_config  # noqa: E402
 from seglight.data.palette import Palette  # noqa: E402
@@ -128,8 +129,10 @@ def lut_bench(repeats: int) -> dict[str, float]:
     index = np.kron(rng.integers(0, 32, (720 // 8, 960 // 8)), np.ones((8, 8), dtype=np.int64))
     mask = np.array(colors, np.uint8)[index]  # (720,960,3)
     assert (palette.to_index(mask) == per_colour_loop(mask, colors)).all()  # same answer (also builds the LUT)
-    t_lut, _ = timed(lambda: palette.to_index(mask), repeats * 5)
-    t_loop, _ = timed(lambda: per_colour_loop(mask, colors), repeats)
+    timings = timed_in_turns(
+        {"lut": lambda: palette.to_index(mask), "loop": lambda: per_colour_loop(mask, colors)}, repeats
+    )
+    t_lut, t_loop = timings["lut"][0], timings["loop"][0]
     print(f"palette lookup {t_lut * 1e3:.1f} ms, per-colour loop {t_loop * 1e3:.1f} ms (720x960, 32 colours)")
     return {"lut_ms": t_lut * 1e3, "loop_ms": t_loop * 1e3, "lut_speedup": t_loop / t_lut}
 
@@ -379,6 +382,7 @@ def main() -> None:
             print("== predict at 352x480", flush=True)
             predict = measure_predict(best_ckpt, images=8 if args.quick else 16, batch=4, repeats=3, device=args.device)
             result.update({k: v for k, v in predict.items() if k.startswith(("predict_", "pixel_agreement"))})
+            result.update({f"predict_{k}": v for k, v in predict.items() if k.endswith("_img_s")})
         if "lut" in args.sections:
             print("== palette lookup", flush=True)
             result.update(lut_bench(3))
