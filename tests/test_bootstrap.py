@@ -155,8 +155,27 @@ def test_resampling_blocks_come_from_the_frame_pattern():
 
     camvid = r"^([^_]+)_f?(\d+)$"  # conf/data/camvid.yaml's frame_pattern
     images = ["/d/0016E5_07959.png", "/d/0016E5_07961.png", "/d/0016E5_08001.png", "/d/Seq05VD_f00030.png"]
-    assert resampling_blocks(images, camvid, "auto") == ["0016E5_265", "0016E5_265", "0016E5_266", "Seq05VD_1"]
-    assert resampling_blocks(images, camvid, 100) == ["0016E5_79", "0016E5_79", "0016E5_80", "Seq05VD_0"]
+    assert resampling_blocks(images, camvid, "auto") == ["0016E5_26", "0016E5_26", "0016E5_26", "Seq05VD_0"]
+    assert resampling_blocks(images, camvid, 30) == ["0016E5_265", "0016E5_265", "0016E5_266", "Seq05VD_1"]
     assert resampling_blocks(images, camvid, None) is None and resampling_blocks(images, None, "auto") is None
     with pytest.raises(ValueError, match="data.frame_pattern"):
         resampling_blocks(images, None, 30)
+
+
+def test_fewer_than_ten_blocks_give_no_interval():
+    """A percentile bootstrap of a handful of blocks is far too narrow (one block: every replicate the same, a
+    zero-width interval that would read as certainty)."""
+    from seglight.inference.compare import verdict
+    from seglight.report.bootstrap import MIN_BLOCKS
+
+    conf = synthetic_confusions(np.random.default_rng(4), n=30)
+    few, enough = [f"b{i % (MIN_BLOCKS - 1)}" for i in range(30)], [f"b{i % MIN_BLOCKS}" for i in range(30)]
+    assert np.isnan(bootstrap(conf, blocks=few)["mIoU_ci"]).all()
+    assert np.isnan(bootstrap(conf, blocks=few)["iou_ci"]).all()
+    assert not np.isnan(bootstrap(conf, blocks=enough)["mIoU_ci"]).any()
+    other = synthetic_confusions(np.random.default_rng(5), n=30)
+    diff = paired_difference(conf, other, blocks=few)
+    assert np.isnan(diff["mIoU_diff_ci"]).all() and np.isnan(diff["iou_diff_ci"]).all()
+    assert verdict("B", "A", float(diff["mIoU_diff"]), diff["mIoU_diff_ci"]).endswith(
+        "no interval (too few blocks of frames to draw from)"
+    )

@@ -212,8 +212,8 @@ def test_compare_draws_blocks_of_frames_where_the_data_names_its_frames(tmp_path
     b = evaluate_folder(tmp_path / "b", confusions(6), images)
     plain = compare_runs([str(a), str(b)], data={}, split="val", output=tmp_path / "plain")
     data = {"frame_pattern": r"^([^_]+)_(\d+)$"}
-    blocked = compare_runs([str(a), str(b)], data=data, split="val", output=tmp_path / "blocked", block_frames=10)
-    assert plain["blocks"] is None and blocked["blocks"] == len({2 * i // 10 for i in range(len(conf))})
+    blocked = compare_runs([str(a), str(b)], data=data, split="val", output=tmp_path / "blocked", block_frames=4)
+    assert plain["blocks"] is None and blocked["blocks"] == len({2 * i // 4 for i in range(len(conf))}) == 20
     assert "paired bootstrap over" in (tmp_path / "blocked" / "compare.md").read_text()
     width = lambda r: r["runs"][0]["mIoU_diff_ci"][1] - r["runs"][0]["mIoU_diff_ci"][0]  # noqa: E731
     assert width(blocked) != width(plain)

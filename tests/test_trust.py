@@ -132,6 +132,7 @@ def test_scored_outside_its_recorded_split_evaluate_flags_images_named_like_its_
     evaluate_checkpoint(metrics["best_ckpt"], data, "val", tmp_path / "blocks", report=False, block_frames=2)
     blocks = json.loads((tmp_path / "blocks" / "metrics.json").read_text())["ci_blocks"]
     assert blocks == len({int(Path(name).stem[4:]) // 2 for name in scored})
+    assert json.loads((tmp_path / "blocks" / "metrics.json").read_text())["mIoU_ci"] is None  # under 10 blocks
 
 
 def test_recorded_splits_are_looked_up_in_their_own_folders(tmp_path):

@@ -1,5 +1,6 @@
 """compare: runs scored on the same images -> compare.json, compare.md and compare.png: each run against the
-first (the baseline), B - A with a paired bootstrap interval over the images they share.
+first (the baseline), B - A with a paired bootstrap interval over the images they share (or over blocks of their
+video frames: ``bootstrap.resampling_blocks``).
 
 A run is an evaluate output (its ``confusions.npz``), a training run dir (its ``checkpoints/best.ckpt``,
 evaluated first) or a .ckpt / .onnx file (evaluated first, into ``<output>/runs/<name>``).
@@ -80,6 +81,12 @@ def confusions_file(run: str, name: str, output: Path, data: dict[str, Any], spl
     print(f"{name}: evaluating {model} on the {split} split -> {dest}")
     evaluate_checkpoint(model, data, split, dest, **predictor)
     return dest / CONFUSIONS
+
+
+def confusions_metrics(confusions: Path | None) -> dict[str, Any]:
+    """The metrics.json beside an evaluate output's or a training run's confusions ({} where there is none)."""
+    metrics = confusions.parent / "metrics.json" if confusions is not None else None
+    return json.loads(metrics.read_text()) if metrics is not None and metrics.is_file() else {}
 
 
 def run_caveat(confusions: Path) -> str | None:
@@ -179,6 +186,8 @@ def verdict(b: str, a: str, diff: float, ci: Sequence[float], level: float = LEV
     """``B - A = +0.021 mIoU, 95% CI [+0.008, +0.034] (better)``: better or worse when the interval lies
     above or below 0, else no clear difference."""
     low, high = ci
+    if low is None or high is None or np.isnan(low) or np.isnan(high):  # too few blocks of frames to draw from
+        return f"{b} - {a} = {diff:+.3f} mIoU, no interval (too few blocks of frames to draw from)"
     if low > 0:
         word = "better"
     elif high < 0:
@@ -230,12 +239,17 @@ def compare_runs(
     into ``output`` and returns what compare.json holds (NaN there as null)."""
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    scored = []
+    scored, first = [], None
     for run, name in zip(runs, run_names(runs)):
-        path = confusions_file(run, name, output, data, split, **predictor)
+        path = confusions_file(run, name, output, data, split, block_frames=block_frames, **predictor)
         images, confusions, classes = load_confusions(path)
         scored.append(Scored(run, name, images, confusions, classes, run_caveat(path)))
-    result = compare(scored, seed, data.get("frame_pattern"), block_frames)
+        first = first or path
+    pattern = data.get("frame_pattern")
+    if pattern is None and block_frames == "auto":  # evaluate outputs record the blocks their intervals drew
+        recorded = confusions_metrics(first)
+        pattern, block_frames = recorded.get("frame_pattern"), recorded.get("block_frames") or block_frames
+    result = compare(scored, seed, pattern, block_frames)
     write_json(output / "compare.json", result)
     text = markdown(result)
     atomic_write(output / "compare.md", lambda f: f.write(text.encode()))

@@ -20,7 +20,7 @@ from seglight.inference.scored_data import checkpoint_dataset, named_like
 from seglight.model.calibration import PixelSample, ReliabilityBins, fit_temperature, sample_ece
 from seglight.model.checkpoint import trained_on
 from seglight.model.metrics import ACC, IOU, MIOU, class_scores, confusion_matrix, confusion_scores, flatten
-from seglight.report.bootstrap import REPLICATES, bootstrap, resampling_blocks
+from seglight.report.bootstrap import REPLICATES, bootstrap, frames_per_block, resampling_blocks
 from seglight.report.confusions import CONFUSIONS, save_confusions
 from seglight.report.evaluation_report import Gallery, write_report
 from seglight.report.figures import confusion_figure, save_figure
@@ -244,6 +244,8 @@ def evaluate_checkpoint(
     # metrics.json: compare and the summary say when these are not held-out scores (``val_caveat``)
     notes.update(split=split, train_on_val=seen)
     blocks = resampling_blocks([str(image) for image, _ in dataset.pairs], data.get("frame_pattern"), block_frames)
+    if blocks:  # what compare draws by when it is given these confusions without the data config
+        notes.update(frame_pattern=data["frame_pattern"], block_frames=frames_per_block(block_frames or "auto"))
     return evaluate(model, dataset, output, report, calibrate, top_k, provenance, ckpt, notes, blocks)
 
 

@@ -1,12 +1,14 @@
-"""How sure a segmentation score is: bootstrap over images of the dataset-level confusion matrix.
+"""How sure a segmentation score is: bootstrap over images (or blocks of video frames) of the dataset-level
+confusion matrix.
 
 The scores are the ones ``seglight.model.metrics`` defines: one confusion matrix summed over the images
 (rows = target, columns = prediction, void left out), IoU per class, mIoU the macro mean over the classes
 present in target or prediction. A bootstrap replicate draws N images with replacement from the N scored,
 sums their (C,C) matrices and scores the sum; the 2.5th and 97.5th percentiles of R replicates are the 95%
 interval. Images, not pixels, are the unit: pixels of one image are far from independent. Frames of a video a
-moment apart are not independent either: with ``blocks`` (``resampling_blocks``: a second of frames of one
-sequence, where the data names its frames) whole blocks are drawn instead, as many as there are.
+moment apart are not independent either: with ``blocks`` (``resampling_blocks``: 10 s of frames of one sequence,
+where the data names its frames) whole blocks are drawn instead, as many as there are; from fewer than
+``MIN_BLOCKS`` blocks no interval is drawn (NaN).
 
 ``paired_difference`` draws the same images for two models scored on the same images, so the interval of
 B - A is that of the difference, not of two overlapping intervals.
@@ -22,6 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 import yaml
 
+from seglight.data.errors import DataError
 from seglight.data.groups import frame_of
 from seglight.model.metrics import scores
 
@@ -33,8 +36,11 @@ LEVEL = 0.95
 # IoU, so the percentiles collapse to a point and would read as certainty
 MIN_IMAGES = 5
 PER_CLASS = ("iou", "class_dice", "precision", "recall")
-AUTO_BLOCK_FRAMES = 30  # block_frames=auto where the data names its frames (data.frame_pattern): a second at 30 fps
-MIN_BLOCKS = 10  # fewer blocks than this to draw from: the interval is rough, and a warning says so
+# block_frames=auto where the data names its frames (data.frame_pattern): 10 s at 30 fps. On CamVid's folds paired
+# intervals still widen from blocks of 30 to 90 to 300 frames (experiments/camvid/README.md): scenes a few seconds
+# apart are alike too
+AUTO_BLOCK_FRAMES = 300
+MIN_BLOCKS = 10  # fewer blocks than this to draw from: no interval (a percentile bootstrap of so few is too narrow)
 
 
 def resampling_blocks(
@@ -47,22 +53,37 @@ def resampling_blocks(
         return None
     if not frame_pattern:
         raise ValueError(f"block_frames={block_frames} needs data.frame_pattern: (sequence, frame number) of a file")
-    frames = AUTO_BLOCK_FRAMES if block_frames == "auto" else int(block_frames)
+    frames = frames_per_block(block_frames)
     blocks = []
     for image in images:
         sequence, number = frame_of(Path(image).stem, frame_pattern)
         blocks.append(f"{sequence}_{number // frames}")
-    if len(set(blocks)) < MIN_BLOCKS:
-        log.warning("the %d images lie in %d blocks of %d frames: an interval drawn from so few blocks is rough",
-                    len(images), len(set(blocks)), frames)  # fmt: skip
+    if too_few(blocks):
+        log.warning("the %d images lie in %d blocks of %d frames, fewer than %d: no interval is drawn "
+                    "(block_frames=N for smaller blocks; null draws images one by one, as if neighbouring frames "
+                    "were independent)", len(images), len(set(blocks)), frames, MIN_BLOCKS)  # fmt: skip
     return blocks
+
+
+def frames_per_block(block_frames: int | str) -> int:
+    """The frame numbers per block of ``block_frames`` (``auto``: ``AUTO_BLOCK_FRAMES``)."""
+    return AUTO_BLOCK_FRAMES if block_frames == "auto" else int(block_frames)
+
+
+def too_few(blocks: Sequence[str] | None) -> bool:
+    """Whether ``blocks`` are too few (under ``MIN_BLOCKS``) to draw an interval from."""
+    return blocks is not None and len(set(blocks)) < MIN_BLOCKS
 
 
 def run_blocks(run_dir: Path, images: Sequence[str]) -> list[str] | None:
     """``resampling_blocks`` of a training run's val images (``block_frames=auto``, its config's data.frame_pattern)."""
     config = run_dir / "config.yaml"
     data = (yaml.safe_load(config.read_text()) or {}).get("data") or {} if config.is_file() else {}
-    return resampling_blocks(images, data.get("frame_pattern"), "auto")
+    try:
+        return resampling_blocks(images, data.get("frame_pattern"), "auto")
+    except DataError as e:  # a summary or a model card is not lost over a name the pattern does not read
+        log.warning("%s: intervals over images, not blocks of frames: %s", run_dir, e)
+        return None
 
 
 def replicate_weights(
@@ -144,6 +165,8 @@ def bootstrap(
     out["per_image_mIoU"] = float(image_miou[scored].mean()) if scored.any() else float("nan")
     with np.errstate(invalid="ignore"):
         out["per_image_mIoU_ci"] = interval((weights @ image_miou) / (weights @ scored), level)
+    if too_few(blocks):
+        out.update({k: np.full_like(v, np.nan, dtype=float) for k, v in out.items() if k.endswith("_ci")})
     return out
 
 
@@ -165,9 +188,12 @@ def paired_difference(
     pa, pb = scores(a.sum(0)), scores(b.sum(0))
     iou_diff_ci = interval(sb["iou"] - sa["iou"], level)
     iou_diff_ci[too_rare(a + b, blocks=blocks)] = np.nan
+    miou_diff_ci = interval(sb["mIoU"] - sa["mIoU"], level)
+    if too_few(blocks):
+        iou_diff_ci[:], miou_diff_ci[:] = np.nan, np.nan
     return {
         "mIoU_diff": pb["mIoU"] - pa["mIoU"],
-        "mIoU_diff_ci": interval(sb["mIoU"] - sa["mIoU"], level),
+        "mIoU_diff_ci": miou_diff_ci,
         "iou_diff": pb["iou"] - pa["iou"],
         "iou_diff_ci": iou_diff_ci,
     }
