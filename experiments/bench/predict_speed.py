@@ -19,6 +19,7 @@ The rows take turns: each is warmed up, then every round runs each once, in an o
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import tempfile
@@ -40,8 +41,10 @@ from seglight.util.hardware import cpu_has_fast_bf16
 H, W = 352, 480
 
 
-def plain(module: SegmentationModule, images: list[np.ndarray], device: str = "cpu") -> list[np.ndarray]:
-    model = module.model.eval().to(device).to(memory_format=torch.contiguous_format)
+def plain(model: torch.nn.Module, module: SegmentationModule, images: list[np.ndarray], device: str = "cpu"):
+    """Index masks of the textbook loop: ``model`` (a copy of ``module.model``: the predictors hold the original in
+    channels_last, which this must not change) in fp32, contiguous, one image at a time, softmax, argmax."""
+    model = model.eval().to(device).to(memory_format=torch.contiguous_format)
     out = []
     with torch.no_grad():
         for im in images:
@@ -99,7 +102,8 @@ def measure(
     light = {"decoder_channels": [128, 64, 32, 16, 16]}
     module = load_module(ckpt) if ckpt else SegmentationModule([f"c{i}" for i in range(11)], model_kwargs=light).eval()
     ims = shapes_images(images)
-    arms: dict[str, Callable[[], list[np.ndarray]]] = {"plain": lambda: plain(module, ims, device)}
+    textbook = copy.deepcopy(module.model)
+    arms: dict[str, Callable[[], list[np.ndarray]]] = {"plain": lambda: plain(textbook, module, ims, device)}
     names = {"plain": "plain fp32, 1 image at a time"}
 
     def add(key: str, name: str, predictor) -> None:
