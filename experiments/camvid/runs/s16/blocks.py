@@ -1,5 +1,5 @@
-"""Session 16: the paired intervals of sessions 14 and 15 recomputed with whole blocks of frames drawn (block
-bootstrap, ``seglight.report.bootstrap``) next to the per-image ones they were reported with.
+"""Session 16: the paired intervals of sessions 14 and 15 recomputed with whole blocks of 30, 90 and 300 frame
+numbers drawn (block bootstrap, ``seglight.report.bootstrap``) next to the per-image ones they were reported with.
 
 python experiments/camvid/runs/s16/blocks.py > experiments/camvid/runs/s16/blocks.md
 Reads the evaluate outputs under /work/runs/s14/eval and /work/runs/s15/eval (confusions.npz).
@@ -33,18 +33,26 @@ PAIRS = {  # (label, baseline dir, other dir) per fold
 
 def ci(d: dict) -> str:
     low, high = d["mIoU_diff_ci"]
-    return f"{float(d['mIoU_diff']):+.4f} [{low:+.4f}, {high:+.4f}]"
+    return "no interval (under 10 blocks)" if np.isnan(low) else f"[{low:+.4f}, {high:+.4f}]"
 
 
-HEADER = ["comparison", "fold", "images", "blocks of 30 frames", "diff, images drawn [95 % CI]", "diff, blocks drawn"]
-print("| " + " | ".join(HEADER) + " [95 % CI] |")
-print("|---|---|---|---|---|---|")
+def ci_of(a, b, blocks) -> dict:
+    return paired_difference(np.asarray(a), np.asarray(b), seed=42, blocks=blocks)
+
+
+SIZES = (30, 90, 300)  # frame numbers per block: 1 s, 3 s, 10 s of 30 fps video
+HEADER = ["comparison", "fold", "images", "diff", "95 % CI, images drawn"]
+HEADER += [f"blocks of {n} frames: count, 95 % CI" for n in SIZES]
+print("| " + " | ".join(HEADER) + " |")
+print("|---" * len(HEADER) + "|")
 for label, pairs in PAIRS.items():
     for fold, a, b in pairs:
         images, ca, _ = load_confusions(EVAL / a / "confusions.npz")
         images_b, cb, _ = load_confusions(EVAL / b / "confusions.npz")
         assert list(images) == list(images_b), (a, b)
-        blocks = resampling_blocks(images, PATTERN, 30)
-        by_image = paired_difference(np.asarray(ca), np.asarray(cb), seed=42)
-        by_block = paired_difference(np.asarray(ca), np.asarray(cb), seed=42, blocks=blocks)
-        print(f"| {label} | {fold} | {len(images)} | {len(set(blocks))} | {ci(by_image)} | {ci(by_block)} |")
+        cells = [label, str(fold), str(len(images)), f"{float(ci_of(ca, cb, None)['mIoU_diff']):+.4f}"]
+        cells.append(ci(ci_of(ca, cb, None)))
+        for n in SIZES:
+            blocks = resampling_blocks(images, PATTERN, n)
+            cells.append(f"{len(set(blocks))}: {ci(ci_of(ca, cb, blocks))}")
+        print("| " + " | ".join(cells) + " |")
