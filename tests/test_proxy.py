@@ -302,25 +302,32 @@ def test_sweep_summary_gives_mean_and_spread_over_folds(tmp_path):
     assert "| loss=dice_ce data.folds=3 | - | 3 | 0.6200 +- 0.0400 | 0.5800 | 0.6600 |" in text
     assert "| loss=ce data.folds=3 | - | 3 | 0.5500 +- 0.0500 | 0.5000 | 0.6000 |" in text
     assert text.index("loss=dice_ce data.folds=3 | - | 3") < text.index("loss=ce data.folds=3 | - | 3")  # best first
-    d = tmp_path / "appended"  # a fold given as +data.fold= is a fold too
+    d = tmp_path / "appended"  # a fold given as +data.fold= is a fold too (and 3 is none of data.folds=3's)
     (d / ".hydra").mkdir(parents=True)
     (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["loss=ce", "+data.fold=3", "data.folds=3"]))
     (d / "metrics.json").write_text(json.dumps({"val/mIoU": 0.45, "final_weights_val/mIoU": 0.45, "best_ckpt": "x"}))
     write_summary(tmp_path)
-    assert "| loss=ce data.folds=3 | - | 4 | " in (tmp_path / "summary.md").read_text()
+    text = (tmp_path / "summary.md").read_text()
+    assert "| loss=ce data.folds=3 | - | 4 (incomplete: fold 3 is not one of 0..2) | " in text
+    assert text.index("loss=dice_ce data.folds=3 | - | 3") < text.index("loss=ce data.folds=3 | - | 4")
     d = tmp_path / "single"  # one fold alone: a mean without a spread
     (d / ".hydra").mkdir(parents=True)
     (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["loss=focal", "data.fold=0", "data.folds=3"]))
     (d / "metrics.json").write_text(json.dumps({"val/mIoU": 0.4, "final_weights_val/mIoU": 0.4, "best_ckpt": "x"}))
     write_summary(tmp_path)
     text = (tmp_path / "summary.md").read_text()
-    assert "| loss=focal data.folds=3 | - | 1 | 0.4000 +- - | 0.4000 | 0.4000 |" in text
+    focal = "| loss=focal data.folds=3 | - | 1 (incomplete: fold 1, 2 missing) | 0.4000 +- - | 0.4000 | 0.4000 |"
+    assert focal in text  # its mean is of one fold: listed after the complete recipes, whatever its mean
+    assert text.index("loss=ce data.folds=3 | - | 4") < text.index(focal)
     d = tmp_path / "failed"  # a fold that wrote no metrics.json: out of the mean, and the table says so
     (d / ".hydra").mkdir(parents=True)
     (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["loss=focal", "data.fold=1", "data.folds=3"]))
     write_summary(tmp_path)
     text = (tmp_path / "summary.md").read_text()
-    assert "| loss=focal data.folds=3 | - | 1 (1 more without metrics.json (failed?): not in the mean) | 0.4000" in text
+    assert (
+        "| loss=focal data.folds=3 | - | 1 (1 more without metrics.json (failed?): not in the mean; incomplete: "
+        "fold 1, 2 missing) | 0.4000" in text
+    )
     for fold in (
         0,
         1,

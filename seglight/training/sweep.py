@@ -97,7 +97,8 @@ def ranking_score(row: Mapping[str, Any]) -> float | None:
     return row[FINAL_MONITOR] if row.get(FINAL_MONITOR) is not None else row["val/mIoU"]
 
 
-FOLD = re.compile(r"(^|\s)\+{0,2}data\.fold=\S+")  # data.fold=, +data.fold=, ++data.fold=
+FOLD = re.compile(r"(^|\s)\+{0,2}data\.fold=(\S+)")  # data.fold=, +data.fold=, ++data.fold=
+FOLDS = re.compile(r"(^|\s)\+{0,2}data\.folds=(\d+)")
 
 
 def fold_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -110,11 +111,12 @@ def fold_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     best.ckpt's, counted in ``selected``. Fold jobs that wrote no metrics.json (failed or still running) are counted
     in ``failed``: the mean leaves them out."""
     recipes: dict[tuple[str, Any], list[float]] = {}
+    scored_folds: dict[tuple[str, Any], list[str]] = {}
     failed: dict[str, int] = {}
     caveats: dict[tuple[str, Any], int] = {}
     selected: dict[tuple[str, Any], int] = {}
     for r in rows:
-        if not FOLD.search(r["overrides"]):
+        if not (fold := FOLD.search(r["overrides"])):
             continue
         recipe = " ".join(FOLD.sub(" ", r["overrides"]).split())
         if r["val/mIoU"] is None and r["best_ckpt"] == FAILED:
@@ -123,6 +125,7 @@ def fold_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             key = (recipe, r.get("purge_frames"))
             final = r.get(FINAL_MONITOR)
             recipes.setdefault(key, []).append(float(r["val/mIoU"] if final is None else final))
+            scored_folds.setdefault(key, []).append(fold.group(2))
             caveats[key] = caveats.get(key, 0) + bool(r.get("val_caveat"))
             selected[key] = selected.get(key, 0) + (final is None)
     out = [
@@ -137,18 +140,38 @@ def fold_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "std": statistics.stdev(v) if len(v) > 1 else None,  # one fold: no spread to tell
             "min": min(v),
             "max": max(v),
+            "incomplete": incomplete(k[0], scored_folds[k]),
         }
         for k, v in recipes.items()
     ]
-    out.sort(key=lambda r: -r["mean"])
+    out.sort(key=lambda r: (r["incomplete"] is not None, -r["mean"]))  # recipes scored on all their folds first
     for recipe, n in failed.items():  # once per recipe: on its best row, or on a row of its own where none scored
         row = next((r for r in out if r["recipe"] == recipe), None)
         if row is None:
-            out.append(dict(recipe=recipe, purge_frames=None, folds=0, not_held_out=0, selected=0, failed=n))
+            out.append(
+                dict(recipe=recipe, purge_frames=None, folds=0, not_held_out=0, selected=0, failed=n, incomplete=None)
+            )
             out[-1].update(mean=None, std=None, min=None, max=None)
         else:
             row["failed"] = n
     return out
+
+
+def incomplete(recipe: str, folds: list[str]) -> str | None:
+    """What is wrong with the set of folds a recipe was scored on, where ``data.folds=K`` in its overrides says
+    which there are (None: all K once, or K unknown): folds missing, outside 0..K-1, or scored twice. A mean over
+    some folds does not compare with means over all of them: the spread between folds is larger than most
+    differences between recipes."""
+    match = FOLDS.search(recipe)
+    if match is None:
+        return None
+    k = int(match.group(2))
+    wanted = [str(i) for i in range(k)]
+    missing = [f for f in wanted if f not in folds]
+    problems = [f"fold {', '.join(missing)} missing"] if missing else []
+    problems += [f"fold {f} is not one of 0..{k - 1}" for f in sorted(set(folds) - set(wanted))]
+    problems += [f"fold {f} scored {folds.count(f)} times" for f in sorted(set(folds)) if folds.count(f) > 1]
+    return "; ".join(problems) or None
 
 
 def _cell(value: Any) -> str:
@@ -161,6 +184,7 @@ def _fold_notes(recipe: Mapping[str, Any]) -> str:
     notes = [f"{recipe['not_held_out']} not held out or unchecked: see val_caveat"] if recipe["not_held_out"] else []
     notes += [f"{recipe['selected']} scored by best.ckpt, chosen on the fold"] if recipe["selected"] else []
     notes += [f"{recipe['failed']} more without metrics.json (failed?): not in the mean"] if recipe["failed"] else []
+    notes += [f"incomplete: {recipe['incomplete']}"] if recipe.get("incomplete") else []
     return f" ({'; '.join(notes)})" if notes else ""
 
 
