@@ -467,6 +467,30 @@ def test_a_run_dir_moved_before_its_resume_keeps_its_better_best_checkpoint(trai
     assert load_checkpoint(moved / "checkpoints" / "last.ckpt")["epoch"] == 1  # it did train on
 
 
+def test_a_copied_run_dir_resumes_on_its_own_files_and_leaves_the_original_alone(train_cfg, tmp_path):
+    """The copy (the original still in place) keeps its best.ckpt's score; nothing is written to the original."""
+    import shutil
+
+    cfg = train_cfg("trainer.max_epochs=1")
+    train(cfg)
+    original = Path(cfg.run_dir)
+    copy = tmp_path / "copy"
+    shutil.copytree(original, copy)
+    last = copy / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, map_location="cpu", weights_only=True)
+    (key,) = [k for k in checkpoint["callbacks"] if k.startswith("ModelCheckpoint{'monitor': 'val/mIoU'")]
+    checkpoint["callbacks"][key]["best_model_score"] = torch.tensor(2.0)  # as if best.ckpt scored beyond reach
+    torch.save(checkpoint, last)
+    before = {p: p.read_bytes() for p in [*(copy / "checkpoints").iterdir(), *(original / "checkpoints").iterdir()]}
+
+    cfg.run_dir, cfg.resume, cfg.trainer.max_epochs = str(copy), True, 2
+    metrics = train(cfg)
+
+    assert (copy / "checkpoints" / "best.ckpt").read_bytes() == before[copy / "checkpoints" / "best.ckpt"]
+    assert all(p.read_bytes() == b for p, b in before.items() if p.parent.parent == original)
+    assert Path(metrics["best_ckpt"]) == (copy / "checkpoints" / "best.ckpt").resolve()
+
+
 def test_the_run_checkpoint_saves_its_state_under_model_checkpoints_key(tmp_path):
     """Runs checkpointed by Lightning's ModelCheckpoint resume with RunCheckpoint (and back)."""
     from pytorch_lightning.callbacks import ModelCheckpoint
