@@ -392,5 +392,10 @@ def test_fold_table_scores_the_final_weights_and_tells_purged_folds_apart(tmp_pa
     assert {r["job"]: r["final_weights_val/mIoU"] for r in rows} == {"a0": 0.5, "a1": 0.6, "b0": 0.8, "c0": None}
     text = (tmp_path / "summary.md").read_text()
     assert "| loss=ce data.folds=2 | 60 | 2 | 0.5500 +- 0.0707 | 0.5000 | 0.6000 |" in text
-    assert "| loss=ce data.folds=2 | 0 | 1 | 0.8000 +- - |" in text
-    assert "| loss=ce data.folds=2 | - | 1 (1 scored by best.ckpt, chosen on the fold) | 0.4000 +- - |" in text
+    assert "| loss=ce data.folds=2 | 0 | 1 (incomplete: fold 1 missing) | 0.8000 +- - |" in text
+    assert (
+        "| loss=ce data.folds=2 | - | 1 (1 scored by best.ckpt, chosen on the fold; incomplete: fold 1 missing) | "
+        "0.4000 +- - |" in text
+    )
+    complete, partial = "| loss=ce data.folds=2 | 60 | 2 |", "| loss=ce data.folds=2 | 0 | 1 ("
+    assert text.index(complete) < text.index(partial)  # recipes scored on all their folds first
