@@ -92,10 +92,9 @@ def confusions_metrics(confusions: Path | None) -> dict[str, Any]:
 def run_caveat(confusions: Path) -> str | None:
     """Why a run's scores are not held out (``val_caveat``), from the metrics.json beside its confusions: an
     evaluate output's (``confusions.npz``) or a training run's (``val_confusions.npz``); none for other files."""
-    metrics = confusions.parent / "metrics.json"
-    if confusions.name not in (CONFUSIONS, VAL_CONFUSIONS) or not metrics.is_file():
+    if confusions.name not in (CONFUSIONS, VAL_CONFUSIONS) or not (confusions.parent / "metrics.json").is_file():
         return None
-    recorded = json.loads(metrics.read_text())
+    recorded = confusions_metrics(confusions)
     if confusions.name == CONFUSIONS and "train_on_val" not in recorded:  # evaluated before it was recorded
         return val_caveat(recorded) or "held-out unchecked (evaluated before 2026-11-27)"
     if confusions.name == VAL_CONFUSIONS and recorded.get("best_ckpt"):  # the run's best.ckpt on its own val
