@@ -5,6 +5,7 @@ from seglight.training.callbacks.confusions import ImageConfusions
 from seglight.training.callbacks.ema import EMA, RAW_KEY
 from seglight.training.callbacks.epoch_seeds import EpochSeeds
 from seglight.training.callbacks.media import CurvesPlot, ValidationMedia
+from seglight.training.callbacks.progressive import ProgressiveResize
 from seglight.training.callbacks.time_budget import TimeBudget, epochs_that_fit, parse_duration
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "CurvesPlot",
     "EpochSeeds",
     "ImageConfusions",
+    "ProgressiveResize",
     "RunCheckpoint",
     "TimeBudget",
     "ValidationMedia",

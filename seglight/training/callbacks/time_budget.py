@@ -140,6 +140,10 @@ class TimeBudget(pl.Callback):
         if self.budget_s is not None:
             self._plan(trainer, done=trainer.current_epoch + 1)
 
+    def restart_timings(self) -> None:
+        """Plan from the epochs after this call only: the epochs before were of another cost (``ProgressiveResize``)."""
+        self.epoch_s.clear()
+
     def _plan(self, trainer: pl.Trainer, done: int) -> None:
         """max_epochs and the schedule's end from the time left, with ``done`` epochs trained."""
         assert self.budget_s is not None
