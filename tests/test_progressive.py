@@ -1,14 +1,16 @@
 """ProgressiveResize: early epochs on smaller images, then the configured size; the switch by epochs or by budget."""
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 
-from seglight.data.phases import PhasedTransform, early_crop
+from seglight.data.phases import PhasedTransform, early_crop, resize_early
+from seglight.model.checkpoint import load_checkpoint
 from seglight.training.callbacks import ProgressiveResize, TimeBudget
-from seglight.training.fit import build_module, build_trainer
+from seglight.training.fit import build_module, build_trainer, epoch_to_resume
 from tests.test_time_budget import FakeTime
 
 # shapes data: 64x64 crops; factor 0.5 -> 32x32 crops, the smallest the model takes
@@ -16,7 +18,7 @@ RUN = ("trainer.check_val_every_n_epoch=3", "scheduler=poly", "scheduler.warmup_
 
 
 class Sizes(pl.Callback):
-    """(epoch, crop height, crop width, budget seconds used before the epoch) of every training batch."""
+    """(epoch, crop height, crop width) of every training batch."""
 
     def __init__(self) -> None:
         self.seen: list[tuple[int, int, int]] = []
@@ -38,14 +40,16 @@ def test_early_crop_rounds_up_to_the_divisor():
     assert early_crop((40, 40), 0.1, 32) == (32, 32)
 
 
-def _fit(cfg, *callbacks: pl.Callback) -> tuple[pl.Trainer, Sizes]:
+def _fit(cfg, *callbacks: pl.Callback, ckpt_path: str | None = None) -> tuple[pl.Trainer, Sizes]:
     dm = instantiate(cfg.data, _convert_="all")
     module = build_module(cfg, dm)
     sizes = Sizes()
     trainer = build_trainer(cfg)
     trainer.callbacks[:0] = list(callbacks)
     trainer.callbacks.append(sizes)
-    trainer.fit(module, datamodule=dm)
+    if ckpt_path:  # as seglight.training.fit.train resumes: the epoch set before the workers start
+        dm.set_epoch(epoch_to_resume(load_checkpoint(ckpt_path)))
+    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     return trainer, sizes
 
 
@@ -77,8 +81,57 @@ def test_switches_past_the_fraction_of_the_budget_in_running_workers(train_cfg):
     assert all(seen[e] == {(32, 32)} for e in range(4))
     assert all(seen[e] == {(64, 64)} for e in range(4, trainer.current_epoch))
     assert trainer.current_epoch > 5
-    # the budget's timings restarted at the switch: only the full-size epochs are left in them
-    assert len(budget.epoch_s) == trainer.current_epoch - 4
+    # the budget's timings restarted at the switch: it plans from the full-size epochs only
+    assert budget.state_dict()["since"] == 4 and len(budget.epoch_s) == trainer.current_epoch
+    assert budget.late_at_s is None
+
+
+def test_switches_at_the_fraction_of_the_planned_epochs_when_the_cap_ends_the_run(train_cfg):
+    # a budget far above what max_epochs=4 takes: the cap ends the run, so the switch comes at half of it
+    cfg = train_cfg(*RUN, "trainer.max_epochs=4", "callbacks.progressive_resize.factor=0.5")
+    cfg.callbacks.time_budget = None
+    clock = FakeTime()
+    trainer, sizes = _fit(cfg, clock, TimeBudget("00:01:00:00", clock=clock))
+    assert sizes.by_epoch() == {0: {(32, 32)}, 1: {(32, 32)}, 2: {(64, 64)}, 3: {(64, 64)}}
+
+
+def test_budget_plans_the_costlier_epochs_ahead():
+    budget = TimeBudget(100 / 60)  # 100 s
+    budget._val_every = 1000  # only the last epoch validated
+    budget.val_s = 0.0
+    assert budget._epochs_left(10.0, 0) == 10
+    budget.expect_costlier_epochs(50.0, 2.0)  # 5 epochs of 10 s reach 50 s, then 50 s hold 2 of 20 s
+    assert budget._epochs_left(10.0, 0) == 7
+    budget.elapsed_s = 60.0  # past the switch: every epoch left costs 20 s
+    assert budget._epochs_left(10.0, 6) == 2
+    budget.epoch_s = [10.0, 10.0]
+    budget.restart_timings()  # right after the switch (a resume from there): the last epoch times the cost
+    assert budget._epoch_estimate() == 20.0
+    budget.epoch_s.append(18.0)
+    assert budget._epoch_estimate() == 18.0
+
+
+class StopAfter(pl.Callback):
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_end(self, trainer, module) -> None:
+        if trainer.current_epoch == self.epoch:
+            trainer.should_stop = True
+
+
+def test_a_resume_keeps_its_switch_before_the_workers_prefetch(train_cfg):
+    # first run: 6 epochs planned, switch at 3, stopped after epoch 3. Resumed with 10 epochs: the switch stays at 3
+    # (not 5), and the worker, which starts and prefetches before on_fit_start, builds full-size batches from epoch 4
+    extra = (*RUN, "data.num_workers=1", "callbacks.progressive_resize.factor=0.5")
+    cfg = train_cfg(*extra, "trainer.max_epochs=6")
+    trainer, _ = _fit(cfg, StopAfter(3))
+    last = str(Path(cfg.run_dir) / "checkpoints" / "last.ckpt")
+    cfg = train_cfg(*extra, "trainer.max_epochs=10")
+    trainer, sizes = _fit(cfg, ckpt_path=last)
+    callback = next(c for c in trainer.callbacks if isinstance(c, ProgressiveResize))
+    assert callback.switch_epoch == 3
+    assert sizes.by_epoch() == {e: {(64, 64)} for e in range(4, 10)}
 
 
 def test_a_resumed_run_keeps_its_switch_epoch(train_cfg):
@@ -90,7 +143,6 @@ def test_a_resumed_run_keeps_its_switch_epoch(train_cfg):
     trainer = SimpleNamespace(datamodule=dm, callbacks=[], max_epochs=10)
     module = SimpleNamespace(divisor=32)
     callback.setup(trainer, module, "fit")  # type: ignore[arg-type]
-    callback.on_fit_start(trainer, module)  # type: ignore[arg-type]
     phases = dm.datasets["train"].transform
     assert isinstance(phases, PhasedTransform) and phases.switch_epoch == 3  # not round(0.5 * 10)
     dm.set_epoch(2)
@@ -103,4 +155,4 @@ def test_factor_outside_0_1_is_refused(train_cfg):
     dm = instantiate(train_cfg(*RUN).data, _convert_="all")
     dm.setup("fit")
     with pytest.raises(ValueError, match="progressive_resize.factor=1.5"):
-        dm.resize_early(1.5, 32)
+        resize_early(dm, 1.5, 32)

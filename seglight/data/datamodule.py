@@ -25,7 +25,6 @@ from seglight.data.dataset import SegmentationDataset
 from seglight.data.image_cache import ImageCache, default_folder, open_cache
 from seglight.data.loaders import EpochDraws, auto_workers, collate_eval, eval_sampler, seed_worker, train_sampler
 from seglight.data.palette import palette_from_options
-from seglight.data.phases import PhasedTransform, early_crop
 from seglight.data.splits import SplitFiles
 from seglight.data.transforms import (
     eval_transform,
@@ -225,44 +224,23 @@ class SegDataModule(pl.LightningDataModule):
             folder = self.cache_dir / "images" if self.cache_dir else default_folder()
             self._image_cache = open_cache(folder, images, self.in_channels)
         if stage in (None, "fit", "validate") and "val" not in self.datasets:
-            self.datasets["train"] = self._dataset(
-                self.split_pairs("train"),
-                train_transform(
-                    self.crop_size,
-                    **self.augment,
-                    ignore_index=self.ignore_index,
-                    mean=self.mean,
-                    std=self.std,
-                    channels=self.in_channels,
-                ),
-                self.draws,
-            )
+            self.datasets["train"] = self._dataset(self.split_pairs("train"), self.train_pipeline(), self.draws)
             self.datasets["val"] = self._dataset(self.split_pairs("val"), self.eval_transform())
         if stage in (None, "test") and "test" not in self.datasets and self.has_split("test"):
             self.datasets["test"] = self._dataset(self.split_pairs("test"), self.eval_transform())
 
-    def resize_early(self, factor: float, divisor: int) -> PhasedTransform:
-        """Train the early epochs on images scaled by ``factor`` (the random scale range times ``factor``) in crops
-        of ``early_crop``, until the returned transform's ``switch_at`` epoch; the rest as configured. Call after
-        ``setup("fit")`` and before the training DataLoader starts its workers."""
-        if not 0 < factor < 1:
-            raise ValueError(f"callbacks.progressive_resize.factor={factor}: expected a number in (0, 1)")
-        dataset = self.datasets.get("train")
-        if dataset is None:
-            raise RuntimeError("resize_early needs the training set (call setup('fit') first)")
-        if isinstance(dataset.transform, PhasedTransform):
-            return dataset.transform
-        augment = dict(self.augment, scale=tuple(s * factor for s in self.augment["scale"]))
-        early = train_transform(
-            early_crop(self.crop_size, factor, divisor),
+    def train_pipeline(self, crop_size: tuple[int, int] | None = None, scale_by: float = 1.0):
+        """The training augmentation (``train_transform``); with ``crop_size`` other crops, and the random scale
+        range times ``scale_by`` (``seglight.data.phases.resize_early``)."""
+        augment = dict(self.augment, scale=tuple(s * scale_by for s in self.augment["scale"]))
+        return train_transform(
+            crop_size or self.crop_size,
             **augment,
             ignore_index=self.ignore_index,
             mean=self.mean,
             std=self.std,
             channels=self.in_channels,
         )
-        dataset.transform = PhasedTransform(early, dataset.transform, self.draws)  # type: ignore[arg-type]
-        return dataset.transform
 
     def raw_dataset(self, split: str) -> SegmentationDataset:
         """The split's pairs without transforms (``read_pair`` gives the image and mask as stored)."""

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 
-from seglight.data.phases import PhasedTransform
+from seglight.data.phases import PhasedTransform, resize_early
 from seglight.training.callbacks.time_budget import TimeBudget
 
 log = logging.getLogger(__name__)
@@ -15,40 +15,45 @@ log = logging.getLogger(__name__)
 
 class ProgressiveResize(pl.Callback):
     """Trains the epochs before ``until`` (a fraction of the time budget, or of ``max_epochs`` without one) on images
-    scaled by ``factor`` in proportionally smaller crops (``SegmentationDataModule.resize_early``), then switches to
-    the configured size for the rest. A step on half-size images costs about a third as much, so a time budget fits
-    more epochs; the late phase adapts the model to the size it is validated and used at.
+    scaled by ``factor`` in crops scaled alike (``seglight.data.phases.resize_early``), then switches to the configured
+    size for the rest. A step on half-size images costs about a third as much, so a time budget fits more epochs;
+    the late phase adapts the model to the size it is validated and used at.
 
-    With a time budget the switch comes after the first epoch that ends past ``until`` of it, and the budget's epoch
-    timings restart there (the late epochs are slower). ``factor=None`` turns it off (the default config's way of
-    offering it). The switch epoch is saved in checkpoints, so a resumed run keeps it.
+    With a time budget the switch comes after the first epoch that ends past ``until`` of it (rank 0's clock decides
+    for every rank), or at ``until`` of the planned epochs when the configured ``max_epochs`` bounds the run first.
+    The budget plans the late epochs at the crops' area ratio of cost until it has timed them. ``factor=None`` turns
+    it off (the default config's way of offering it). The switch epoch is saved in checkpoints and set again before
+    a resumed run's DataLoader workers start.
     """
 
     def __init__(self, factor: float | None, until: float = 0.5) -> None:
-        if not 0 < until <= 1:
-            raise ValueError(f"callbacks.progressive_resize.until={until}: expected a fraction in (0, 1]")
+        if not 0 < until < 1:
+            raise ValueError(f"callbacks.progressive_resize.until={until}: expected a fraction in (0, 1)")
         self.factor = factor
         self.until = until
         self.switch_epoch: int | None = None
         self._phases: PhasedTransform | None = None
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        """The early pipeline goes in as soon as the data is set up: Lightning starts the (persistent) DataLoader
-        workers before ``on_fit_start``, and they keep the dataset they were started with."""
+        """The early pipeline goes in as soon as the data is set up, and with it any switch epoch already known:
+        Lightning starts the (persistent) DataLoader workers while it sets up the optimizers, before
+        ``on_fit_start``, and they prefetch at once (a checkpoint's state is restored just before that)."""
         if self.factor is None or stage != "fit":
             return
         datamodule = trainer.datamodule  # type: ignore[attr-defined]
-        if datamodule is None or not hasattr(datamodule, "resize_early"):
-            raise ValueError("callbacks.progressive_resize needs seglight's datamodule (resize_early)")
-        self._phases = datamodule.resize_early(self.factor, int(getattr(pl_module, "divisor", 32)))
-
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Sets the switch epoch: the checkpoint's on a resume (restored by now), else from max_epochs without a
-        time budget; with one it is set when the time comes (``on_train_epoch_end``)."""
-        if self._phases is None:
-            return
+        if datamodule is None or not hasattr(datamodule, "train_pipeline"):
+            raise ValueError("callbacks.progressive_resize needs seglight's datamodule (train_pipeline)")
+        self._phases = resize_early(datamodule, self.factor, int(getattr(pl_module, "divisor", 32)))
         budget = self._budget(trainer)
-        if self.switch_epoch is None and budget is None and (trainer.max_epochs or -1) > 0:
+        if budget is not None:
+            assert budget.budget_s is not None
+            budget.expect_costlier_epochs(self.until * budget.budget_s, self._phases.cost)
+        elif self.switch_epoch is None:
+            if (trainer.max_epochs or -1) <= 0:
+                raise ValueError(
+                    "callbacks.progressive_resize needs trainer.max_epochs or callbacks.time_budget.budget to place "
+                    "its switch"
+                )
             self.switch_epoch = round(self.until * trainer.max_epochs)  # type: ignore[operator]
         if self.switch_epoch is not None:
             self._phases.switch_at(self.switch_epoch)
@@ -68,14 +73,25 @@ class ProgressiveResize(pl.Callback):
         if self._phases is None or self.switch_epoch is not None or budget is None:
             return
         assert budget.budget_s is not None
-        if budget.elapsed_s >= self.until * budget.budget_s:
-            self.switch_epoch = trainer.current_epoch + 1
-            self._phases.switch_at(self.switch_epoch)
-            budget.restart_timings()
-            log.info("progressive resize: full-size images from epoch %d", self.switch_epoch)
+        planned = trainer.fit_loop.max_epochs or 0
+        due = budget.elapsed_s >= self.until * budget.budget_s or (
+            budget.capped and trainer.current_epoch + 1 >= round(self.until * planned)
+        )
+        if not trainer.strategy.broadcast(due, src=0):
+            return
+        self.switch_epoch = trainer.current_epoch + 1
+        self._phases.switch_at(self.switch_epoch)
+        budget.restart_timings()
+        log.info("progressive resize: full-size images from epoch %d", self.switch_epoch)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._phases is not None and (self.switch_epoch is None or self.switch_epoch >= trainer.current_epoch):
+            log.warning("progressive resize: the run ended before any epoch at full size")
 
     def state_dict(self) -> dict[str, Any]:
         return {"switch_epoch": self.switch_epoch}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.switch_epoch = state_dict["switch_epoch"]
+        if self._phases is not None and self.switch_epoch is not None:
+            self._phases.switch_at(self.switch_epoch)

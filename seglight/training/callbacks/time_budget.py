@@ -88,6 +88,11 @@ class TimeBudget(pl.Callback):
         self._val_this_epoch = 0.0
         self._cap: int | None = None
         self._val_every = 1
+        self.capped = False  # whether the last plan was held to the configured max_epochs
+        # costlier epochs ahead (ProgressiveResize): from ``late_at_s`` of elapsed time on, ``late_cost`` times as long
+        self.late_at_s: float | None = None
+        self.late_cost = 1.0
+        self._since = 0  # epoch_s[_since:] are the epochs of the current cost
 
     def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         self._cap = trainer.fit_loop.max_epochs if (trainer.fit_loop.max_epochs or -1) > 0 else None
@@ -140,18 +145,50 @@ class TimeBudget(pl.Callback):
         if self.budget_s is not None:
             self._plan(trainer, done=trainer.current_epoch + 1)
 
+    def expect_costlier_epochs(self, at_s: float, cost: float) -> None:
+        """Plan for the epochs after the first one that ends past ``at_s`` of fit time to take ``cost`` times as long
+        as the epochs so far (``ProgressiveResize``: full-size images after smaller ones)."""
+        self.late_at_s, self.late_cost = float(at_s), float(cost)
+
     def restart_timings(self) -> None:
-        """Plan from the epochs after this call only: the epochs before were of another cost (``ProgressiveResize``)."""
-        self.epoch_s.clear()
+        """The costlier epochs begin: plan from their own timings from now on (``expect_costlier_epochs``)."""
+        self._since = len(self.epoch_s)
+        self.late_at_s = None
+
+    def _epoch_estimate(self) -> float:
+        """Seconds per training epoch at the current cost: the mean of the recent epochs since the last restart (the
+        first, with its warm-up, only while it is the sole one); right after a restart the last epoch's, times the
+        expected cost."""
+        timings = self.epoch_s[self._since :]
+        if not timings:
+            return self.epoch_s[-1] * self.late_cost
+        recent = timings[1:][-5:] or timings
+        return sum(recent) / len(recent)
+
+    def _epochs_left(self, epoch_s: float, done: int) -> int:
+        """How many more epochs fit, counting the costlier ones ahead (``expect_costlier_epochs``)."""
+        assert self.budget_s is not None
+        left = self.budget_s - self.elapsed_s
+        if self.late_at_s is None:
+            return epochs_that_fit(left, epoch_s, self.val_s, done, self._val_every)
+        cheap = (
+            0 if self.elapsed_s >= self.late_at_s else math.ceil((self.late_at_s - self.elapsed_s) / max(epoch_s, 1e-9))
+        )
+        vals = sum((e + 1) % self._val_every == 0 for e in range(done, done + cheap))
+        cheap_s = cheap * epoch_s + vals * self.val_s
+        if cheap_s >= left:
+            return epochs_that_fit(left, epoch_s, self.val_s, done, self._val_every)
+        costly = epochs_that_fit(left - cheap_s, epoch_s * self.late_cost, self.val_s, done + cheap, self._val_every)
+        return cheap + costly
 
     def _plan(self, trainer: pl.Trainer, done: int) -> None:
         """max_epochs and the schedule's end from the time left, with ``done`` epochs trained."""
         assert self.budget_s is not None
-        recent = self.epoch_s[1:][-5:] or self.epoch_s
-        epoch_s = sum(recent) / len(recent)
-        more = epochs_that_fit(self.budget_s - self.elapsed_s, epoch_s, self.val_s, done, self._val_every)
+        epoch_s = self._epoch_estimate()
+        more = self._epochs_left(epoch_s, done)
         planned = done + more if self._cap is None else min(self._cap, done + more)
         planned = int(trainer.strategy.broadcast(planned, src=0))
+        self.capped = self._cap is not None and planned >= self._cap
         trainer.fit_loop.max_epochs = planned
         steps = round(planned * trainer.global_step / max(1, done))
         set_schedule_length(trainer, max(1, min(steps, trainer.max_steps) if trainer.max_steps > 0 else steps))
@@ -165,9 +202,19 @@ class TimeBudget(pl.Callback):
         )
 
     def state_dict(self) -> dict[str, Any]:
-        return {"elapsed_s": self.elapsed_s, "epoch_s": self.epoch_s, "val_s": self.val_s}
+        return {
+            "elapsed_s": self.elapsed_s,
+            "epoch_s": self.epoch_s,
+            "val_s": self.val_s,
+            "since": self._since,
+            "late_at_s": self.late_at_s,
+            "late_cost": self.late_cost,
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.elapsed_s = state_dict["elapsed_s"]
         self.epoch_s = state_dict["epoch_s"]
         self.val_s = state_dict["val_s"]
+        self._since = state_dict.get("since", 0)  # checkpoints before ProgressiveResize have none of these
+        self.late_at_s = state_dict.get("late_at_s")
+        self.late_cost = state_dict.get("late_cost", 1.0)
