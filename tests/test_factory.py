@@ -22,6 +22,20 @@ def test_local_torchvision_weights_load_into_encoder(tmp_path):
     torch.testing.assert_close(model.encoder.layer4[1].bn2.running_var, reference.layer4[1].bn2.running_var)
 
 
+def test_torchvision_densenet_files_with_legacy_key_names_load(tmp_path):
+    """torchvision's DenseNet files (densenet121-a639ec97.pth) name a layer's parts "norm.1", not "norm1"."""
+    reference = torchvision.models.densenet121(weights=None)
+    legacy = {k.replace("norm1.", "norm.1.").replace("conv2.", "conv.2.").replace("relu1.", "relu.1."): v
+              for k, v in reference.state_dict().items()}  # fmt: skip
+    assert "features.denseblock1.denselayer1.norm.1.weight" in legacy
+    path = tmp_path / "densenet121.pth"
+    torch.save(legacy, path)
+    model = create_model("Unet", "densenet121", str(path), 3, 2)
+    layer = model.encoder.features.denseblock4.denselayer16
+    torch.testing.assert_close(layer.norm1.running_var, reference.features.denseblock4.denselayer16.norm1.running_var)
+    torch.testing.assert_close(layer.conv2.weight, reference.features.denseblock4.denselayer16.conv2.weight)
+
+
 def test_prefixed_state_dict_loads(tmp_path):
     reference = torchvision.models.resnet18(weights=None)
     path = tmp_path / "w.pt"

@@ -204,6 +204,11 @@ def _offline_if_no_network(needed: bool, host: str = "huggingface.co"):
             os.environ["HF_HUB_OFFLINE"] = saved
 
 
+# torchvision's DenseNet files name a layer's parts "norm.1", "conv.2" where its modules are norm1, conv2 (torchvision
+# renames them the same way when it loads them)
+LEGACY_DENSENET = re.compile(r"(denselayer\d+\.(?:norm|relu|conv))\.([12])\.")
+
+
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise FileNotFoundError(f"encoder weights file not found: {path}")
@@ -225,9 +230,10 @@ def load_encoder_weights(encoder: nn.Module, path: Path) -> tuple[list[str], lis
     """Loads a torchvision/timm-style state dict into an smp encoder; returns (missing, unexpected) keys.
 
     Prefixes ``module.``, ``model.``, ``encoder.`` and ``backbone.`` are stripped; classifier keys
-    (``fc.``, ``classifier.``, ``head.``) are dropped. Fails if no key matches, or if the file lacks tensors of the
-    encoder or holds more inside its blocks (another architecture's weights); tensors of another shape (the first
-    convolution for other ``in_channels``) are left out with a warning.
+    (``fc.``, ``classifier.``, ``head.``) are dropped; DenseNet's legacy key names are renamed (``LEGACY_DENSENET``).
+    Fails if no key matches, or if the file lacks tensors of the encoder or holds more inside its blocks (another
+    architecture's weights); tensors of another shape (the first convolution for other ``in_channels``) are left out
+    with a warning.
     """
     state = _read_state_dict(path)
     own = encoder.state_dict()
@@ -238,7 +244,7 @@ def load_encoder_weights(encoder: nn.Module, path: Path) -> tuple[list[str], lis
                 k = k[len(prefix) :]
         if k.split(".")[0] in ("fc", "classifier", "head", "last_linear"):
             continue
-        cleaned[k] = v
+        cleaned[LEGACY_DENSENET.sub(r"\1\2.", k)] = v
     shape_mismatch = sorted(k for k, v in cleaned.items() if k in own and own[k].shape != v.shape)
     usable = {k: v for k, v in cleaned.items() if k in own and k not in shape_mismatch}
     missing = sorted(set(own) - set(usable))
