@@ -242,7 +242,8 @@ def test_an_exported_model_keeps_whether_it_trained_on_val(trained, tmp_path):
     from seglight.report.tables import val_caveat
 
     ckpt, data = trained
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    # last.ckpt: the final weights, so the caveat is about the split alone (copies of best.ckpt say chosen on val)
+    state = torch.load(ckpt.parent / "last.ckpt", map_location="cpu", weights_only=False)
     for name, flag in (("trainval", True), ("train", False), ("unknown", None)):
         copy = tmp_path / f"{name}.ckpt"
         if flag is None:
@@ -361,3 +362,17 @@ def test_best_ckpt_scored_on_the_val_images_it_was_chosen_on_says_so(trained, tm
         out = tmp_path / f"{name}_{split}"
         evaluate_checkpoint(ckpt.parent / name, _data_config(data), split, out, report=False)
         assert json.loads((out / "metrics.json").read_text()).get("chosen_on") is None
+
+
+def test_a_renamed_copy_of_best_ckpt_is_still_chosen_on_val(trained, tmp_path):
+    """Each checkpoint records the callback that wrote it (SAVED_AS), so the choice survives a new file name."""
+    from seglight.model.checkpoint import SAVED_AS, chosen_on, load_checkpoint
+
+    ckpt, _ = trained
+    renamed = tmp_path / "unet_shapes_final.ckpt"
+    renamed.write_bytes(ckpt.read_bytes())
+    assert load_checkpoint(renamed)[SAVED_AS] == {"file": "best.ckpt", "monitor": "val/mIoU"}
+    assert chosen_on(load_checkpoint(renamed), renamed) == "val/mIoU"
+    last = tmp_path / "best.ckpt"  # last.ckpt under best's name: the final weights, not a choice
+    last.write_bytes((ckpt.parent / "last.ckpt").read_bytes())
+    assert chosen_on(load_checkpoint(last), last) is None

@@ -27,7 +27,7 @@ from seglight.data.synthetic import ShapesDataModule
 from seglight.inference.evaluation import evaluate
 from seglight.inference.predictor import TorchPredictor
 from seglight.inference.scored_data import split_dataset
-from seglight.model.checkpoint import load_checkpoint
+from seglight.model.checkpoint import SAVED_AS, load_checkpoint
 from seglight.model.module import SegmentationModule
 from seglight.training.fit import build_module, build_trainer, train
 
@@ -311,6 +311,20 @@ def test_a_run_ending_between_validations_validates_and_saves_its_final_weights(
     last = load_checkpoint(Path(cfg.run_dir) / "checkpoints" / "last.ckpt")
     state = next(v for k, v in last["callbacks"].items() if "val/mIoU" in k)  # what a resume would start from
     assert float(state["best_model_score"]) == pytest.approx(metrics["val/mIoU"], abs=1e-6)
+    assert best[SAVED_AS] == {"file": "best.ckpt", "monitor": "val/mIoU"}  # written as the run's choice
+    assert last[SAVED_AS] == {"file": "last.ckpt", "monitor": None}  # and last.ckpt, re-saved after it, is not
+
+
+def test_only_the_best_file_of_a_monitored_callback_is_marked_chosen(tmp_path):
+    """A monitored callback's last.ckpt (save_last) holds the weights the run ended with, not a choice."""
+    from seglight.training.callbacks import RunCheckpoint
+
+    callback = RunCheckpoint(dirpath=tmp_path, filename="best", monitor="val/mIoU", save_last=True)
+    for written, best, chosen in (("best.ckpt", "best.ckpt", "val/mIoU"), ("last.ckpt", "best.ckpt", None)):
+        callback.best_model_path, callback._writing = str(tmp_path / best), str(tmp_path / written)
+        checkpoint: dict = {}
+        callback.on_save_checkpoint(None, None, checkpoint)  # type: ignore[arg-type]
+        assert checkpoint[SAVED_AS] == {"file": written, "monitor": chosen}
 
 
 def test_a_run_cut_by_max_time_validates_and_saves_its_final_weights(train_cfg):

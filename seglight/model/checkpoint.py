@@ -71,10 +71,16 @@ def load_module(path: str | Path, device: str | torch.device = "cpu") -> Segment
     return module.to(device).eval()
 
 
+SAVED_AS = "saved_as"  # the checkpoint callback that wrote a file: {"file": name, "monitor": metric or None}
+
+
 def chosen_on(ckpt: dict[str, Any], path: str | Path) -> str | None:
-    """The metric that chose the checkpoint at ``path`` among its run's validations (``val/mIoU`` for best.ckpt):
-    it is the best file of a monitored checkpoint callback whose state it carries. None for the others (last.ckpt:
-    the weights the run ended with)."""
+    """The metric that chose the checkpoint at ``path`` among its run's validations (``val/mIoU`` for best.ckpt),
+    None for the others (last.ckpt: the weights the run ended with). Read from ``SAVED_AS`` (written by a monitored
+    callback, under any name it has now); in checkpoints from before that key, from the file name: the best file of
+    a monitored checkpoint callback whose state it carries."""
+    if isinstance(saved := ckpt.get(SAVED_AS), dict):
+        return str(saved["monitor"]) if saved.get("monitor") else None
     for state in (ckpt.get("callbacks") or {}).values():
         best = state.get("best_model_path") if isinstance(state, dict) and state.get("monitor") else None
         if best and Path(best).name == Path(path).resolve().name:  # a link to best.ckpt too; not a renamed copy

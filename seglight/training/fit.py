@@ -27,6 +27,7 @@ from seglight.model.metrics import FINAL_MONITOR, MONITOR
 from seglight.model.module import SegmentationModule
 from seglight.report.confusions import VAL_CONFUSIONS
 from seglight.report.tables import print_class_table, selected_above_final
+from seglight.training.callbacks.checkpoint import RunCheckpoint
 from seglight.training.callbacks.confusions import ImageConfusions
 from seglight.training.callbacks.epoch_seeds import EpochSeeds
 from seglight.training.callbacks.time_budget import TimeBudget, parse_duration
@@ -155,20 +156,17 @@ def validate_the_end(trainer: pl.Trainer, module: SegmentationModule, dm: SegDat
         return
     log.info("the last epoch was not validated: validating the final weights (step %d)", trainer.global_step)
     score = torch.tensor(trainer.validate(module, datamodule=dm, verbose=False)[0][MONITOR])
-    best = next(
-        (
-            cb
-            for cb in trainer.checkpoint_callbacks
-            if isinstance(cb, ModelCheckpoint) and cb.monitor == MONITOR and cb.dirpath
-        ),
-        None,
-    )
+    callbacks = [cb for cb in trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint)]
+    best = next((cb for cb in callbacks if cb.monitor == MONITOR and cb.dirpath), None)
     if best is None or (best.best_model_score is not None and score <= best.best_model_score):
         return
     path = str(Path(str(best.dirpath)) / f"{best.filename or 'best'}{best.FILE_EXTENSION}")
     best.best_model_path, best.best_model_score, best.kth_best_model_path = path, score, path
     best.best_k_models, best.kth_value = {path: score}, score
-    trainer.save_checkpoint(path)
+    if isinstance(best, RunCheckpoint):
+        best.save(trainer, path)  # marked as the best file (SAVED_AS)
+    else:
+        trainer.save_checkpoint(path)
     log.info("final weights score %s %.4f: saved as %s", MONITOR, float(score), path)
     for cb in trainer.checkpoint_callbacks:  # last.ckpt: a resume that extends the run must know the new best
         if not isinstance(cb, ModelCheckpoint) or cb.monitor is not None or not trainer.is_global_zero:
