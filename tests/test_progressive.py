@@ -18,13 +18,17 @@ RUN = ("trainer.check_val_every_n_epoch=3", "scheduler=poly", "scheduler.warmup_
 
 
 class Sizes(pl.Callback):
-    """(epoch, crop height, crop width) of every training batch."""
+    """(epoch, crop height, crop width) of every training batch; the planned epochs after each epoch."""
 
     def __init__(self) -> None:
         self.seen: list[tuple[int, int, int]] = []
+        self.planned: list[int] = []  # max_epochs after each epoch (the time budget's plan)
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
         self.seen.append((trainer.current_epoch, *batch["image"].shape[-2:]))
+
+    def on_train_epoch_end(self, trainer, module) -> None:
+        self.planned.append(trainer.fit_loop.max_epochs)
 
     def by_epoch(self) -> dict[int, set[tuple[int, int]]]:
         out: dict[int, set[tuple[int, int]]] = {}
@@ -77,6 +81,10 @@ def test_switches_past_the_fraction_of_the_budget_in_running_workers(train_cfg):
     trainer, sizes = _fit(cfg, clock, budget)
     callback = next(c for c in trainer.callbacks if isinstance(c, ProgressiveResize))
     assert callback.switch_epoch == 4
+    # the plan after epoch 2 (65 s, the first validation timed) counts the full-size epochs at 4x the cost (64x64
+    # against 32x32 crops): epoch 3 reaches 85 s, then 85 s hold one 80-s epoch and its validation -> 5 epochs in
+    # all (7 if every epoch cost 20 s)
+    assert sizes.planned[2] == 5
     seen = sizes.by_epoch()
     assert all(seen[e] == {(32, 32)} for e in range(4))
     assert all(seen[e] == {(64, 64)} for e in range(4, trainer.current_epoch))
@@ -97,13 +105,18 @@ def test_switches_at_the_fraction_of_the_planned_epochs_when_the_cap_ends_the_ru
 
 def test_budget_plans_the_costlier_epochs_ahead():
     budget = TimeBudget(100 / 60)  # 100 s
-    budget._val_every = 1000  # only the last epoch validated
-    budget.val_s = 0.0
+    budget._val_every, budget.val_s = 1000, 0.0  # only the last epoch validated, in no time
     assert budget._epochs_left(10.0, 0) == 10
     budget.expect_costlier_epochs(50.0, 2.0)  # 5 epochs of 10 s reach 50 s, then 50 s hold 2 of 20 s
     assert budget._epochs_left(10.0, 0) == 7
     budget.elapsed_s = 60.0  # past the switch: every epoch left costs 20 s
     assert budget._epochs_left(10.0, 6) == 2
+    # a validation of 5 s after every epoch: cheap epochs end at 15, 30, 45, 60 s -> 4 reach 50 s (5 if the
+    # validations were left out: 50 s / 10 s), then 40 s hold one 20-s epoch and its validation
+    budget.elapsed_s, budget._val_every, budget.val_s = 0.0, 1, 5.0
+    assert budget._epochs_left(10.0, 0) == 4 + 1
+    budget.expect_costlier_epochs(95.0, 2.0)  # no time left after the switch: the run ends on cheap epochs,
+    assert budget._epochs_left(10.0, 0) == 6  # 6 of 15 s with their validations (the 7th would end at 105 s)
     budget.epoch_s = [10.0, 10.0]
     budget.restart_timings()  # right after the switch (a resume from there): the last epoch times the cost
     assert budget._epoch_estimate() == 20.0
@@ -149,6 +162,23 @@ def test_a_resumed_run_keeps_its_switch_epoch(train_cfg):
     assert dm.datasets["train"][0]["image"].shape[-2:] == (32, 32)
     dm.set_epoch(3)
     assert dm.datasets["train"][0]["image"].shape[-2:] == (64, 64)
+
+
+def test_a_checkpoint_past_the_switch_clears_the_budgets_cost_model(train_cfg):
+    cfg = train_cfg(*RUN, "trainer.max_epochs=10")
+    dm = instantiate(cfg.data, _convert_="all")
+    dm.setup("fit")
+    budget, callback = TimeBudget(10), ProgressiveResize(0.5)
+    trainer = SimpleNamespace(datamodule=dm, callbacks=[budget, callback], max_epochs=10)
+    callback.setup(trainer, SimpleNamespace(divisor=32), "fit")  # type: ignore[arg-type]
+    assert budget.late_at_s == 300 and budget.late_cost == 4
+    callback.load_state_dict({"switch_epoch": None})  # saved before the switch: still ahead
+    assert budget.late_at_s == 300 and callback.switch_epoch is None
+    callback.load_state_dict({"switch_epoch": 6})  # saved after it: the budget times the full-size epochs
+    assert budget.late_at_s is None and dm.datasets["train"].transform.switch_epoch == 6
+    first = ProgressiveResize(0.5)
+    with pytest.raises(ValueError, match="must come after callbacks.time_budget"):
+        first.setup(SimpleNamespace(datamodule=dm, callbacks=[first, budget]), SimpleNamespace(divisor=32), "fit")  # type: ignore[arg-type]
 
 
 def test_factor_outside_0_1_is_refused(train_cfg):

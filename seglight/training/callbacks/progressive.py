@@ -16,14 +16,16 @@ log = logging.getLogger(__name__)
 class ProgressiveResize(pl.Callback):
     """Trains the epochs before ``until`` (a fraction of the time budget, or of ``max_epochs`` without one) on images
     scaled by ``factor`` in crops scaled alike (``seglight.data.phases.resize_early``), then switches to the configured
-    size for the rest. A step on half-size images costs about a third as much, so a time budget fits more epochs;
-    the late phase adapts the model to the size it is validated and used at.
+    size for the rest. Epochs on smaller images are cheaper, so a time budget fits more of them; the late phase adapts
+    the model to the size it is validated and used at.
 
     With a time budget the switch comes after the first epoch that ends past ``until`` of it (rank 0's clock decides
-    for every rank), or at ``until`` of the planned epochs when the configured ``max_epochs`` bounds the run first.
-    The budget plans the late epochs at the crops' area ratio of cost until it has timed them. ``factor=None`` turns
-    it off (the default config's way of offering it). The switch epoch is saved in checkpoints and set again before
-    a resumed run's DataLoader workers start.
+    for every rank), or at ``until`` of the planned epochs when the configured ``max_epochs`` bounds the run first
+    (and switching then still lets the run reach it).
+    The budget plans the late epochs at the crops' area ratio of cost until it has timed them (an upper bound: the
+    data loading does not shrink with the crops; on CamVid a half-size epoch took about 0.4 of a full one).
+    ``factor=None`` turns it off (the default config's way of offering it). The switch epoch is saved in checkpoints
+    and set again before a resumed run's DataLoader workers start.
     """
 
     def __init__(self, factor: float | None, until: float = 0.5) -> None:
@@ -33,6 +35,7 @@ class ProgressiveResize(pl.Callback):
         self.until = until
         self.switch_epoch: int | None = None
         self._phases: PhasedTransform | None = None
+        self._time: TimeBudget | None = None
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """The early pipeline goes in as soon as the data is set up, and with it any switch epoch already known:
@@ -47,7 +50,12 @@ class ProgressiveResize(pl.Callback):
         budget = self._budget(trainer)
         if budget is not None:
             assert budget.budget_s is not None
+            if trainer.callbacks.index(budget) > trainer.callbacks.index(self):  # type: ignore[attr-defined]
+                raise ValueError(
+                    "callbacks.progressive_resize must come after callbacks.time_budget (it reads its time)"
+                )
             budget.expect_costlier_epochs(self.until * budget.budget_s, self._phases.cost)
+            self._time = budget
         elif self.switch_epoch is None:
             if (trainer.max_epochs or -1) <= 0:
                 raise ValueError(
@@ -73,9 +81,9 @@ class ProgressiveResize(pl.Callback):
         if self._phases is None or self.switch_epoch is not None or budget is None:
             return
         assert budget.budget_s is not None
-        planned = trainer.fit_loop.max_epochs or 0
-        due = budget.elapsed_s >= self.until * budget.budget_s or (
-            budget.capped and trainer.current_epoch + 1 >= round(self.until * planned)
+        done, cap = trainer.current_epoch + 1, trainer.fit_loop.max_epochs or 0
+        due = budget.elapsed_s >= self.until * budget.budget_s or (  # under the cap: if the run still reaches it
+            budget.capped and done >= round(self.until * cap) and budget.epochs_if_costlier_now(done) >= cap
         )
         if not trainer.strategy.broadcast(due, src=0):
             return
@@ -92,6 +100,10 @@ class ProgressiveResize(pl.Callback):
         return {"switch_epoch": self.switch_epoch}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if state_dict["switch_epoch"] is None:  # not switched yet: keep what setup placed (without a budget)
+            return
         self.switch_epoch = state_dict["switch_epoch"]
-        if self._phases is not None and self.switch_epoch is not None:
+        if self._phases is not None:
             self._phases.switch_at(self.switch_epoch)
+        if self._time is not None:  # past the switch: the budget plans from the full-size epochs it has timed
+            self._time.late_at_s = None

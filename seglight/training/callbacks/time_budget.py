@@ -165,21 +165,25 @@ class TimeBudget(pl.Callback):
         recent = timings[1:][-5:] or timings
         return sum(recent) / len(recent)
 
-    def _epochs_left(self, epoch_s: float, done: int) -> int:
-        """How many more epochs fit, counting the costlier ones ahead (``expect_costlier_epochs``)."""
+    def _epochs_left(self, epoch_s: float, done: int, late_at_s: float | None = None) -> int:
+        """How many more epochs fit, counting the costlier ones ahead (``expect_costlier_epochs``; ``late_at_s``
+        overrides when they begin)."""
         assert self.budget_s is not None
-        left = self.budget_s - self.elapsed_s
-        if self.late_at_s is None:
+        left, late_at_s = self.budget_s - self.elapsed_s, self.late_at_s if late_at_s is None else late_at_s
+        if late_at_s is None:
             return epochs_that_fit(left, epoch_s, self.val_s, done, self._val_every)
-        cheap = (
-            0 if self.elapsed_s >= self.late_at_s else math.ceil((self.late_at_s - self.elapsed_s) / max(epoch_s, 1e-9))
-        )
-        vals = sum((e + 1) % self._val_every == 0 for e in range(done, done + cheap))
-        cheap_s = cheap * epoch_s + vals * self.val_s
-        if cheap_s >= left:
-            return epochs_that_fit(left, epoch_s, self.val_s, done, self._val_every)
+        cheap, cheap_s = 0, 0.0  # the cheap epochs until one ends past late_at_s, with their validations
+        while self.elapsed_s + cheap_s < late_at_s and cheap_s < left:
+            cheap_s += max(epoch_s, 1e-9) + (self.val_s if (done + cheap + 1) % self._val_every == 0 else 0.0)
+            cheap += 1
         costly = epochs_that_fit(left - cheap_s, epoch_s * self.late_cost, self.val_s, done + cheap, self._val_every)
+        if costly == 0:  # the run ends on a cheap epoch: its final validation too must fit
+            return min(cheap, epochs_that_fit(left, epoch_s, self.val_s, done, self._val_every))
         return cheap + costly
+
+    def epochs_if_costlier_now(self, done: int) -> int:
+        """Epochs in all if the costlier epochs began with the next one (``ProgressiveResize`` under a cap)."""
+        return done + self._epochs_left(self._epoch_estimate(), done, late_at_s=self.elapsed_s)
 
     def _plan(self, trainer: pl.Trainer, done: int) -> None:
         """max_epochs and the schedule's end from the time left, with ``done`` epochs trained."""
@@ -207,14 +211,12 @@ class TimeBudget(pl.Callback):
             "epoch_s": self.epoch_s,
             "val_s": self.val_s,
             "since": self._since,
-            "late_at_s": self.late_at_s,
-            "late_cost": self.late_cost,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.elapsed_s = state_dict["elapsed_s"]
         self.epoch_s = state_dict["epoch_s"]
         self.val_s = state_dict["val_s"]
-        self._since = state_dict.get("since", 0)  # checkpoints before ProgressiveResize have none of these
-        self.late_at_s = state_dict.get("late_at_s")
-        self.late_cost = state_dict.get("late_cost", 1.0)
+        # not the costlier epochs ahead: ProgressiveResize sets them from this run's config (and clears them when
+        # the checkpoint is past its switch)
+        self._since = state_dict.get("since", 0)
