@@ -168,8 +168,8 @@ def validate_the_end(trainer: pl.Trainer, module: SegmentationModule, dm: SegDat
     else:
         trainer.save_checkpoint(path)
     log.info("final weights score %s %.4f: saved as %s", MONITOR, float(score), path)
-    for cb in trainer.checkpoint_callbacks:  # last.ckpt: a resume that extends the run must know the new best
-        if not isinstance(cb, ModelCheckpoint) or cb.monitor is not None or not trainer.is_global_zero:
+    for cb in callbacks:  # last.ckpt: a resume that extends the run must know the new best
+        if cb.monitor is not None or not trainer.is_global_zero:
             continue
         last = Path(cb.dirpath or "") / f"{cb.filename}{cb.FILE_EXTENSION}"
         if last.is_file():

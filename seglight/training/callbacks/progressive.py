@@ -35,7 +35,7 @@ class ProgressiveResize(pl.Callback):
         self.until = until
         self.switch_epoch: int | None = None
         self._phases: PhasedTransform | None = None
-        self._time: TimeBudget | None = None
+        self._time: TimeBudget | None = None  # the run's time budget, when it has one (found in setup)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """The early pipeline goes in as soon as the data is set up, and with it any switch epoch already known:
@@ -77,13 +77,14 @@ class ProgressiveResize(pl.Callback):
         return found[0] if found else None
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        budget = self._budget(trainer)
+        budget = self._time
         if self._phases is None or self.switch_epoch is not None or budget is None:
             return
         assert budget.budget_s is not None
-        done, cap = trainer.current_epoch + 1, trainer.fit_loop.max_epochs or 0
+        done, planned = trainer.current_epoch + 1, trainer.fit_loop.max_epochs or 0
+        capped = budget.cap is not None and planned >= budget.cap  # the budget's plan held to max_epochs
         due = budget.elapsed_s >= self.until * budget.budget_s or (  # under the cap: if the run still reaches it
-            budget.capped and done >= round(self.until * cap) and budget.epochs_if_costlier_now(done) >= cap
+            capped and done >= round(self.until * planned) and budget.epochs_if_costlier_now(done) >= planned
         )
         if not trainer.strategy.broadcast(due, src=0):
             return

@@ -88,7 +88,6 @@ class TimeBudget(pl.Callback):
         self._val_this_epoch = 0.0
         self._cap: int | None = None
         self._val_every = 1
-        self.capped = False  # whether the last plan was held to the configured max_epochs
         # costlier epochs ahead (ProgressiveResize): from ``late_at_s`` of elapsed time on, ``late_cost`` times as long
         self.late_at_s: float | None = None
         self.late_cost = 1.0
@@ -145,6 +144,11 @@ class TimeBudget(pl.Callback):
         if self.budget_s is not None:
             self._plan(trainer, done=trainer.current_epoch + 1)
 
+    @property
+    def cap(self) -> int | None:
+        """The configured max_epochs, which no plan exceeds (None: no cap); known once training starts."""
+        return self._cap
+
     def expect_costlier_epochs(self, at_s: float, cost: float) -> None:
         """Plan for the epochs after the first one that ends past ``at_s`` of fit time to take ``cost`` times as long
         as the epochs so far (``ProgressiveResize``: full-size images after smaller ones)."""
@@ -192,7 +196,6 @@ class TimeBudget(pl.Callback):
         more = self._epochs_left(epoch_s, done)
         planned = done + more if self._cap is None else min(self._cap, done + more)
         planned = int(trainer.strategy.broadcast(planned, src=0))
-        self.capped = self._cap is not None and planned >= self._cap
         trainer.fit_loop.max_epochs = planned
         steps = round(planned * trainer.global_step / max(1, done))
         set_schedule_length(trainer, max(1, min(steps, trainer.max_steps) if trainer.max_steps > 0 else steps))
