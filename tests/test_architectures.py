@@ -64,6 +64,10 @@ def test_preset_encoders():
     chosen = {m: compose_config([f"model={m}"]).model.encoder_name for m in ("segformer", "upernet", "dpt")}
     assert chosen == {"segformer": "mit_b0", "upernet": "resnet18", "dpt": "tu-vit_tiny_patch16_224"}
     assert compose_config(["model=segformer", "encoder=resnet34"]).model.encoder_name == "resnet34"  # user wins
+    # an experiment preset does not pin the encoder over the one of a model chosen on the command line
+    assert compose_config(["experiment=camvid"]).model.encoder_name == "resnet18"
+    assert compose_config(["experiment=camvid", "model=segformer"]).model.encoder_name == "mit_b0"
+    assert compose_config(["experiment=camvid_long", "model=dpt"]).model.encoder_name == "tu-vit_tiny_patch16_224"
 
 
 def test_dpt_divisor_is_32_for_a_patch_16_vit():
