@@ -179,3 +179,22 @@ def test_fewer_than_ten_blocks_give_no_interval():
     assert verdict("B", "A", float(diff["mIoU_diff"]), diff["mIoU_diff_ci"]).endswith(
         "no interval (too few blocks of frames to draw from)"
     )
+
+
+def test_mIoU_interval_keeps_a_rare_class_in_every_replicate_mean():
+    """A replicate that misses the 3 images of a rare, poorly scored class must not average the other classes
+    alone: that jumps the mean by the class's share and drags the interval's upper end far above the figure."""
+    rng = np.random.default_rng(0)
+    conf = np.zeros((100, 4, 4), np.int64)
+    for i in range(100):  # three common classes, each scored well (IoU about 0.9)
+        for k in range(3):
+            conf[i, k, k] = 300
+            conf[i, k, (k + 1) % 3] = rng.integers(0, 60)
+    conf[:3, 3, 3], conf[:3, 3, 0] = 20, 80  # a rare class in 3 images, IoU about 0.2
+    out = bootstrap(conf)
+    low, high = out["mIoU_ci"]
+    assert low < out["mIoU"] < high
+    assert high - out["mIoU"] < 2 * (out["mIoU"] - low)  # about symmetric; skewed, it was 0.157 above and 0.007 below
+    assert np.isnan(out["iou_ci"][3]).all()  # the rare class's own interval: too few images for one
+    same = paired_difference(conf, conf)
+    assert same["mIoU_diff"] == 0 and np.allclose(same["mIoU_diff_ci"], 0)

@@ -75,12 +75,17 @@ def too_few(blocks: Sequence[str] | None) -> bool:
     return blocks is not None and len(set(blocks)) < MIN_BLOCKS
 
 
-def run_blocks(run_dir: Path, images: Sequence[str]) -> list[str] | None:
-    """``resampling_blocks`` of a training run's val images (``block_frames=auto``, its config's data.frame_pattern)."""
+def run_frame_pattern(run_dir: Path) -> str | None:
+    """data.frame_pattern of a training run (its config.yaml); None where it has none."""
     config = run_dir / "config.yaml"
     data = (yaml.safe_load(config.read_text()) or {}).get("data") or {} if config.is_file() else {}
+    return data.get("frame_pattern")
+
+
+def run_blocks(run_dir: Path, images: Sequence[str]) -> list[str] | None:
+    """``resampling_blocks`` of a training run's val images (``block_frames=auto``, its config's data.frame_pattern)."""
     try:
-        return resampling_blocks(images, data.get("frame_pattern"), "auto")
+        return resampling_blocks(images, run_frame_pattern(run_dir), "auto")
     except DataError as e:  # a summary or a model card is not lost over a name the pattern does not read
         log.warning("%s: intervals over images, not blocks of frames: %s", run_dir, e)
         return None
@@ -104,14 +109,18 @@ def replicate_weights(
 
 
 def _replicate_scores(confusions: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
-    """(N,C,C) and (R,N) -> ``scores`` of each replicate's summed confusion matrix, (R, ...). A replicate that
-    drew only all-void images has no score: NaN, left out of the interval (``scores`` gives it mIoU 0)."""
+    """(N,C,C) and (R,N) -> ``scores`` of each replicate's summed confusion matrix, (R, ...). The means (mIoU,
+    Dice) are those of the classes present in all N images: a replicate that drew none of a class's images (or
+    only all-void images) has no mean, NaN, left out of the interval; averaging it over fewer classes would move
+    it by that class's whole share (a rare class scored 0.2 among classes scored 0.8: the mean jumps by 0.15)."""
     n, c, _ = confusions.shape
     summed = (weights @ confusions.reshape(n, c * c).astype(np.float64)).reshape(-1, c, c)
     out = scores(summed)
-    empty = summed.sum((1, 2)) == 0
+    total = confusions.sum(0)
+    present = (total.sum(0) + total.sum(1)) > 0  # (C,) in the target or the prediction of some image
+    incomplete = np.isnan(out["iou"][:, present]).any(1) | (summed.sum((1, 2)) == 0)
     for key in ("mIoU", "dice"):
-        out[key] = np.where(empty, np.nan, out[key])
+        out[key] = np.where(incomplete, np.nan, out[key])
     return out
 
 
