@@ -217,3 +217,23 @@ def test_compare_draws_blocks_of_frames_where_the_data_names_its_frames(tmp_path
     assert "paired bootstrap over" in (tmp_path / "blocked" / "compare.md").read_text()
     width = lambda r: r["runs"][0]["mIoU_diff_ci"][1] - r["runs"][0]["mIoU_diff_ci"][0]  # noqa: E731
     assert width(blocked) != width(plain)
+
+
+def test_compare_of_training_runs_val_confusions_draws_the_blocks_their_config_names(tmp_path):
+    """Two training runs' val_confusions.npz given without a data config: the frames are named in the runs'
+    config.yaml (metrics.json does not record the pattern), so the interval draws blocks, as the sweep summary and
+    the model card do for the same files."""
+    from seglight.report.confusions import VAL_CONFUSIONS
+
+    images = [f"/data/seq_{2 * i:05d}.png" for i in range(40)]
+    files = []
+    for name, seed in (("a", 5), ("b", 6)):
+        run = tmp_path / name
+        run.mkdir()
+        save_confusions(run / VAL_CONFUSIONS, images, list(confusions(seed)), CLASSES)
+        (run / "metrics.json").write_text(json.dumps({"val/mIoU": 0.5, "best_ckpt": ""}))
+        (run / "config.yaml").write_text('data:\n  frame_pattern: "^([^_]+)_(\\\\d+)$"\n')
+        files.append(str(run / VAL_CONFUSIONS))
+    result = compare_runs(files, data={}, split="val", output=tmp_path / "cmp")
+    assert result["blocks"] == len({2 * i // 300 for i in range(40)}) == 1  # one block of 300 frames: too few
+    assert np.isnan(result["runs"][0]["mIoU_diff_ci"]).all()  # not an interval over 40 "independent" frames

@@ -19,7 +19,14 @@ import numpy as np
 
 from seglight.inference.evaluation import evaluate_checkpoint
 from seglight.model.metrics import MONITOR
-from seglight.report.bootstrap import LEVEL, bootstrap, paired_difference, resampling_blocks, scores
+from seglight.report.bootstrap import (
+    LEVEL,
+    bootstrap,
+    paired_difference,
+    resampling_blocks,
+    run_frame_pattern,
+    scores,
+)
 from seglight.report.compare_figures import difference_figure
 from seglight.report.confusions import CONFUSIONS, VAL_CONFUSIONS, load_confusions
 from seglight.report.figures import save_figure
@@ -248,6 +255,8 @@ def compare_runs(
     if pattern is None and block_frames == "auto":  # evaluate outputs record the blocks their intervals drew
         recorded = confusions_metrics(first)
         pattern, block_frames = recorded.get("frame_pattern"), recorded.get("block_frames") or block_frames
+        if pattern is None and first.name == VAL_CONFUSIONS:  # a training run's: its config.yaml names the frames
+            pattern = run_frame_pattern(first.parent)
     result = compare(scored, seed, pattern, block_frames)
     write_json(output / "compare.json", result)
     text = markdown(result)
