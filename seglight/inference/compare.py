@@ -255,8 +255,8 @@ def compare_runs(
     if pattern is None and block_frames == "auto":  # evaluate outputs record the blocks their intervals drew
         recorded = confusions_metrics(first)
         pattern, block_frames = recorded.get("frame_pattern"), recorded.get("block_frames") or block_frames
-        if pattern is None and first.name == VAL_CONFUSIONS:  # a training run's: its config.yaml names the frames
-            pattern = run_frame_pattern(first.parent)
+        if pattern is None and first is not None and first.name == VAL_CONFUSIONS:  # a training run's confusions:
+            pattern = run_frame_pattern(first.parent)  # its config.yaml names the frames
     result = compare(scored, seed, pattern, block_frames)
     write_json(output / "compare.json", result)
     text = markdown(result)
