@@ -83,3 +83,28 @@ def test_hf_folder_has_a_model_card_and_predicts_like_the_checkpoint(trained_tin
     )
     assert res.returncode == 0, res.stderr[-2000:]
     assert np.asarray(Image.open(tmp_path / "p" / "x.png")).shape == (70, 90)
+
+
+def test_model_card_val_figures_follow_the_best_weights_not_the_path(trained_tiny, tmp_path):
+    """A run dir copied from elsewhere (metrics.json names a path that is gone) and a renamed copy of its best.ckpt
+    keep the val figures; other weights in the run dir get none, whatever their name."""
+    import torch
+
+    from seglight.inference.hub import run_record
+
+    ckpt, _, run = trained_tiny
+    moved = tmp_path / "moved"
+    shutil.copytree(run, moved)
+    metrics = json.loads((moved / "metrics.json").read_text())
+    gone = f"/elsewhere/run/checkpoints/{ckpt.name}"
+    (moved / "metrics.json").write_text(json.dumps({**metrics, "best_ckpt": gone}))
+    best = moved / "checkpoints" / ckpt.name
+    shutil.copy(best, moved / "checkpoints" / "chosen.ckpt")
+    assert run_record(ckpt)["metrics"]["val/mIoU"] == metrics["val/mIoU"]  # the run where it was trained
+    assert run_record(best)["metrics"]["val/mIoU"] == metrics["val/mIoU"]
+    assert run_record(moved / "checkpoints" / "chosen.ckpt")["metrics"]["val/mIoU"] == metrics["val/mIoU"]
+    state = torch.load(best, map_location="cpu", weights_only=False)
+    first = next(iter(state["state_dict"]))
+    state["state_dict"][first] = state["state_dict"][first] + 1.0
+    torch.save(state, moved / "checkpoints" / "other.ckpt")
+    assert "metrics" not in run_record(moved / "checkpoints" / "other.ckpt")

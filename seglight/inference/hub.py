@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import filecmp
 import json
 import shlex
 from pathlib import Path
@@ -35,7 +36,7 @@ def run_record(ckpt: Path) -> dict[str, Any]:
         args = yaml.safe_load(overrides.read_text()) or []
         record["command"] = shlex.join(["python", "-m", "seglight.train", *map(str, args)])
     metrics = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").exists() else {}
-    if not metrics.get("best_ckpt") or Path(metrics["best_ckpt"]).resolve() != ckpt.resolve():
+    if not holds_best_weights(ckpt, run, metrics):
         return record  # the run's metrics describe its best checkpoint, not this one
     record["metrics"] = metrics
     if (run / VAL_CONFUSIONS).exists():
@@ -47,6 +48,17 @@ def run_record(ckpt: Path) -> dict[str, Any]:
         record["mIoU_ci"] = [float(v) for v in stats["mIoU_ci"]]
         record["iou_ci"] = {n: [float(v) for v in stats["iou_ci"][k]] for k, n in enumerate(names)}
     return record
+
+
+def holds_best_weights(ckpt: Path, run: Path, metrics: dict[str, Any]) -> bool:
+    """Whether ``ckpt`` is the checkpoint that the run's metrics.json describes (``best_ckpt``): that file, the
+    file of that name in ``run`` (a run dir moved or copied since), or a copy of either under another name, byte
+    for byte. The name alone is not enough: best.ckpt is rewritten as a run improves."""
+    if not metrics.get("best_ckpt"):
+        return False
+    recorded = Path(metrics["best_ckpt"])
+    files = [f for f in (recorded, run / "checkpoints" / recorded.name) if f.is_file()]
+    return any(f.resolve() == ckpt.resolve() or filecmp.cmp(f, ckpt, shallow=False) for f in files)
 
 
 def card_context(module: SegmentationModule, info: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
