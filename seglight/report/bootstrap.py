@@ -110,17 +110,21 @@ def replicate_weights(
 
 def _replicate_scores(confusions: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
     """(N,C,C) and (R,N) -> ``scores`` of each replicate's summed confusion matrix, (R, ...). The means (mIoU,
-    Dice) are those of the classes present in all N images: a replicate that drew none of a class's images (or
-    only all-void images) has no mean, NaN, left out of the interval; averaging it over fewer classes would move
-    it by that class's whole share (a rare class scored 0.2 among classes scored 0.8: the mean jumps by 0.15)."""
+    Dice) are over the classes present in the N images, as the figure's are: a class that a replicate did not
+    draw (none of its images) counts with its score over all N images. Averaging that replicate over the other
+    classes alone would move it by the class's whole share (a class scored 0.2 among classes scored 0.8, or one
+    predicted in a single image and so scored 0: the mean jumps by its share in every replicate that misses it),
+    and leaving such replicates out would weigh that class's images more. A replicate that drew only all-void
+    images has no score: NaN, left out of the interval."""
     n, c, _ = confusions.shape
     summed = (weights @ confusions.reshape(n, c * c).astype(np.float64)).reshape(-1, c, c)
     out = scores(summed)
-    total = confusions.sum(0)
-    present = (total.sum(0) + total.sum(1)) > 0  # (C,) in the target or the prediction of some image
-    incomplete = np.isnan(out["iou"][:, present]).any(1) | (summed.sum((1, 2)) == 0)
-    for key in ("mIoU", "dice"):
-        out[key] = np.where(incomplete, np.nan, out[key])
+    full = scores(confusions.sum(0))
+    present = ~np.isnan(full["iou"])  # (C,) in the target or the prediction of some image
+    empty = summed.sum((1, 2)) == 0  # every drawn image all void (always so where no class is present)
+    for mean, per_class in (("mIoU", "iou"), ("dice", "class_dice")):
+        values = np.where(np.isnan(out[per_class]), full[per_class], out[per_class])[:, present]  # (R, present)
+        out[mean] = np.full(len(summed), np.nan) if not present.any() else np.where(empty, np.nan, values.mean(1))
     return out
 
 
