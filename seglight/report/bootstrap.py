@@ -108,22 +108,23 @@ def replicate_weights(
     return rng.multinomial(len(names), np.full(len(names), 1.0 / len(names)), size=replicates)[:, index]
 
 
-def _replicate_scores(confusions: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
+def _replicate_scores(
+    confusions: np.ndarray, weights: np.ndarray, point: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
     """(N,C,C) and (R,N) -> ``scores`` of each replicate's summed confusion matrix, (R, ...). The means (mIoU,
-    Dice) are over the classes present in the N images, as the figure's are: a class that a replicate did not
-    draw (none of its images) counts with its score over all N images. Averaging that replicate over the other
-    classes alone would move it by the class's whole share (a class scored 0.2 among classes scored 0.8, or one
-    predicted in a single image and so scored 0: the mean jumps by its share in every replicate that misses it),
-    and leaving such replicates out would weigh that class's images more. A replicate that drew only all-void
-    images has no score: NaN, left out of the interval."""
+    Dice) are over the classes present in the N images, as those of ``point`` (the ``scores`` of their sum: the
+    figure) are: a class that a replicate did not draw (none of its images) counts with its score in ``point``.
+    Averaging that replicate over the other classes alone would move it by the class's whole share (a class scored
+    0.2 among classes scored 0.8, or one predicted in a single image and so scored 0: the mean jumps by its share in
+    every replicate that misses it), and leaving such replicates out would weigh that class's images more. A
+    replicate that drew only all-void images has no score: NaN, left out of the interval."""
     n, c, _ = confusions.shape
     summed = (weights @ confusions.reshape(n, c * c).astype(np.float64)).reshape(-1, c, c)
     out = scores(summed)
-    full = scores(confusions.sum(0))
-    present = ~np.isnan(full["iou"])  # (C,) in the target or the prediction of some image
+    present = ~np.isnan(point["iou"])  # (C,) in the target or the prediction of some image
     empty = summed.sum((1, 2)) == 0  # every drawn image all void (always so where no class is present)
     for mean, per_class in (("mIoU", "iou"), ("dice", "class_dice")):
-        values = np.where(np.isnan(out[per_class]), full[per_class], out[per_class])[:, present]  # (R, present)
+        values = np.where(np.isnan(out[per_class]), point[per_class], out[per_class])[:, present]  # (R, present)
         out[mean] = np.full(len(summed), np.nan) if not present.any() else np.where(empty, np.nan, values.mean(1))
     return out
 
@@ -167,7 +168,8 @@ def bootstrap(
     with its "per_image_mIoU_ci".
     """
     weights = replicate_weights(len(confusions), replicates, seed, blocks)
-    point, samples = scores(confusions.sum(0)), _replicate_scores(confusions, weights)
+    point = scores(confusions.sum(0))
+    samples = _replicate_scores(confusions, weights, point)
     out: dict[str, Any] = dict(point)
     out.update({f"{k}_ci": interval(v, level) for k, v in samples.items()})
     for key in PER_CLASS:
@@ -197,8 +199,8 @@ def paired_difference(
     if a.shape != b.shape:
         raise ValueError(f"paired runs need the same images and classes: {a.shape} vs {b.shape}")
     weights = replicate_weights(len(a), replicates, seed, blocks)
-    sa, sb = _replicate_scores(a, weights), _replicate_scores(b, weights)
     pa, pb = scores(a.sum(0)), scores(b.sum(0))
+    sa, sb = _replicate_scores(a, weights, pa), _replicate_scores(b, weights, pb)
     iou_diff_ci = interval(sb["iou"] - sa["iou"], level)
     iou_diff_ci[too_rare(a + b, blocks=blocks)] = np.nan
     miou_diff_ci = interval(sb["mIoU"] - sa["mIoU"], level)
