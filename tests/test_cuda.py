@@ -1,6 +1,6 @@
 """The CUDA paths: the deferred non-finite check, precision=auto and 16-mixed, DDP with NCCL and SyncBatchNorm,
-predict on the GPU. Skipped where no CUDA GPU is visible (CI); run them on a GPU machine with
-``pytest tests/test_cuda.py`` (experiments/bench/README.md records when and where they ran)."""
+predict on the GPU, EMA with resume on the GPU. Skipped where no CUDA GPU is visible (CI); run them on a GPU machine
+with ``pytest tests/test_cuda.py`` (experiments/bench/README.md records when and where they ran)."""
 
 import json
 import os
@@ -9,14 +9,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 from helpers import train_command
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from seglight.inference.predictor import TorchPredictor
 from seglight.model.checkpoint import load_checkpoint, load_module
 from seglight.model.losses import LOSSES
-from seglight.training.fit import train
+from seglight.training.callbacks import EMA, RAW_KEY
+from seglight.training.fit import build_module, build_trainer, train
 from seglight.util.hardware import resolve_precision
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -118,3 +121,37 @@ def test_training_metrics_update_without_a_host_sync():
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert int(metric.confmat.sum()) == 8 * 60 * 64
+
+
+def test_ema_on_cuda_averages_on_the_device_and_resumes_the_raw_weights(train_cfg):
+    """In bf16-mixed on the GPU the average lives beside the weights (no copy to the host per step), checkpoints
+    hold it beside the raw weights, and a resumed run trains the raw weights on, its average back on the GPU."""
+    cfg = train_cfg(*GPU, "trainer.precision=bf16-mixed", "trainer.max_epochs=1", "callbacks.ema.decay=0.5")
+    dm = instantiate(cfg.data, _convert_="all")
+    trainer = build_trainer(cfg)
+    ema = next(cb for cb in trainer.callbacks if isinstance(cb, EMA))
+    trainer.fit(build_module(cfg, dm), datamodule=dm)
+    assert all(v.is_cuda for v in ema.shadow.values())
+    last_path = Path(cfg.run_dir) / "checkpoints" / "last.ckpt"
+    last = load_checkpoint(last_path)
+    key = "model.decoder.blocks.0.conv1.0.weight"
+    assert not torch.equal(last["state_dict"][key], last[RAW_KEY][key])
+    assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
+
+    cfg.trainer.max_epochs = 2
+    trainer = build_trainer(cfg)
+    ema = next(cb for cb in trainer.callbacks if isinstance(cb, EMA))
+    seen: dict[str, torch.Tensor] = {}
+
+    class AtTrainStart(pl.Callback):
+        def on_train_start(self, trainer, module) -> None:
+            seen.update({k: v.detach().cpu().clone() for k, v in module.state_dict().items()})
+            seen["_device"] = torch.tensor(float(next(module.parameters()).is_cuda))
+
+    trainer.callbacks.append(AtTrainStart())
+    trainer.fit(build_module(cfg, dm), datamodule=dm, ckpt_path=last_path)
+    assert seen["_device"].item() == 1.0
+    torch.testing.assert_close(seen[key], last[RAW_KEY][key], atol=0, rtol=0)  # the raw weights, not the average
+    assert trainer.global_step > last["global_step"]
+    assert all(v.is_cuda for v in ema.shadow.values())
+    assert not torch.equal(ema.shadow[key].cpu(), last["state_dict"][key])  # the average moved on
