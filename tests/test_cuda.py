@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -141,17 +142,19 @@ def test_ema_on_cuda_averages_on_the_device_and_resumes_the_raw_weights(train_cf
     cfg.trainer.max_epochs = 2
     trainer = build_trainer(cfg)
     ema = next(cb for cb in trainer.callbacks if isinstance(cb, EMA))
-    seen: dict[str, torch.Tensor] = {}
+    seen: dict[str, Any] = {}
 
-    class AtTrainStart(pl.Callback):
+    class AtTrainStart(pl.Callback):  # after EMA's own on_train_start
         def on_train_start(self, trainer, module) -> None:
-            seen.update({k: v.detach().cpu().clone() for k, v in module.state_dict().items()})
-            seen["_device"] = torch.tensor(float(next(module.parameters()).is_cuda))
+            seen["weights"] = module.state_dict()[key].detach().cpu().clone()
+            seen["average"] = ema.shadow[key].detach().cpu().clone()
+            seen["on_gpu"] = all(v.is_cuda for v in [*module.state_dict().values(), *ema.shadow.values()])
 
     trainer.callbacks.append(AtTrainStart())
     trainer.fit(build_module(cfg, dm), datamodule=dm, ckpt_path=last_path)
-    assert seen["_device"].item() == 1.0
-    torch.testing.assert_close(seen[key], last[RAW_KEY][key], atol=0, rtol=0)  # the raw weights, not the average
+    assert seen["on_gpu"]
+    torch.testing.assert_close(seen["weights"], last[RAW_KEY][key], atol=0, rtol=0)  # the raw weights, not the average
+    torch.testing.assert_close(seen["average"], last["state_dict"][key], atol=0, rtol=0)  # the saved average goes on
     assert trainer.global_step > last["global_step"]
     assert all(v.is_cuda for v in ema.shadow.values())
     assert not torch.equal(ema.shadow[key].cpu(), last["state_dict"][key])  # the average moved on
