@@ -236,8 +236,14 @@ def test_ema_checkpoints_hold_the_average_and_the_raw_weights(train_cfg, accumul
 
 
 class _WeightsAtTrainStart(pl.Callback):
+    """The module's weights and EMA's average as training starts (after EMA's own on_train_start)."""
+
+    def __init__(self, ema: EMA) -> None:
+        self.ema = ema
+
     def on_train_start(self, trainer, module) -> None:
         self.weights = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        self.average = {k: v.detach().clone() for k, v in self.ema.shadow.items()}
 
 
 def test_ema_resume_trains_the_raw_weights_and_keeps_the_average(train_cfg):
@@ -249,13 +255,14 @@ def test_ema_resume_trains_the_raw_weights_and_keeps_the_average(train_cfg):
     last = load_checkpoint(last_path)
     cfg.trainer.max_epochs = 2
     trainer = build_trainer(cfg)
-    start = _WeightsAtTrainStart()
-    trainer.callbacks.append(start)
     ema = next(cb for cb in trainer.callbacks if isinstance(cb, EMA))
+    start = _WeightsAtTrainStart(ema)
+    trainer.callbacks.append(start)
     trainer.fit(build_module(cfg, dm), datamodule=dm, ckpt_path=last_path)
     key = "model.decoder.blocks.0.conv1.0.weight"
     assert not torch.equal(last["state_dict"][key], last[RAW_KEY][key])
     torch.testing.assert_close(start.weights[key], last[RAW_KEY][key], atol=0, rtol=0)
+    torch.testing.assert_close(start.average[key], last["state_dict"][key], atol=0, rtol=0)  # the saved average
     assert trainer.global_step > last["global_step"]
     assert not torch.equal(ema.shadow[key], last["state_dict"][key])  # the average moved on from the saved one
 
