@@ -1,4 +1,4 @@
-"""Tiny data sets written to tmp folders for tests."""
+"""Tiny data sets written to tmp folders for tests, and a recorder of training state."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytorch_lightning as pl
 from PIL import Image
 
 from seglight.data.palette import Palette
+from seglight.training.callbacks import EMA
 
 TOY = Palette(["bg", "red", "green"], [(0, 0, 0), (200, 30, 30), (30, 200, 30)])
 
@@ -60,3 +62,15 @@ def train_command(run: Path, data_cache: Path, *extra: str) -> list[str]:
         "trainer.limit_train_batches=2",
         *extra,
     ]
+
+
+class WeightsAtTrainStart(pl.Callback):
+    """The module's weights and EMA's average as training starts, on their devices. Append it after the EMA
+    callback, so that it runs after EMA's own on_train_start."""
+
+    def __init__(self, ema: EMA) -> None:
+        self.ema = ema
+
+    def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self.weights = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        self.average = {k: v.detach().clone() for k, v in self.ema.shadow.items()}

@@ -6,13 +6,11 @@ import json
 import os
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-import pytorch_lightning as pl
 import torch
-from helpers import train_command
+from helpers import WeightsAtTrainStart, train_command
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -142,19 +140,13 @@ def test_ema_on_cuda_averages_on_the_device_and_resumes_the_raw_weights(train_cf
     cfg.trainer.max_epochs = 2
     trainer = build_trainer(cfg)
     ema = next(cb for cb in trainer.callbacks if isinstance(cb, EMA))
-    seen: dict[str, Any] = {}
-
-    class AtTrainStart(pl.Callback):  # after EMA's own on_train_start
-        def on_train_start(self, trainer, module) -> None:
-            seen["weights"] = module.state_dict()[key].detach().cpu().clone()
-            seen["average"] = ema.shadow[key].detach().cpu().clone()
-            seen["on_gpu"] = all(v.is_cuda for v in [*module.state_dict().values(), *ema.shadow.values()])
-
-    trainer.callbacks.append(AtTrainStart())
+    start = WeightsAtTrainStart(ema)
+    trainer.callbacks.append(start)
     trainer.fit(build_module(cfg, dm), datamodule=dm, ckpt_path=last_path)
-    assert seen["on_gpu"]
-    torch.testing.assert_close(seen["weights"], last[RAW_KEY][key], atol=0, rtol=0)  # the raw weights, not the average
-    torch.testing.assert_close(seen["average"], last["state_dict"][key], atol=0, rtol=0)  # the saved average goes on
+    assert all(v.is_cuda for v in [*start.weights.values(), *start.average.values()])
+    raw, average = start.weights[key].cpu(), start.average[key].cpu()
+    torch.testing.assert_close(raw, last[RAW_KEY][key], atol=0, rtol=0)  # the raw weights, not the average
+    torch.testing.assert_close(average, last["state_dict"][key], atol=0, rtol=0)  # the saved average goes on
     assert trainer.global_step > last["global_step"]
     assert all(v.is_cuda for v in ema.shadow.values())
     assert not torch.equal(ema.shadow[key].cpu(), last["state_dict"][key])  # the average moved on

@@ -8,6 +8,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from conftest import compose_config
+from helpers import WeightsAtTrainStart
 from hydra.utils import instantiate
 from PIL import Image
 
@@ -235,17 +236,6 @@ def test_ema_checkpoints_hold_the_average_and_the_raw_weights(train_cfg, accumul
     torch.testing.assert_close(module.state_dict()[key].double(), expected[key], atol=1e-5, rtol=1e-4)  # kept
 
 
-class _WeightsAtTrainStart(pl.Callback):
-    """The module's weights and EMA's average as training starts (after EMA's own on_train_start)."""
-
-    def __init__(self, ema: EMA) -> None:
-        self.ema = ema
-
-    def on_train_start(self, trainer, module) -> None:
-        self.weights = {k: v.detach().clone() for k, v in module.state_dict().items()}
-        self.average = {k: v.detach().clone() for k, v in self.ema.shadow.items()}
-
-
 def test_ema_resume_trains_the_raw_weights_and_keeps_the_average(train_cfg):
     """A resumed run continues from the trained weights (its optimizer state belongs to them), not the average."""
     cfg = train_cfg("trainer.max_epochs=1", "callbacks.ema.decay=0.5")
@@ -256,7 +246,7 @@ def test_ema_resume_trains_the_raw_weights_and_keeps_the_average(train_cfg):
     cfg.trainer.max_epochs = 2
     trainer = build_trainer(cfg)
     ema = next(cb for cb in trainer.callbacks if isinstance(cb, EMA))
-    start = _WeightsAtTrainStart(ema)
+    start = WeightsAtTrainStart(ema)
     trainer.callbacks.append(start)
     trainer.fit(build_module(cfg, dm), datamodule=dm, ckpt_path=last_path)
     key = "model.decoder.blocks.0.conv1.0.weight"
