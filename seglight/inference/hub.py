@@ -57,8 +57,8 @@ def holds_best_weights(ckpt: Path, run: Path, metrics: dict[str, Any]) -> bool:
     if not metrics.get("best_ckpt"):
         return False
     recorded = Path(metrics["best_ckpt"])
-    files = [f for f in (recorded, run / "checkpoints" / recorded.name) if f.is_file()]
-    return any(f.resolve() == ckpt.resolve() or filecmp.cmp(f, ckpt, shallow=False) for f in files)
+    files = {f.resolve() for f in (recorded, run / "checkpoints" / recorded.name) if f.is_file()}  # often one file
+    return ckpt.resolve() in files or any(filecmp.cmp(f, ckpt, shallow=False) for f in files)
 
 
 def card_context(module: SegmentationModule, info: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
