@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig
 from PIL import Image
 
 from seglight.data.palette import Palette
-from seglight.training.callbacks import EMA
+from seglight.training.callbacks import EMA, RAW_KEY
 
 TOY = Palette(["bg", "red", "green"], [(0, 0, 0), (200, 30, 30), (30, 200, 30)])
 
@@ -74,3 +77,22 @@ class WeightsAtTrainStart(pl.Callback):
     def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         self.weights = {k: v.detach().clone() for k, v in module.state_dict().items()}
         self.average = {k: v.detach().clone() for k, v in self.ema.shadow.items()}
+
+    def assert_resumed_from(self, last: dict[str, Any], key: str) -> None:
+        """The run started from ``last``'s raw weights (not its average) and went on with its saved average."""
+        torch.testing.assert_close(self.weights[key].cpu(), last[RAW_KEY][key], atol=0, rtol=0)
+        torch.testing.assert_close(self.average[key].cpu(), last["state_dict"][key], atol=0, rtol=0)
+
+
+def resume_with_ema(
+    cfg: DictConfig, datamodule: pl.LightningDataModule, ckpt: Path
+) -> tuple[pl.Trainer, EMA, WeightsAtTrainStart]:
+    """Fits ``cfg`` on from ``ckpt`` with a recorder of the start: (trainer, its EMA callback, the recorder)."""
+    from seglight.training.fit import build_module, build_trainer
+
+    trainer = build_trainer(cfg)
+    ema = next(cb for cb in trainer.callbacks if isinstance(cb, EMA))
+    start = WeightsAtTrainStart(ema)
+    trainer.callbacks.append(start)
+    trainer.fit(build_module(cfg, datamodule), datamodule=datamodule, ckpt_path=ckpt)
+    return trainer, ema, start

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import WeightsAtTrainStart, train_command
+from helpers import resume_with_ema, train_command
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -138,15 +138,9 @@ def test_ema_on_cuda_averages_on_the_device_and_resumes_the_raw_weights(train_cf
     assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
 
     cfg.trainer.max_epochs = 2
-    trainer = build_trainer(cfg)
-    ema = next(cb for cb in trainer.callbacks if isinstance(cb, EMA))
-    start = WeightsAtTrainStart(ema)
-    trainer.callbacks.append(start)
-    trainer.fit(build_module(cfg, dm), datamodule=dm, ckpt_path=last_path)
+    trainer, ema, start = resume_with_ema(cfg, dm, last_path)
     assert all(v.is_cuda for v in [*start.weights.values(), *start.average.values()])
-    raw, average = start.weights[key].cpu(), start.average[key].cpu()
-    torch.testing.assert_close(raw, last[RAW_KEY][key], atol=0, rtol=0)  # the raw weights, not the average
-    torch.testing.assert_close(average, last["state_dict"][key], atol=0, rtol=0)  # the saved average goes on
+    start.assert_resumed_from(last, key)
     assert trainer.global_step > last["global_step"]
     assert all(v.is_cuda for v in ema.shadow.values())
     assert not torch.equal(ema.shadow[key].cpu(), last["state_dict"][key])  # the average moved on

@@ -8,7 +8,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from conftest import compose_config
-from helpers import WeightsAtTrainStart
+from helpers import resume_with_ema
 from hydra.utils import instantiate
 from PIL import Image
 
@@ -244,15 +244,10 @@ def test_ema_resume_trains_the_raw_weights_and_keeps_the_average(train_cfg):
     last_path = Path(cfg.run_dir) / "checkpoints" / "last.ckpt"
     last = load_checkpoint(last_path)
     cfg.trainer.max_epochs = 2
-    trainer = build_trainer(cfg)
-    ema = next(cb for cb in trainer.callbacks if isinstance(cb, EMA))
-    start = WeightsAtTrainStart(ema)
-    trainer.callbacks.append(start)
-    trainer.fit(build_module(cfg, dm), datamodule=dm, ckpt_path=last_path)
+    trainer, ema, start = resume_with_ema(cfg, dm, last_path)
     key = "model.decoder.blocks.0.conv1.0.weight"
     assert not torch.equal(last["state_dict"][key], last[RAW_KEY][key])
-    torch.testing.assert_close(start.weights[key], last[RAW_KEY][key], atol=0, rtol=0)
-    torch.testing.assert_close(start.average[key], last["state_dict"][key], atol=0, rtol=0)  # the saved average
+    start.assert_resumed_from(last, key)
     assert trainer.global_step > last["global_step"]
     assert not torch.equal(ema.shadow[key], last["state_dict"][key])  # the average moved on from the saved one
 
