@@ -38,6 +38,7 @@ PRESETS = {
         ],
     ),
     "unet, timm encoder": ("Unet", ["encoder.name=tu-test_resnet"]),
+    "fpn_light, regnetx_004": ("FPN", ["encoder=regnetx_004"]),  # a timm encoder by its config group
 }
 ODD_SIZE = (50, 70)  # (H, W): neither side a multiple of 32
 
@@ -68,6 +69,7 @@ def test_preset_encoders():
     assert compose_config(["experiment=camvid"]).model.encoder_name == "resnet18"
     assert compose_config(["experiment=camvid", "model=segformer"]).model.encoder_name == "mit_b0"
     assert compose_config(["experiment=camvid_long", "model=dpt"]).model.encoder_name == "tu-vit_tiny_patch16_224"
+    assert compose_config(["experiment=camvid", "encoder=regnetx_004"]).model.encoder_name == "tu-regnetx_004"
 
 
 def test_dpt_divisor_is_32_for_a_patch_16_vit():
