@@ -44,7 +44,8 @@ def table(title: str, rows: dict[str, list[float | None]], base: list[str], arm:
             d = [a - b for a, b in pairs]
             if d:
                 print(
-                    f"- {arm} {kind} - {other_kind}: " + ", ".join(f"{x:+.4f}" for x in d)
+                    f"- {arm} {kind} - {other_kind}: "
+                    + ", ".join(f"{x:+.4f}" for x in d)
                     + f"; mean {statistics.fmean(d):+.4f}, {sum(x > 0 for x in d)}/{len(d)} above 0"
                 )
     print()
