@@ -30,7 +30,7 @@ def full(arm: str, fold: int, kind: str) -> float | None:
 
 def table(title: str, rows: dict[str, list[float | None]], base: list[str], arm: str) -> None:
     print(f"### {title}\n")
-    print("| arm | " + " | ".join(f"fold {f}" for f in range(4)) + " | mean +- std (folds run) |")
+    print("| arm | " + " | ".join(f"fold {f}" for f in range(4)) + " | mean +- std (over the folds the row has) |")
     print("|---" * 6 + "|")
     for name, v in rows.items():
         cells = " | ".join("" if x is None else f"{x:.4f}" for x in v)
