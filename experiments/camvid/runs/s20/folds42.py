@@ -35,35 +35,41 @@ def scores(name: str) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if k == "mIoU" or k.startswith("iou/")}
 
 
-full = {(a, f): scores(f"{session(k, f)}/eval_full_{k}_f{f}.json") for a, k in ARMS.items() for f in FOLDS}
-long = {key: s["mIoU"] for key, s in full.items()}
-short = {(a, f): scores(f"s13/eval_bud_{k}_f{f}.json")["mIoU"] for a, k in ARMS.items() for f in FOLDS}
+def main() -> None:
+    full = {(a, f): scores(f"{session(k, f)}/eval_full_{k}_f{f}.json") for a, k in ARMS.items() for f in FOLDS}
+    long = {key: s["mIoU"] for key, s in full.items()}
+    short = {(a, f): scores(f"s13/eval_bud_{k}_f{f}.json")["mIoU"] for a, k in ARMS.items() for f in FOLDS}
 
-print("| arm, 42 minutes | " + " | ".join(f"fold {f}" for f in FOLDS) + " | mean +- std over folds | at 10 minutes |")
-print("|---" * 7 + "|")
-for a in ARMS:
-    v, s = [long[a, f] for f in FOLDS], [short[a, f] for f in FOLDS]
-    cells = " | ".join(f"{x:.4f}" for x in v)
-    print(
-        f"| {a} | {cells} | {statistics.fmean(v):.4f} +- {statistics.stdev(v):.4f} "
-        f"| {statistics.fmean(s):.4f} +- {statistics.stdev(s):.4f} |"
-    )
-print()
-print("| paired difference | length | " + " | ".join(f"fold {f}" for f in FOLDS) + " | mean +- std | above 0 |")
-print("|---" * 8 + "|")
-for name, (a, b) in PAIRS.items():
-    for length, m in (("42 minutes", long), ("10 minutes", short)):
-        d = [m[b, f] - m[a, f] for f in FOLDS]
-        cells = " | ".join(f"{x:+.4f}" for x in d)
+    folds = " | ".join(f"fold {f}" for f in FOLDS)
+    print(f"| arm, 42 minutes | {folds} | mean +- std over folds | at 10 minutes |")
+    print("|---" * 7 + "|")
+    for a in ARMS:
+        v, s = [long[a, f] for f in FOLDS], [short[a, f] for f in FOLDS]
+        cells = " | ".join(f"{x:.4f}" for x in v)
         print(
-            f"| {name} | {length} | {cells} | {statistics.fmean(d):+.4f} +- {statistics.stdev(d):.4f} "
-            f"| {sum(x > 0 for x in d)}/4 |"
+            f"| {a} | {cells} | {statistics.fmean(v):.4f} +- {statistics.stdev(v):.4f} "
+            f"| {statistics.fmean(s):.4f} +- {statistics.stdev(s):.4f} |"
         )
-print()
-print("| class, 42 minutes, mean of 4 folds | " + " | ".join(ARMS) + " | final + TTA - issue's |")
-print("|---" * (len(ARMS) + 2) + "|")
-for key in [f"iou/{c}" for c in CLASSES] + ["mIoU"]:
-    means = {a: statistics.fmean(full[a, f][key] for f in FOLDS) for a in ARMS}
-    gain = means["final + TTA"] - means["issue's"]
-    cells = " | ".join(f"{means[a]:.3f}" for a in ARMS)
-    print(f"| {key.removeprefix('iou/')} | {cells} | {gain:+.3f} |")
+    print()
+    print("| paired difference | length | " + " | ".join(f"fold {f}" for f in FOLDS) + " | mean +- std | above 0 |")
+    print("|---" * 8 + "|")
+    for name, (a, b) in PAIRS.items():
+        for length, m in (("42 minutes", long), ("10 minutes", short)):
+            d = [m[b, f] - m[a, f] for f in FOLDS]
+            cells = " | ".join(f"{x:+.4f}" for x in d)
+            print(
+                f"| {name} | {length} | {cells} | {statistics.fmean(d):+.4f} +- {statistics.stdev(d):.4f} "
+                f"| {sum(x > 0 for x in d)}/4 |"
+            )
+    print()
+    print("| class, 42 minutes, mean of 4 folds | " + " | ".join(ARMS) + " | final + TTA - issue's |")
+    print("|---" * (len(ARMS) + 2) + "|")
+    for key in [f"iou/{c}" for c in CLASSES] + ["mIoU"]:
+        means = {a: statistics.fmean(full[a, f][key] for f in FOLDS) for a in ARMS}
+        gain = means["final + TTA"] - means["issue's"]
+        cells = " | ".join(f"{means[a]:.3f}" for a in ARMS)
+        print(f"| {key.removeprefix('iou/')} | {cells} | {gain:+.3f} |")
+
+
+if __name__ == "__main__":
+    main()

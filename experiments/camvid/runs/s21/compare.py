@@ -5,10 +5,14 @@ RegNet arm yet are left out of the paired lines. Usage: python compare.py > comp
 
 import json
 import statistics
+import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
 RUNS = HERE.parent
+sys.path.insert(0, str(RUNS / "s20"))
+from folds42 import session  # noqa: E402  (which session holds an arm and fold at 42 minutes)
+
 KINDS = ("plain", "tta3")
 
 
@@ -24,8 +28,7 @@ def short(arm: str, seed: str, fold: int, kind: str) -> float | None:
 
 def full(arm: str, fold: int, kind: str) -> float | None:
     """A session 18-20 arm at the full 42 minutes, seed 42."""
-    folder = "s18" if fold == 1 else "s19" if fold == 0 or (fold == 2 and arm == "old") else "s20"
-    return miou(RUNS / folder / f"eval_full_{arm}_{kind}_f{fold}.json")
+    return miou(RUNS / session(arm, fold) / f"eval_full_{arm}_{kind}_f{fold}.json")
 
 
 def table(title: str, rows: dict[str, list[float | None]], base: list[str], arm: str) -> None:
