@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import re
 import shutil
 import subprocess
 import sys
@@ -88,6 +89,18 @@ def test_every_sub_package_is_in_the_readme_layout():
     layout = readme[readme.index("## Layout") :]
     for sub in LAYERS:
         assert f"{sub}/" in layout, sub
+
+
+def test_every_config_option_is_in_the_readme_table():
+    """Each option of a config group that the README's group table lists is named in that group's row (files
+    starting with ``_`` are shared bases, not options)."""
+    readme = (PACKAGE.parent / "README.md").read_text()
+    conf = PACKAGE.parent / "conf"
+    rows = {g: row for g, row in re.findall(r"^\| `(\w+)` \| ([^|]*) \|", readme, re.M) if (conf / g).is_dir()}
+    assert {"data", "model", "encoder", "loss", "optimizer", "scheduler", "trainer", "logger"} <= set(rows)
+    options = {g: [p.stem for p in sorted((conf / g).glob("*.yaml")) if not p.stem.startswith("_")] for g in rows}
+    missing = {g: [name for name in names if f"`{name}`" not in rows[g]] for g, names in options.items()}
+    assert {g: names for g, names in missing.items() if names} == {}
 
 
 @pytest.mark.skipif(
