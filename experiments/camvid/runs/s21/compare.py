@@ -54,16 +54,21 @@ def table(title: str, rows: dict[str, list[float | None]], base: list[str], arm:
     print()
 
 
-folds = range(4)
-rows10: dict[str, list[float | None]] = {}
-rows42: dict[str, list[float | None]] = {}
-for kind in KINDS:
-    for seed in ("42", "1"):
-        rows10[f"issue's s{seed} {kind}"] = [short("old", seed, f, kind) for f in folds]
-        rows10[f"final s{seed} {kind}"] = [short("new", seed, f, kind) for f in folds]
-    rows10[f"regx4 {kind}"] = [miou(HERE / f"eval_regx4_{kind}_f{f}.json") for f in folds]
-    rows42[f"issue's {kind}"] = [full("old", f, kind) for f in folds]
-    rows42[f"final {kind}"] = [full("new", f, kind) for f in folds]
-    rows42[f"regx4 {kind}"] = [miou(HERE / f"eval_full_regx4_{kind}_f{f}.json") for f in folds]
-table("10 minutes of fit per fold", rows10, ["final s42", "final s1", "issue's s42 plain"], "regx4")
-table("The full 42 minutes (each preset's own budget)", rows42, ["final", "issue's", "issue's plain"], "regx4")
+def main() -> None:
+    folds = range(4)
+    rows10: dict[str, list[float | None]] = {}
+    rows42: dict[str, list[float | None]] = {}
+    for kind in KINDS:
+        for seed in ("42", "1"):
+            rows10[f"issue's s{seed} {kind}"] = [short("old", seed, f, kind) for f in folds]
+            rows10[f"final s{seed} {kind}"] = [short("new", seed, f, kind) for f in folds]
+        rows10[f"regx4 {kind}"] = [miou(HERE / f"eval_regx4_{kind}_f{f}.json") for f in folds]
+        rows42[f"issue's {kind}"] = [full("old", f, kind) for f in folds]
+        rows42[f"final {kind}"] = [full("new", f, kind) for f in folds]
+        rows42[f"regx4 {kind}"] = [miou(HERE / f"eval_full_regx4_{kind}_f{f}.json") for f in folds]
+    table("10 minutes of fit per fold", rows10, ["final s42", "final s1", "issue's s42 plain"], "regx4")
+    table("The full 42 minutes (each preset's own budget)", rows42, ["final", "issue's", "issue's plain"], "regx4")
+
+
+if __name__ == "__main__":
+    main()
