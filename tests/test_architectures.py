@@ -38,7 +38,7 @@ PRESETS = {
         ],
     ),
     "unet, timm encoder": ("Unet", ["encoder.name=tu-test_resnet"]),
-    "fpn_light, regnetx_004": ("FPN", ["encoder=regnetx_004"]),  # a timm encoder by its config group
+    "fpn_light": ("FPN", []),  # timm's RegNetX-400MF, chosen by the model preset
 }
 ODD_SIZE = (50, 70)  # (H, W): neither side a multiple of 32
 
@@ -65,11 +65,14 @@ def test_preset_encoders():
     chosen = {m: compose_config([f"model={m}"]).model.encoder_name for m in ("segformer", "upernet", "dpt")}
     assert chosen == {"segformer": "mit_b0", "upernet": "resnet18", "dpt": "tu-vit_tiny_patch16_224"}
     assert compose_config(["model=segformer", "encoder=resnet34"]).model.encoder_name == "resnet34"  # user wins
-    # an experiment preset does not pin the encoder over the one of a model chosen on the command line
-    assert compose_config(["experiment=camvid"]).model.encoder_name == "resnet18"
+    assert compose_config(["model=fpn_light"]).model.encoder_name == "tu-regnetx_004"
+    assert compose_config(["model=fpn_light", "encoder=resnet18"]).model.encoder_name == "resnet18"
+    # the CamVid preset's encoder comes with its model (fpn_light), so a model chosen on the command line keeps its own
+    assert compose_config(["experiment=camvid"]).model.encoder_name == "tu-regnetx_004"
+    assert compose_config(["experiment=camvid", "encoder=resnet18"]).model.encoder_name == "resnet18"
     assert compose_config(["experiment=camvid", "model=segformer"]).model.encoder_name == "mit_b0"
+    assert compose_config(["experiment=camvid", "model=linknet"]).model.encoder_name == "resnet18"
     assert compose_config(["experiment=camvid_long", "model=dpt"]).model.encoder_name == "tu-vit_tiny_patch16_224"
-    assert compose_config(["experiment=camvid", "encoder=regnetx_004"]).model.encoder_name == "tu-regnetx_004"
 
 
 def test_dpt_divisor_is_32_for_a_patch_16_vit():
