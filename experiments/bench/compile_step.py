@@ -1,7 +1,8 @@
-"""Does ``model.compile=true`` pay on this machine? One training step of the CamVid preset's model (FPN resnet18,
-light decoder, batch 8 at 224x256, 11 classes) eager and under torch.compile, in the precision and memory format
-``precision=auto`` picks here: compile time (the compiled model's first steps) and steady-state images/s, measured
-in turns (eager, compiled, eager, compiled, ...) so both see the same load. Prints a table and a JSON line.
+"""Does ``model.compile=true`` pay on this machine? One training step of the CamVid preset's model as it was until
+2026-11-28 (FPN resnet18, light decoder; the preset's encoder is RegNetX-400MF since), batch 8 at 224x256, 11
+classes, eager and under torch.compile, in the precision and memory format ``precision=auto`` picks here: compile
+time (the compiled model's first steps) and steady-state images/s, measured in turns (eager, compiled, eager,
+compiled, ...) so both see the same load. Prints a table and a JSON line.
 
     python experiments/bench/compile_step.py [--steps 5] [--repeats 3] [--out FILE]
 """

@@ -1,7 +1,7 @@
-"""Training-step throughput on a CUDA GPU by precision, memory format and torch.compile, for the default model
-(Unet resnet18) and the CamVid preset's (FPN resnet18, light decoder), 11 classes, 256x256, synthetic batches in
-GPU memory (no DataLoader). Variants: fp32, fp32 + channels_last, bf16 autocast, bf16 + channels_last (what
-``precision=auto`` picks on a GPU with bf16), fp16 + channels_last with a GradScaler (``16-mixed``), and bf16 +
+"""Training-step throughput on a CUDA GPU by precision, memory format and torch.compile, for the default model (Unet
+resnet18) and the CamVid preset's until 2026-11-28 (FPN resnet18, light decoder), 11 classes, 256x256, synthetic
+batches in GPU memory (no DataLoader). Variants: fp32, fp32 + channels_last, bf16 autocast, bf16 + channels_last
+(what ``precision=auto`` picks on a GPU with bf16), fp16 + channels_last with a GradScaler (``16-mixed``), and bf16 +
 channels_last under torch.compile. Each is timed in turns (3 repeats, medians) after warm-up steps; compile time is
 the compiled model's first steps minus the eager model's. Prints a table and a JSON line.
 
