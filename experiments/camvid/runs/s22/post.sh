@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Session 22: gather the RegNetX-400MF runs into runs/s22 once chain.sh is done (bash post.sh): eval JSONs, epochs,
-# paired intervals over blocks of frames against the final preset's arms (fold 0: session 19, fold 1: session 18),
+# paired intervals over blocks of frames against the final preset's arms (runs/s20/folds42.py's session()),
 # the val figures and the 4-fold table.
 set -e
 P=/work/main/.venv/bin/python
 R=/work/runs/s22
 HERE=$(cd "$(dirname "$0")" && pwd)
 for f in 0 1; do
-  base=$([ $f = 0 ] && echo s19 || echo s18)
+  base=$(cd $HERE/../s20 && $P -c "from folds42 import session; print(session('new', $f))")  # the final arm's session
   for k in plain tta3; do
     cp $R/eval/full_regx4_${k}_f$f/metrics.json $HERE/eval_full_regx4_${k}_f$f.json
     (cd /work/main && $P -m seglight.compare "runs=[/work/runs/$base/eval/full_new_${k}_f$f,$R/eval/full_regx4_${k}_f$f]" \
