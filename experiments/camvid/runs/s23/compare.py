@@ -23,13 +23,14 @@ def _load(name: str, path: Path):
 s21 = _load("s21_compare", RUNS / "s21" / "compare.py")  # its lookups: full(), miou(), KINDS
 s22 = _load("s22_compare", RUNS / "s22" / "compare.py")  # regx4_file(): the RegNet arm, seed 42
 FOLDS = range(4)
+GPU_EVAL = HERE / "gpu" / "eval"  # gpu_folds.sh's scores of the issue's preset, seed 1
 
 
 def arms(kind: str) -> dict[str, list[float | None]]:
     """Each arm's mIoU per fold, None where it has not run."""
     return {
         "issue's s42 (CPU)": [s21.full("old", f, kind) for f in FOLDS],
-        "issue's s1 (GPU)": [s21.miou(HERE / "gpu" / "eval" / f"eval_old_s1_f{f}_{kind}" / "metrics.json") for f in FOLDS],
+        "issue's s1 (GPU)": [s21.miou(GPU_EVAL / f"eval_old_s1_f{f}_{kind}" / "metrics.json") for f in FOLDS],
         "regx4 s42 (CPU)": [s21.miou(s22.regx4_file(kind, f)) for f in FOLDS],
         "regx4 s1 (CPU)": [s21.miou(HERE / f"eval_full_regx4_s1_{kind}_f{f}.json") for f in FOLDS],
     }
