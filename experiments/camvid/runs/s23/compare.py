@@ -40,7 +40,7 @@ def paired(a: list[float | None], b: list[float | None]) -> str:
     d = [x - y for x, y in zip(a, b) if None not in (x, y)]
     if not d:
         return "no fold has both"
-    cells = ", ".join("" if None in (x, y) else f"{x - y:+.4f}" for x, y in zip(a, b))
+    cells = ", ".join(f"f{f} {x - y:+.4f}" for f, (x, y) in enumerate(zip(a, b)) if None not in (x, y))
     std = f" +- {statistics.stdev(d):.4f}" if len(d) > 1 else ""
     return f"{cells}; mean {statistics.fmean(d):+.4f}{std} over {len(d)}, {sum(x > 0 for x in d)}/{len(d)} above 0"
 
@@ -76,7 +76,7 @@ def main() -> None:
         if both:
             print(
                 "- two runs of each arm, mean per fold, regx4 - issue's (folds with all four runs): "
-                + ", ".join(f"fold {f} {x:+.4f}" for f, x in both.items())
+                + ", ".join(f"f{f} {x:+.4f}" for f, x in both.items())
                 + f"; mean {statistics.fmean(both.values()):+.4f} over {len(both)}"
             )
         print()
