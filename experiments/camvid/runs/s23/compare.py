@@ -20,8 +20,9 @@ def _load(name: str, path: Path):
     return module
 
 
-s21 = _load("s21_compare", RUNS / "s21" / "compare.py")  # its lookups: full(), miou(), KINDS
-s22 = _load("s22_compare", RUNS / "s22" / "compare.py")  # regx4_file(): the RegNet arm, seed 42
+# session 22's compare.py (the same file name as this one, so loaded by path): regx4_file() for the RegNet arm, seed
+# 42, and session 21's lookups it re-exports: full(), miou(), KINDS
+s22 = _load("s22_compare", RUNS / "s22" / "compare.py")
 FOLDS = range(4)
 GPU_EVAL = HERE / "gpu" / "eval"  # gpu_folds.sh's scores of the issue's preset, seed 1
 
@@ -29,10 +30,10 @@ GPU_EVAL = HERE / "gpu" / "eval"  # gpu_folds.sh's scores of the issue's preset,
 def arms(kind: str) -> dict[str, list[float | None]]:
     """Each arm's mIoU per fold, None where it has not run."""
     return {
-        "issue's s42 (CPU)": [s21.full("old", f, kind) for f in FOLDS],
-        "issue's s1 (GPU)": [s21.miou(GPU_EVAL / f"eval_old_s1_f{f}_{kind}" / "metrics.json") for f in FOLDS],
-        "regx4 s42 (CPU)": [s21.miou(s22.regx4_file(kind, f)) for f in FOLDS],
-        "regx4 s1 (CPU)": [s21.miou(HERE / f"eval_full_regx4_s1_{kind}_f{f}.json") for f in FOLDS],
+        "issue's s42 (CPU)": [s22.full("old", f, kind) for f in FOLDS],
+        "issue's s1 (GPU)": [s22.miou(GPU_EVAL / f"eval_old_s1_f{f}_{kind}" / "metrics.json") for f in FOLDS],
+        "regx4 s42 (CPU)": [s22.miou(s22.regx4_file(kind, f)) for f in FOLDS],
+        "regx4 s1 (CPU)": [s22.miou(HERE / f"eval_full_regx4_s1_{kind}_f{f}.json") for f in FOLDS],
     }
 
 
@@ -46,7 +47,7 @@ def paired(a: list[float | None], b: list[float | None]) -> str:
 
 
 def main() -> None:
-    for kind in s21.KINDS:
+    for kind in s22.KINDS:
         rows = arms(kind)
         print(f"### {kind}\n")
         print("| arm | " + " | ".join(f"fold {f}" for f in FOLDS) + " | mean +- std over the folds the row has |")
