@@ -46,16 +46,25 @@ def paired(a: list[float | None], b: list[float | None]) -> str:
     return f"{cells}; mean {statistics.fmean(d):+.4f}{std} over {len(d)}, {sum(x > 0 for x in d)}/{len(d)} above 0"
 
 
+def spread(values: list[float]) -> str:
+    """'mean +- std', or '' for fewer than two values."""
+    return f"{statistics.fmean(values):.4f} +- {statistics.stdev(values):.4f}" if len(values) > 1 else ""
+
+
+def print_table(rows: dict[str, list[float | None]], first: str = "arm") -> None:
+    """One markdown row per entry of rows: its score on each fold, then mean +- std over the folds it has."""
+    print(f"| {first} | " + " | ".join(f"fold {f}" for f in FOLDS) + " | mean +- std over the folds the row has |")
+    print("|---" * 6 + "|")
+    for name, v in rows.items():
+        got = [x for x in v if x is not None]
+        print(f"| {name} | " + " | ".join("" if x is None else f"{x:.4f}" for x in v) + f" | {spread(got)} |")
+
+
 def main() -> None:
     for kind in s22.KINDS:
         rows = arms(kind)
         print(f"### {kind}\n")
-        print("| arm | " + " | ".join(f"fold {f}" for f in FOLDS) + " | mean +- std over the folds the row has |")
-        print("|---" * 6 + "|")
-        for name, v in rows.items():
-            got = [x for x in v if x is not None]
-            spread = f"{statistics.fmean(got):.4f} +- {statistics.stdev(got):.4f}" if len(got) > 1 else ""
-            print(f"| {name} | " + " | ".join("" if x is None else f"{x:.4f}" for x in v) + f" | {spread} |")
+        print_table(rows)
         print()
         issue42, issue1, reg42, reg1 = rows.values()
         print("Run to run, the same recipe (seed, and for the issue's preset the machine and image encoding):")

@@ -12,6 +12,8 @@
 #   OUT=/tmp/out STUDY_S=500 bash experiments/camvid/runs/s23/gpu_folds.sh
 # DRY=1 runs the same commands for 2 batches of 1 epoch each, one fold, on whatever device is there (a check here);
 # ONLY=<glob> keeps the jobs whose names match.
+# Knobs added in session 24 (unset: the run above): WORKERS (loader workers per run, 2), NO_TESTS=1 (skip the CUDA
+# tests), NEW_JOBS="seed:fold ..." (the RegNet arm alone, at the fold's epochs above).
 set -u
 OUT=${OUT:-/tmp/gpu_folds}
 ROOT=$PWD
@@ -31,14 +33,14 @@ else
   ACC=
 fi
 export WANDB_MODE=offline PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2 SEGLIGHT_CACHE=$W/cache
-DATA="data.root=$ROOT/.gpu/camvid data.folds=4 data.num_workers=2"
+DATA="data.root=$ROOT/.gpu/camvid data.folds=4 data.num_workers=${WORKERS:-2}"
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; nproc
   PYTHONPATH=$SITE $PY -c 'import torch, pytorch_lightning as L, timm, segmentation_models_pytorch as smp
 print(torch.__version__, L.__version__, timm.__version__, smp.__version__, torch.cuda.is_available())'
 } > "$W/keep/machine.txt" 2>&1
 cat "$W/keep/machine.txt"
 
-if [ -z "${DRY:-}" ]; then  # the CUDA tests beside the runs: test_cuda.py's EMA resume in its b4640f2 form
+if [ -z "${DRY:-}" ] && [ -z "${NO_TESTS:-}" ]; then  # the CUDA tests beside the runs: test_cuda.py's EMA resume in its b4640f2 form
   (PYTHONPATH=$SITE:$ROOT timeout 240 $PY -m pytest -q -p no:cacheprovider tests/test_cuda.py \
     > "$W/keep/test_cuda.log" 2>&1) &
 fi
@@ -76,11 +78,16 @@ EPOCHS=(150 142 146 144)  # the new arm's seed-42 epochs on folds 0-3 (runs/s21-
 JOBS=()
 for f in 0 1 2 3; do JOBS+=("new_s1_f$f $ROOT $f ${EPOCHS[$f]} 1" "old_s1_f$f $OLD $f 80 1"); done
 JOBS+=("new_s42_f0 $ROOT 0 150 42" "old_s42_f1 $OLD 1 80 42")
+if [ -n "${NEW_JOBS:-}" ]; then
+  JOBS=()
+  for sf in $NEW_JOBS; do s=${sf%:*} f=${sf#*:}; JOBS+=("new_s${s}_f$f $ROOT $f ${EPOCHS[$f]} $s"); done
+fi
 [ -n "${DRY:-}" ] && JOBS=("new_s1_f0 $ROOT 0 150 1" "old_s1_f0 $OLD 0 80 1")
 MAXJ=${MAXJ:-8}
+TESTS=1; [ -z "${NO_TESTS:-}" ] || TESTS=0
 for j in "${JOBS[@]}"; do
   [[ ${j%% *} == ${ONLY:-*} ]] || continue
-  while [ "$(jobs -rp | wc -l)" -ge $((MAXJ + 1)) ]; do sleep 2; done  # +1: the CUDA tests
+  while [ "$(jobs -rp | wc -l)" -ge $((MAXJ + TESTS)) ]; do sleep 2; done  # +1: the CUDA tests
   if [ $((DEADLINE - $(date +%s))) -lt ${MIN_LEFT_S:-240} ]; then echo "== not started: $j"; continue; fi
   job $j > "$W/keep/job_${j%% *}.out" 2>&1 &
   sleep 1

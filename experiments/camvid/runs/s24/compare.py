@@ -1,0 +1,87 @@
+"""Session 24: three runs of the RegNet preset and two of the issue's preset on each of the 4 unpurged folds, at the
+full 42 minutes' epochs, last.ckpt scored on each fold's held-out images.
+- session 23's arms (compare.py there): the issue's preset seeds 42 (CPU) and 1 (H200); RegNet seeds 42 and 1 (CPU);
+- RegNet seed 1 on fold 3: this CPU, its own 42-minute budget (chain.sh here -> runs/s21/folds.sh);
+- RegNet seed 2 on folds 0-3: the lent H200 at the epochs its seed-42 CPU runs reached (runs/s23/gpu_folds.sh with
+  NEW_JOBS="2:0 2:1 2:2 2:3" WORKERS=3 NO_TESTS=1; JPEG-encoded images, as session 23's GPU runs).
+Each arm is summarised per fold by the mean of its runs, and the arms are compared fold by fold.
+Usage: python compare.py > compare.md"""
+
+import importlib.util
+import statistics
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# session 23's compare.py: arms() (its four runs per fold), paired(), print_table(), spread(), and session 22's module
+# as s23.s22 (miou, KINDS)
+s23 = _load("s23_compare", HERE.parent / "s23" / "compare.py")
+FOLDS = s23.FOLDS
+
+
+def runs(kind: str) -> dict[str, list[float | None]]:
+    """Every run's mIoU per fold, None where it has not run."""
+    out = s23.arms(kind)
+    s1_f3 = s23.s22.miou(HERE / f"eval_full_regx4_s1_{kind}_f3.json")
+    out["regx4 s1 (CPU)"] = [s1_f3 if f == 3 else x for f, x in enumerate(out["regx4 s1 (CPU)"])]
+    out["regx4 s2 (GPU)"] = [
+        s23.s22.miou(HERE / "gpu" / "eval" / f"eval_new_s2_f{f}_{kind}" / "metrics.json") for f in FOLDS
+    ]
+    return out
+
+
+def arm_means(rows: dict[str, list[float | None]], prefix: str) -> list[list[float]]:
+    """Per fold, the scores of every run whose name starts with prefix."""
+    return [[v[f] for name, v in rows.items() if name.startswith(prefix) and v[f] is not None] for f in FOLDS]
+
+
+def main() -> None:
+    for kind in s23.s22.KINDS:
+        rows = runs(kind)
+        print(f"### {kind}\n")
+        s23.print_table(rows, first="run")
+        issue, reg = arm_means(rows, "issue's"), arm_means(rows, "regx4")
+        for label, arm in (("issue's preset", issue), ("regx4", reg)):
+            means = [statistics.fmean(x) for x in arm]
+            print(
+                f"| **{label}, mean of its runs** | "
+                + " | ".join(f"{m:.4f} ({len(x)} runs, std {statistics.stdev(x):.4f})" for m, x in zip(means, arm))
+                + f" | **{s23.spread(means)}** |"
+            )
+        diff = [statistics.fmean(r) - statistics.fmean(i) for r, i in zip(reg, issue)]
+        print(
+            "\nRegNet - the issue's preset, the mean of each arm's runs per fold: "
+            + ", ".join(f"f{f} {d:+.4f}" for f, d in enumerate(diff))
+            + f"; mean {statistics.fmean(diff):+.4f} +- {statistics.stdev(diff):.4f} over 4, "
+            + f"{sum(d > 0 for d in diff)}/4 above 0"
+        )
+        print("\nEach RegNet run against the mean of the issue's runs on the same fold:")
+        issue_mean = [statistics.fmean(x) for x in issue]
+        for name, v in rows.items():
+            if name.startswith("regx4"):
+                print(f"- {name}: {s23.paired(v, issue_mean)}")
+        print("\nRun to run on one fold (std of the runs, then their mean over the folds):")
+        for label, arm in (("issue's preset", issue), ("regx4", reg)):
+            stds = [statistics.stdev(x) for x in arm]
+            print(
+                f"- {label}: "
+                + ", ".join(f"f{f} {s:.4f}" for f, s in enumerate(stds))
+                + f"; mean {statistics.fmean(stds):.4f}"
+            )
+        print()
+    reg_tta = [statistics.fmean(x) for x in arm_means(runs("tta3"), "regx4")]
+    issue_plain = [statistics.fmean(x) for x in arm_means(runs("plain"), "issue's")]
+    print("### the recipe: RegNet + TTA against the issue's preset plain (the mean of each arm's runs per fold)\n")
+    print(f"- {s23.paired(reg_tta, issue_plain)}")
+
+
+if __name__ == "__main__":
+    main()
