@@ -40,7 +40,8 @@ print(torch.__version__, L.__version__, timm.__version__, smp.__version__, torch
 } > "$W/keep/machine.txt" 2>&1
 cat "$W/keep/machine.txt"
 
-if [ -z "${DRY:-}" ] && [ -z "${NO_TESTS:-}" ]; then  # the CUDA tests beside the runs: test_cuda.py's EMA resume in its b4640f2 form
+# the CUDA tests beside the runs: test_cuda.py's EMA resume in its b4640f2 form
+if [ -z "${DRY:-}" ] && [ -z "${NO_TESTS:-}" ]; then
   (PYTHONPATH=$SITE:$ROOT timeout 240 $PY -m pytest -q -p no:cacheprovider tests/test_cuda.py \
     > "$W/keep/test_cuda.log" 2>&1) &
 fi
@@ -87,7 +88,7 @@ MAXJ=${MAXJ:-8}
 TESTS=1; [ -z "${NO_TESTS:-}" ] || TESTS=0
 for j in "${JOBS[@]}"; do
   [[ ${j%% *} == ${ONLY:-*} ]] || continue
-  while [ "$(jobs -rp | wc -l)" -ge $((MAXJ + TESTS)) ]; do sleep 2; done  # +1: the CUDA tests
+  while [ "$(jobs -rp | wc -l)" -ge $((MAXJ + TESTS)) ]; do sleep 2; done  # +TESTS: the CUDA tests
   if [ $((DEADLINE - $(date +%s))) -lt ${MIN_LEFT_S:-240} ]; then echo "== not started: $j"; continue; fi
   job $j > "$W/keep/job_${j%% *}.out" 2>&1 &
   sleep 1

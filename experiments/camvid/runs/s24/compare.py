@@ -5,10 +5,11 @@ full 42 minutes' epochs, last.ckpt scored on each fold's held-out images.
 - RegNet seed 2 on folds 0-3: the lent H200 at the epochs its seed-42 CPU runs reached (runs/s23/gpu_folds.sh with
   NEW_JOBS="2:0 2:1 2:2 2:3" WORKERS=3 NO_TESTS=1; JPEG-encoded images, as session 23's GPU runs).
 Each arm is summarised per fold by the mean of its runs, and the arms are compared fold by fold.
-Usage: python compare.py > compare.md"""
+Usage: python compare.py > compare.md; python compare.py --plot runs.png draws every run per fold instead."""
 
 import importlib.util
 import statistics
+import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -83,5 +84,39 @@ def main() -> None:
     print(f"- {s23.paired(reg_tta, issue_plain)}")
 
 
+def plot(path: str) -> None:
+    """Every run's score per fold, plain and with TTA: the gain beside the spread between folds and between runs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, kind in zip(axes, s23.s22.KINDS):
+        for name, v in runs(kind).items():
+            issue = name.startswith("issue's")
+            xs = [f + (-0.12 if issue else 0.12) for f in FOLDS if v[f] is not None]
+            marker = "o" if "(CPU)" in name else "^"
+            ax.scatter(xs, [x for x in v if x is not None], marker=marker, color="tab:grey" if issue else "tab:blue")
+        for prefix, dx, color in (("issue's", -0.12, "tab:grey"), ("regx4", 0.12, "tab:blue")):
+            means = [statistics.fmean(x) for x in arm_means(runs(kind), prefix)]
+            ax.hlines(means, [f + dx - 0.1 for f in FOLDS], [f + dx + 0.1 for f in FOLDS], color=color)
+        ax.set_xticks(list(FOLDS), [f"fold {f}" for f in FOLDS])
+        ax.set_title(f"{kind}: last.ckpt on each fold's held-out images")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("mIoU")
+    handles = [
+        plt.Line2D([], [], color="tab:grey", marker="o", ls="", label="issue's preset (2 runs: CPU o, GPU ^)"),
+        plt.Line2D([], [], color="tab:blue", marker="o", ls="", label="RegNet preset (3 runs: CPU o, GPU ^)"),
+        plt.Line2D([], [], color="black", label="mean of the arm's runs"),
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.savefig(path, dpi=100)
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--plot"]:
+        plot(sys.argv[2])
+    else:
+        main()
