@@ -3,17 +3,19 @@
 # figure; run 6 of the preset of that day: val 0.596), with oneDNN and ATen capped to AVX2 and fp32, on the train
 # split; the time budget is off because the emulation's cores are about twice as fast as that machine's. Then
 # seglight.evaluate (same cap) on the 101 val images, last.ckpt, plain and with the adopted multi-scale TTA.
+# EPOCHS (session 24) sets another epoch count; the run's name follows it (avx2_${EPOCHS}ep).
 export WANDB_MODE=offline ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
 P=/work/main/.venv/bin/python
 R=${R:-/work/runs/s14}
+N=avx2_${EPOCHS:-31}ep
 echo "== train $(date)"
-$P -m seglight.train experiment=camvid callbacks.time_budget.budget=null trainer.max_epochs=31 \
+$P -m seglight.train experiment=camvid callbacks.time_budget.budget=null trainer.max_epochs=${EPOCHS:-31} \
   trainer.max_time=null trainer.precision=32-true logger=csv trainer.enable_progress_bar=false \
-  hydra.run.dir=$R/avx2_31ep 2>&1 | grep -E "val/mIoU|Error" | tail -3
+  hydra.run.dir=$R/$N 2>&1 | grep -E "val/mIoU|Error" | tail -3
 echo "== evaluate $(date)"
 for v in "plain" "tta3 tta.scales=[0.75,1.0,1.25]"; do
   set -- $v; name=$1; ov=${2:-}
-  $P -m seglight.evaluate ckpt=$R/avx2_31ep/checkpoints/last.ckpt data=camvid split=val report=false \
-    output=$R/eval/avx2_31ep_$name $ov 2>&1 | grep -E "95% CI|Error" | tail -2
+  $P -m seglight.evaluate ckpt=$R/$N/checkpoints/last.ckpt data=camvid split=val report=false \
+    output=$R/eval/${N}_$name $ov 2>&1 | grep -E "95% CI|Error" | tail -2
 done
 echo "== done $(date)"
