@@ -3,7 +3,8 @@
 # figure; run 6 of the preset of that day: val 0.596), with oneDNN and ATen capped to AVX2 and fp32, on the train
 # split; the time budget is off because the emulation's cores are about twice as fast as that machine's. Then
 # seglight.evaluate (same cap) on the 101 val images, last.ckpt, plain and with the adopted multi-scale TTA.
-# EPOCHS (session 24) sets another epoch count; the run's name follows it (avx2_${EPOCHS}ep).
+# EPOCHS (session 24) sets another epoch count; the run's name follows it (avx2_${EPOCHS}ep). Session 24 also
+# widened the evaluate log filter to "mIoU": with 2 blocks of frames on val no "95% CI" line is printed any more.
 export WANDB_MODE=offline ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
 P=/work/main/.venv/bin/python
 R=${R:-/work/runs/s14}
@@ -16,6 +17,6 @@ echo "== evaluate $(date)"
 for v in "plain" "tta3 tta.scales=[0.75,1.0,1.25]"; do
   set -- $v; name=$1; ov=${2:-}
   $P -m seglight.evaluate ckpt=$R/$N/checkpoints/last.ckpt data=camvid split=val report=false \
-    output=$R/eval/${N}_$name $ov 2>&1 | grep -E "95% CI|Error" | tail -2
+    output=$R/eval/${N}_$name $ov 2>&1 | grep -E "mIoU|Error" | tail -2
 done
 echo "== done $(date)"
