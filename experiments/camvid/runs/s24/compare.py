@@ -39,17 +39,17 @@ def runs(kind: str) -> dict[str, list[float | None]]:
     return out
 
 
-def arm_means(rows: dict[str, list[float | None]], prefix: str) -> list[list[float]]:
+def arm_runs(rows: dict[str, list[float | None]], prefix: str) -> list[list[float]]:
     """Per fold, the scores of every run whose name starts with prefix."""
     return [[v[f] for name, v in rows.items() if name.startswith(prefix) and v[f] is not None] for f in FOLDS]
 
 
 def main() -> None:
-    for kind in s23.s22.KINDS:
-        rows = runs(kind)
+    by_kind = {kind: runs(kind) for kind in s23.s22.KINDS}
+    for kind, rows in by_kind.items():
         print(f"### {kind}\n")
         s23.print_table(rows, first="run")
-        issue, reg = arm_means(rows, "issue's"), arm_means(rows, "regx4")
+        issue, reg = arm_runs(rows, "issue's"), arm_runs(rows, "regx4")
         for label, arm in (("issue's preset", issue), ("regx4", reg)):
             means = [statistics.fmean(x) for x in arm]
             print(
@@ -61,8 +61,8 @@ def main() -> None:
         print(
             "\nRegNet - the issue's preset, the mean of each arm's runs per fold: "
             + ", ".join(f"f{f} {d:+.4f}" for f, d in enumerate(diff))
-            + f"; mean {statistics.fmean(diff):+.4f} +- {statistics.stdev(diff):.4f} over 4, "
-            + f"{sum(d > 0 for d in diff)}/4 above 0"
+            + f"; mean {statistics.fmean(diff):+.4f} +- {statistics.stdev(diff):.4f} over {len(diff)}, "
+            + f"{sum(d > 0 for d in diff)}/{len(diff)} above 0"
         )
         print("\nEach RegNet run against the mean of the issue's runs on the same fold:")
         issue_mean = [statistics.fmean(x) for x in issue]
@@ -78,8 +78,8 @@ def main() -> None:
                 + f"; mean {statistics.fmean(stds):.4f}"
             )
         print()
-    reg_tta = [statistics.fmean(x) for x in arm_means(runs("tta3"), "regx4")]
-    issue_plain = [statistics.fmean(x) for x in arm_means(runs("plain"), "issue's")]
+    reg_tta = [statistics.fmean(x) for x in arm_runs(by_kind["tta3"], "regx4")]
+    issue_plain = [statistics.fmean(x) for x in arm_runs(by_kind["plain"], "issue's")]
     print("### the recipe: RegNet + TTA against the issue's preset plain (the mean of each arm's runs per fold)\n")
     print(f"- {s23.paired(reg_tta, issue_plain)}")
 
@@ -93,13 +93,14 @@ def plot(path: str) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, kind in zip(axes, s23.s22.KINDS):
-        for name, v in runs(kind).items():
+        rows = runs(kind)
+        for name, v in rows.items():
             issue = name.startswith("issue's")
             xs = [f + (-0.12 if issue else 0.12) for f in FOLDS if v[f] is not None]
             marker = "o" if "(CPU)" in name else "^"
             ax.scatter(xs, [x for x in v if x is not None], marker=marker, color="tab:grey" if issue else "tab:blue")
         for prefix, dx, color in (("issue's", -0.12, "tab:grey"), ("regx4", 0.12, "tab:blue")):
-            means = [statistics.fmean(x) for x in arm_means(runs(kind), prefix)]
+            means = [statistics.fmean(x) for x in arm_runs(rows, prefix)]
             ax.hlines(means, [f + dx - 0.1 for f in FOLDS], [f + dx + 0.1 for f in FOLDS], color=color)
         ax.set_xticks(list(FOLDS), [f"fold {f}" for f in FOLDS])
         ax.set_title(f"{kind}: last.ckpt on each fold's held-out images")
