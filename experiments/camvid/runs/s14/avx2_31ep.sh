@@ -4,7 +4,7 @@
 # split; the time budget is off because the emulation's cores are about twice as fast as that machine's. Then
 # seglight.evaluate (same cap) on the 101 val images, last.ckpt, plain and with the adopted multi-scale TTA.
 # EPOCHS (session 24) sets another epoch count; the run's name follows it (avx2_${EPOCHS}ep). Session 24 also
-# widened the evaluate log filter to "mIoU": with 2 blocks of frames on val no "95% CI" line is printed any more.
+# scores through ../evaluate_both.sh, whose log filter is "mIoU" (val's 2 blocks of frames print no "95% CI" line).
 export WANDB_MODE=offline ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
 P=/work/main/.venv/bin/python
 R=${R:-/work/runs/s14}
@@ -14,9 +14,5 @@ $P -m seglight.train experiment=camvid callbacks.time_budget.budget=null trainer
   trainer.max_time=null trainer.precision=32-true logger=csv trainer.enable_progress_bar=false \
   hydra.run.dir=$R/$N 2>&1 | grep -E "val/mIoU|Error" | tail -3
 echo "== evaluate $(date)"
-for v in "plain" "tta3 tta.scales=[0.75,1.0,1.25]"; do
-  set -- $v; name=$1; ov=${2:-}
-  $P -m seglight.evaluate ckpt=$R/$N/checkpoints/last.ckpt data=camvid split=val report=false \
-    output=$R/eval/${N}_$name $ov 2>&1 | grep -E "mIoU|Error" | tail -2
-done
+P=$P bash "$(dirname "$0")/../evaluate_both.sh" "$PWD" $R/$N/checkpoints/last.ckpt $R/eval/${N}_KIND
 echo "== done $(date)"

@@ -17,11 +17,7 @@ for f in ${FOLDS:-0 1 2 3}; do
   (cd $TREE && $P -m seglight.train experiment=camvid data.folds=4 data.fold=$f data.purge_frames=0 $BUDGET $ARGS \
     ${SEED:+seed=$SEED} logger=csv trainer.enable_progress_bar=false hydra.run.dir=$R/${NAME}_f$f 2>&1 \
     | grep -E "progressive|time budget|val/mIoU|Error" | tail -4)
-  for v in "plain" "tta3 tta.scales=[0.75,1.0,1.25]"; do
-    name=${v%% *}; ov=${v#* }; [ "$name" = "$ov" ] && ov=""
-    (cd $TREE && $P -m seglight.evaluate ckpt=$R/${NAME}_f$f/checkpoints/last.ckpt data=camvid \
-      data.folds=4 data.fold=$f data.purge_frames=0 split=val report=false output=$R/eval/${NAME}_${name}_f$f \
-      $ov 2>&1 | grep -E "mIoU|Error" | tail -2)
-  done
+  P=$P bash "$(dirname "$0")/../evaluate_both.sh" $TREE $R/${NAME}_f$f/checkpoints/last.ckpt \
+    $R/eval/${NAME}_KIND_f$f data.folds=4 data.fold=$f data.purge_frames=0
 done
 echo "== done $(date)"

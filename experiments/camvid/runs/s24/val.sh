@@ -8,9 +8,6 @@ R=/work/runs/s24
 echo "== val run seed 1 $(date)"
 (cd /work/wt_s24 && $P -m seglight.train experiment=camvid seed=1 logger=csv trainer.enable_progress_bar=false \
   hydra.run.dir=$R/val_regx4_s1 2>&1 | grep -E "time budget|val/mIoU|Error" | tail -4)
-for v in "plain" "tta3 tta.scales=[0.75,1.0,1.25]"; do
-  name=${v%% *}; ov=${v#* }; [ "$name" = "$ov" ] && ov=""
-  (cd /work/wt_s24 && $P -m seglight.evaluate ckpt=$R/val_regx4_s1/checkpoints/last.ckpt data=camvid split=val \
-    report=false output=$R/eval/val_regx4_s1_$name $ov 2>&1 | grep -E "mIoU|Error" | tail -2)
-done
+P=$P bash /work/main/experiments/camvid/runs/evaluate_both.sh /work/wt_s24 $R/val_regx4_s1/checkpoints/last.ckpt \
+  $R/eval/val_regx4_s1_KIND
 echo "== all done $(date)"
