@@ -148,3 +148,57 @@ def test_ohem_reaches_the_cross_entropy_term_of_dice_ce_and_rejects_bad_fraction
     assert hard > 6 * plain, (float(plain), float(hard))
     with pytest.raises(ValueError, match="ohem"):
         build_loss("ce", C, IGNORE, ohem=0.0)
+
+
+def one_hot_tversky(logits, target, weight, alpha, beta, smooth, eps=1e-7):
+    """The soft Tversky loss as written in the textbook: a one-hot target (B,C,H,W), void pixels zeroed."""
+    valid = (target != IGNORE).unsqueeze(1).float()
+    probs = logits.float().softmax(1) * valid
+    one_hot = torch.nn.functional.one_hot(torch.where(target == IGNORE, 0, target), C).permute(0, 3, 1, 2) * valid
+    tp, fp, fn = (
+        (probs * one_hot).sum((0, 2, 3)),
+        (probs * (1 - one_hot)).sum((0, 2, 3)),
+        ((1 - probs) * one_hot).sum((0, 2, 3)),
+    )
+    index = (tp + smooth) / (tp + alpha * fp + beta * fn + smooth).clamp_min(eps)
+    present = (one_hot.sum((0, 2, 3)) > 0).float() * weight
+    return ((1 - index) * present).sum() / present.sum().clamp_min(eps)
+
+
+@pytest.mark.parametrize(("alpha", "beta", "smooth"), [(0.5, 0.5, 0.0), (1.0, 1.0, 0.0), (0.3, 0.7, 1.0)])
+def test_tversky_without_a_one_hot_matches_the_textbook_loss_and_gradient(alpha, beta, smooth):
+    g = torch.Generator().manual_seed(1)
+    target = torch.randint(0, C, (2, 12, 10), generator=g)
+    target[0, :3] = IGNORE
+    target[target == 3] = 2  # class 3 absent: left out of the mean
+    logits = (3 * torch.randn(2, C, 12, 10, generator=g)).requires_grad_()
+    weight = torch.tensor([1.0, 2.0, 0.5, 3.0])
+    loss = build_loss("tversky", C, IGNORE, weight.tolist(), alpha=alpha, beta=beta, smooth=smooth)(logits, target)
+    (grad,) = torch.autograd.grad(loss, logits)
+    expected = one_hot_tversky(logits, target, weight, alpha, beta, smooth)
+    (expected_grad,) = torch.autograd.grad(expected, logits)
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(grad, expected_grad)
+
+
+@pytest.mark.parametrize("ohem", [None, 0.5])
+def test_dice_ce_on_one_log_softmax_matches_its_terms_and_their_gradients(ohem):
+    target, perfect, _ = target_and_logits()
+    target[1, :4] = IGNORE
+    logits = torch.randn_like(perfect).requires_grad_()
+    w = [1.0, 2.0, 0.5, 3.0]
+    combo = build_loss("dice_ce", C, IGNORE, w, dice_weight=0.3, ce_weight=2.0, ohem=ohem)(logits, target)
+    terms = 0.3 * build_loss("dice", C, IGNORE, w)(logits, target)
+    terms = terms + 2.0 * build_loss("ce", C, IGNORE, w, ohem=ohem)(logits, target)
+    torch.testing.assert_close(combo, terms)
+    torch.testing.assert_close(torch.autograd.grad(combo, logits)[0], torch.autograd.grad(terms, logits)[0])
+
+
+def test_a_label_smoothed_term_of_a_sum_keeps_its_own_logits():
+    from seglight.model.losses import WeightedSum
+
+    target, perfect, _ = target_and_logits()
+    logits = torch.randn_like(perfect)
+    smoothed, dice = build_loss("ce", C, IGNORE, label_smoothing=0.1), build_loss("dice", C, IGNORE)
+    total = WeightedSum({"ce": (1.0, smoothed), "dice": (0.5, dice)})(logits, target)
+    torch.testing.assert_close(total, smoothed(logits, target) + 0.5 * dice(logits, target))

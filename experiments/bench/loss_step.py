@@ -1,0 +1,121 @@
+"""The CamVid preset's training step with its loss as it is and as it was: what dice_ce costs the step.
+
+The preset's model (``experiment=camvid``: the light FPN on RegNetX-400MF, batch 8, 224x256 crops, channels_last,
+the precision ``precision=auto`` picks) takes AdamW steps on one synthetic batch in memory with, in turn:
+
+- ``dice_ce``: the loss as built now (one log-softmax shared by both terms, the Dice sums without a one-hot tensor);
+- ``dice_ce_one_hot``: the same loss as it was until session 25 (two softmaxes, a one-hot target (B,C,H,W));
+- ``ce``: cross-entropy alone, the floor a Dice term can approach.
+
+The arms take turns, ``--repeats`` times; medians of img/s, and ``speedup`` = dice_ce / dice_ce_one_hot in the same
+run. Prints one JSON line; --out writes it.
+
+    python experiments/bench/loss_step.py [--repeats 5] [--steps 4] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+sys.path.insert(0, str(Path(__file__).parent))
+from run import CAMVID, cpu_name, emit, prepared_datamodule, train_step  # noqa: E402
+
+from seglight.config import compose_config  # noqa: E402
+from seglight.model.losses import build_loss  # noqa: E402
+from seglight.training.fit import build_module  # noqa: E402
+from seglight.util.hardware import autocast_dtype, resolve_precision  # noqa: E402
+
+
+class OneHotDiceCE(nn.Module):
+    """dice_ce as seglight computed it until session 25: softmax, a one-hot target, four products of (B,C,N), then
+    cross-entropy on its own log-softmax. Same value as ``build_loss("dice_ce", ...)``."""
+
+    def __init__(self, num_classes: int, ignore_index: int, weight: Tensor | None) -> None:
+        super().__init__()
+        self.c, self.ignore = num_classes, ignore_index
+        self.register_buffer("weight", weight if weight is not None else torch.ones(num_classes))
+        self.ce = build_loss("ce", num_classes, ignore_index, None if weight is None else weight.tolist())
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        b = logits.shape[0]
+        probs = logits.float().softmax(dim=1).reshape(b, self.c, -1)
+        flat = target.reshape(b, -1)
+        valid = (flat != self.ignore).unsqueeze(1)
+        one_hot = F.one_hot(torch.where(valid.squeeze(1), flat, 0), self.c).permute(0, 2, 1).float() * valid
+        probs = probs * valid
+        tp = (probs * one_hot).sum((0, 2))
+        fp = (probs * (1 - one_hot)).sum((0, 2))
+        fn = ((1 - probs) * one_hot).sum((0, 2))
+        index = tp / (tp + 0.5 * fp + 0.5 * fn).clamp_min(1e-7)
+        present = (one_hot.sum((0, 2)) > 0).float() * self.weight
+        dice = ((1 - index) * present).sum() / present.sum().clamp_min(1e-7)
+        return dice + self.ce(logits, target)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp())
+    cfg = compose_config(["experiment=camvid", f"data.root={CAMVID}", f"run_dir={work}", "data.cache_images=false"])
+    dm = prepared_datamodule(cfg)
+    torch.manual_seed(cfg.seed)
+    module = build_module(cfg, dm).train()
+    fmt = torch.channels_last if cfg.model.channels_last else torch.contiguous_format
+    model = module.model.to(memory_format=fmt)
+    dtype = autocast_dtype(resolve_precision(cfg.trainer.precision, "cpu"))
+    weight = module.loss_fn.terms["dice"].weight
+    arms = {
+        "dice_ce": module.loss_fn,
+        "dice_ce_one_hot": OneHotDiceCE(dm.num_classes, dm.ignore_index, weight),
+        "ce": module.loss_fn.terms["ce"],
+    }
+    g = torch.Generator().manual_seed(0)
+    h, w = dm.crop_size
+    x = torch.randn(dm.batch_size, 3, h, w, generator=g).contiguous(memory_format=fmt)
+    y = torch.randint(0, dm.num_classes, (dm.batch_size, h, w), generator=g)
+    y[:, : h // 8] = dm.ignore_index  # some void, as CamVid has
+    with torch.no_grad(), torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+        out = model(x)
+        same = [float(arms[k](out, y)) for k in ("dice_ce", "dice_ce_one_hot")]
+    if abs(same[0] - same[1]) > 1e-4 * abs(same[1]):
+        raise SystemExit(f"the two dice_ce differ: {same}")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optimizer.lr)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    rates: dict[str, list[float]] = {k: [] for k in arms}
+    for r in range(args.repeats):
+        for name in list(arms)[r % 3 :] + list(arms)[: r % 3]:  # each repeat starts one later
+            train_step(model, arms[name], x, y, optimizer, scaler, dtype)  # warm-up
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                train_step(model, arms[name], x, y, optimizer, scaler, dtype)
+            rates[name].append(args.steps * dm.batch_size / (time.perf_counter() - start))
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    emit(
+        {
+            "cpu": cpu_name(),
+            "precision": str(dtype),
+            **{f"{k}_img_s": v for k, v in med.items()},
+            **{f"{k}_range": f"{min(v):.2f}-{max(v):.2f}" for k, v in rates.items()},
+            "speedup": med["dice_ce"] / med["dice_ce_one_hot"],
+            "dice_share_now": 1 - med["dice_ce"] / med["ce"],
+            "dice_share_before": 1 - med["dice_ce_one_hot"] / med["ce"],
+        },
+        args.out,
+    )
+
+
+if __name__ == "__main__":
+    main()
