@@ -154,7 +154,8 @@ def one_hot_tversky(logits, target, weight, alpha, beta, smooth, eps=1e-7):
     """The soft Tversky loss as written in the textbook: a one-hot target (B,C,H,W), void pixels zeroed."""
     valid = (target != IGNORE).unsqueeze(1).float()
     probs = logits.float().softmax(1) * valid
-    one_hot = torch.nn.functional.one_hot(torch.where(target == IGNORE, 0, target), C).permute(0, 3, 1, 2) * valid
+    one_hot = torch.nn.functional.one_hot(torch.where(target == IGNORE, 0, target), logits.shape[1])
+    one_hot = one_hot.permute(0, 3, 1, 2) * valid
     tp, fp, fn = (
         (probs * one_hot).sum((0, 2, 3)),
         (probs * (1 - one_hot)).sum((0, 2, 3)),
@@ -202,3 +203,21 @@ def test_a_label_smoothed_term_of_a_sum_keeps_its_own_logits():
     smoothed, dice = build_loss("ce", C, IGNORE, label_smoothing=0.1), build_loss("dice", C, IGNORE)
     total = WeightedSum({"ce": (1.0, smoothed), "dice": (0.5, dice)})(logits, target)
     torch.testing.assert_close(total, smoothed(logits, target) + 0.5 * dice(logits, target))
+
+
+@pytest.mark.parametrize("autocast", [None, torch.bfloat16, torch.float16], ids=["fp32", "bf16-mixed", "16-mixed"])
+def test_dice_stays_exact_on_a_confident_preset_sized_batch(autocast):
+    # fp and fn are a small part of sums over ~60k pixels per class: summed one value at a time in fp32, or by a
+    # matmul that autocast takes to bf16/fp16, they came out 12-35 % off (fp16 overflowed).
+    g = torch.Generator().manual_seed(0)
+    c = 11
+    target = torch.randint(0, c, (8, 14, 16), generator=g).repeat_interleave(16, 1).repeat_interleave(16, 2)
+    target[:, :28] = IGNORE  # (B,H,W) = (8,224,256), blocks of 16x16 pixels, some void
+    hot = torch.nn.functional.one_hot(target.clamp_max(c - 1), c).permute(0, 3, 1, 2)
+    logits = torch.randn(8, c, 224, 256, generator=g) + 10 * hot  # (B,C,H,W), a confident model
+    weight = torch.ones(c)
+    expected = one_hot_tversky(logits.double(), target, weight.double(), 0.5, 0.5, 0.0)
+    dice = build_loss("dice", c, IGNORE)
+    with torch.autocast("cpu", dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+        got = dice(logits if autocast is None else logits.to(autocast), target)
+    assert abs(float(got) - float(expected)) < 0.01 * float(expected), (float(got), float(expected))

@@ -86,24 +86,28 @@ class SoftTverskyLoss(FromLogProbs):
         self.register_buffer("weight", weight if weight is not None else torch.ones(num_classes))
 
     def from_log_probs(self, logp: Tensor, target: Tensor) -> Tensor:
-        # No one-hot tensor (B,C,H,W): per class c, tp = the summed probability of c on c's pixels, fp = the summed
-        # probability of c on valid pixels - tp, fn = c's pixel count - tp. The same sums in fewer passes over the
-        # batch: the one-hot form made the CamVid preset's training step 1.2x slower (experiments/bench/README.md).
+        # No one-hot tensor (B,C,H,W): per class c, tp = the summed probability of c on c's pixels, fn = the summed
+        # 1 - p there, fp = the summed probability of c on all valid pixels - tp. The same sums in fewer passes over
+        # the batch: the one-hot form made the CamVid preset's training step 1.2x slower (experiments/bench/README.md).
+        # The sums are taken in float64: fp is a small difference of two sums over up to millions of pixels, and
+        # scatter_add adds one value at a time (in fp32 that lost a third of fp on a preset-sized batch).
         c = logp.shape[1]
         probs = logp.exp()
         valid = target != self.ignore_index  # (B,H,W)
         safe = torch.where(valid, target, 0)
-        valid_f = valid.to(probs.dtype)
-        prob_sum = torch.einsum("bchw,bhw->c", probs, valid_f)  # (C,)
-        p_true = probs.gather(1, safe.unsqueeze(1)).squeeze(1) * valid_f  # (B,H,W)
-        # 1-D scatter_add: deterministic on CUDA too, and no host sync (a boolean index would make one)
-        tp = probs.new_zeros(c).scatter_add(0, safe.flatten(), p_true.flatten())
-        count = probs.new_zeros(c).scatter_add(0, safe.flatten(), valid_f.flatten())
+        valid_d = valid.double()
+        p_true = probs.gather(1, safe.unsqueeze(1)).squeeze(1).double() * valid_d  # (B,H,W)
+        per_class = probs.new_zeros(c, dtype=torch.float64)
+        safe = safe.flatten()
+        tp = per_class.scatter_add(0, safe, p_true.flatten())
+        fn = per_class.scatter_add(0, safe, (valid_d - p_true).flatten())
+        count = per_class.scatter_add(0, safe, valid_d.flatten())
+        # a plain sum, not an einsum: autocast would take the einsum's matmul to bf16 (or fp16, which overflows)
+        prob_sum = (probs * valid.unsqueeze(1)).sum((0, 2, 3), dtype=torch.float64)  # (C,)
         fp = (prob_sum - tp).clamp_min(0)  # >= 0 but for rounding
-        fn = (count - tp).clamp_min(0)
         index = (tp + self.smooth) / (tp + self.alpha * fp + self.beta * fn + self.smooth).clamp_min(self.eps)
-        present = (count > 0).float() * self.weight
-        return ((1 - index) * present).sum() / present.sum().clamp_min(self.eps)
+        present = (count > 0).double() * self.weight
+        return (((1 - index) * present).sum() / present.sum().clamp_min(self.eps)).float()
 
 
 class FocalLoss(nn.Module):
