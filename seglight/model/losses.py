@@ -91,22 +91,23 @@ class SoftTverskyLoss(FromLogProbs):
         # the batch: the one-hot form made the CamVid preset's training step 1.2x slower (experiments/bench/README.md).
         # The sums are taken in float64: fp is a small difference of two sums over up to millions of pixels, and
         # scatter_add adds one value at a time (in fp32 that lost a third of fp on a preset-sized batch).
-        c = logp.shape[1]
+        c, dims = logp.shape[1], (0, *range(2, logp.ndim))
+        exact = torch.float32 if logp.device.type == "mps" else torch.float64  # MPS has no float64
         probs = logp.exp()
         valid = target != self.ignore_index  # (B,H,W)
         safe = torch.where(valid, target, 0)
-        valid_d = valid.double()
-        p_true = probs.gather(1, safe.unsqueeze(1)).squeeze(1).double() * valid_d  # (B,H,W)
-        per_class = probs.new_zeros(c, dtype=torch.float64)
+        valid_d = valid.to(exact)
+        p_true = probs.gather(1, safe.unsqueeze(1)).squeeze(1).to(exact) * valid_d  # (B,H,W)
+        per_class = probs.new_zeros(c, dtype=exact)
         safe = safe.flatten()
         tp = per_class.scatter_add(0, safe, p_true.flatten())
         fn = per_class.scatter_add(0, safe, (valid_d - p_true).flatten())
         count = per_class.scatter_add(0, safe, valid_d.flatten())
         # a plain sum, not an einsum: autocast would take the einsum's matmul to bf16 (or fp16, which overflows)
-        prob_sum = (probs * valid.unsqueeze(1)).sum((0, 2, 3), dtype=torch.float64)  # (C,)
+        prob_sum = (probs * valid.unsqueeze(1)).sum(dims, dtype=exact)  # (C,)
         fp = (prob_sum - tp).clamp_min(0)  # >= 0 but for rounding
         index = (tp + self.smooth) / (tp + self.alpha * fp + self.beta * fn + self.smooth).clamp_min(self.eps)
-        present = (count > 0).double() * self.weight
+        present = (count > 0).to(exact) * self.weight
         return (((1 - index) * present).sum() / present.sum().clamp_min(self.eps)).float()
 
 
