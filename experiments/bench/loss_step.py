@@ -8,9 +8,11 @@ the precision ``precision=auto`` picks) takes AdamW steps on one synthetic batch
 - ``ce``: cross-entropy alone, the floor a Dice term can approach.
 
 The arms take turns, ``--repeats`` times; medians of img/s, and ``speedup`` = dice_ce / dice_ce_one_hot in the same
-run. Prints one JSON line; --out writes it.
+run. ``--trainer N`` also times seglight's Trainer on the preset's real batches (its DataModule, loader worker and
+callbacks; 2 warm-up steps, then N) with each dice_ce in turn: whether the step's gain reaches the epoch.
+Prints one JSON line; --out writes it.
 
-    python experiments/bench/loss_step.py [--repeats 5] [--steps 4] [--out FILE]
+    python experiments/bench/loss_step.py [--repeats 5] [--steps 4] [--trainer 30] [--out FILE]
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run import CAMVID, cpu_name, emit, prepared_datamodule, train_step  # noqa: E402
+from run import CAMVID, cpu_name, emit, one_epoch_window, prepared_datamodule, train_step, trainer_loop  # noqa: E402
 
 from seglight.config import compose_config  # noqa: E402
 from seglight.model.losses import build_loss  # noqa: E402
@@ -61,10 +63,30 @@ class OneHotDiceCE(nn.Module):
         return dice + self.ce(logits, target)
 
 
+def trainer_rates(args: argparse.Namespace, work: Path, arms: dict[str, nn.Module]) -> dict[str, float | str]:
+    """The Trainer's img/s on the preset's real batches with each dice_ce, in turns; medians and their ratio."""
+    cfg = compose_config(
+        ["experiment=camvid", f"data.root={CAMVID}", *one_epoch_window(work), "callbacks.time_budget.budget=null"]
+    )
+    dm = prepared_datamodule(cfg)
+    names = ["dice_ce", "dice_ce_one_hot"]
+    rates: dict[str, list[float]] = {k: [] for k in names}
+    for r in range(args.repeats):
+        for name in names[r % 2 :] + names[: r % 2]:
+            rates[name].append(trainer_loop(cfg, dm, 2, args.trainer, loss_fn=arms[name]))
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    return {
+        **{f"trainer_{k}_img_s": v for k, v in med.items()},
+        **{f"trainer_{k}_range": f"{min(v):.2f}-{max(v):.2f}" for k, v in rates.items()},
+        "trainer_speedup": med["dice_ce"] / med["dice_ce_one_hot"],
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--trainer", type=int, default=0, help="also time the Trainer for this many steps per arm")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
 
@@ -103,6 +125,7 @@ def main() -> None:
                 train_step(model, arms[name], x, y, optimizer, scaler, dtype)
             rates[name].append(args.steps * dm.batch_size / (time.perf_counter() - start))
     med = {k: statistics.median(v) for k, v in rates.items()}
+    trainer = trainer_rates(args, work, arms) if args.trainer else {}
     emit(
         {
             "cpu": cpu_name(),
@@ -112,6 +135,7 @@ def main() -> None:
             "speedup": med["dice_ce"] / med["dice_ce_one_hot"],
             "dice_share_now": 1 - med["dice_ce"] / med["ce"],
             "dice_share_before": 1 - med["dice_ce_one_hot"] / med["ce"],
+            **trainer,
         },
         args.out,
     )

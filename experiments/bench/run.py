@@ -149,6 +149,18 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def one_epoch_window(work: Path) -> list[str]:
+    """Overrides for timing training steps: one epoch, no validation, CSV logs and checkpoints under ``work``."""
+    return [
+        "logger=csv",
+        f"run_dir={work / 'trainer'}",
+        "trainer.enable_progress_bar=false",
+        "trainer.num_sanity_val_steps=0",
+        "trainer.limit_val_batches=0",
+        "trainer.max_epochs=1",
+    ]
+
+
 def train_config(work: Path, *extra: str, shapes: int = 96) -> DictConfig:
     """The default config on CamVid-size data: real CamVid when ../shared/camvid exists, else ``shapes`` images of
     416x416 (the same pixel count as CamVid's 360x480); 256x256 crops, batch 8; then ``extra`` overrides."""
@@ -157,20 +169,7 @@ def train_config(work: Path, *extra: str, shapes: int = 96) -> DictConfig:
         if (CAMVID / "train").is_dir()
         else ["data.image_size=416", f"data.num_train={shapes}", "data.num_val=8", f"data.root={work / 'data'}"]
     )
-    return compose_config(
-        [
-            *data,
-            "data.crop_size=256",
-            "data.batch_size=8",
-            "logger=csv",
-            f"run_dir={work / 'trainer'}",
-            "trainer.enable_progress_bar=false",
-            "trainer.num_sanity_val_steps=0",
-            "trainer.limit_val_batches=0",
-            "trainer.max_epochs=1",
-            *extra,
-        ]
-    )
+    return compose_config([*data, "data.crop_size=256", "data.batch_size=8", *one_epoch_window(work), *extra])
 
 
 def batches(loader) -> Iterator[dict[str, torch.Tensor]]:
@@ -262,10 +261,15 @@ class TrainTimer(pl.Callback):
         return self.images / (self.end - self.start)
 
 
-def trainer_loop(cfg: DictConfig, dm, warmup: int, steps: int, device: torch.device = CPU) -> float:
-    """Images/s of seglight's Trainer (default trainer and callbacks config) over the same steps."""
+def trainer_loop(
+    cfg: DictConfig, dm, warmup: int, steps: int, device: torch.device = CPU, loss_fn: torch.nn.Module | None = None
+) -> float:
+    """Images/s of seglight's Trainer (default trainer and callbacks config) over the same steps; ``loss_fn``
+    replaces the configured loss."""
     pl.seed_everything(cfg.seed, verbose=False)
     module = build_module(cfg, dm)
+    if loss_fn is not None:
+        module.loss_fn = loss_fn
     timer = TrainTimer(warmup, device)
     trainer = build_trainer(cfg, limit_train_batches=warmup + steps, enable_model_summary=False)
     trainer.callbacks.append(timer)

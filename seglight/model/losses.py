@@ -48,7 +48,9 @@ class FromLogProbs(nn.Module):
     """A loss that can start from log-probabilities, so that losses summed over one batch share one log-softmax
     (``WeightedSum``) where ``shares_log_probs``; ``forward(logits, target)`` takes the log-softmax itself."""
 
-    shares_log_probs = True
+    @property
+    def shares_log_probs(self) -> bool:
+        return True
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         return self.from_log_probs(log_probs(logits), target)
@@ -162,12 +164,13 @@ class WeightedSum(nn.Module):
         self.terms = nn.ModuleDict({k: m for k, (_, m) in terms.items()})
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        sharing = {k for k, m in self.terms.items() if isinstance(m, FromLogProbs) and m.shares_log_probs}
-        logp = log_probs(logits) if sharing else None
-        return sum(
-            self.weights[k] * (m.from_log_probs(logp, target) if k in sharing else m(logits, target))
+        sharing = {k: m for k, m in self.terms.items() if isinstance(m, FromLogProbs) and m.shares_log_probs}
+        logp = log_probs(logits) if sharing else logits
+        values = [
+            self.weights[k] * (sharing[k].from_log_probs(logp, target) if k in sharing else m(logits, target))
             for k, m in self.terms.items()
-        )
+        ]
+        return sum(values[1:], values[0])
 
 
 class CrossEntropy(nn.CrossEntropyLoss, FromLogProbs):
