@@ -90,7 +90,7 @@ class SoftTverskyLoss(FromLogProbs):
     def from_log_probs(self, logp: Tensor, target: Tensor) -> Tensor:
         # No one-hot tensor (B,C,H,W): per class c, tp = the summed probability of c on c's pixels, fn = the summed
         # 1 - p there, fp = the summed probability of c on all valid pixels - tp. The same sums in fewer passes over
-        # the batch: the one-hot form made the CamVid preset's training step 1.2x slower (experiments/bench/README.md).
+        # the batch: the one-hot form made the CamVid preset's step 1.2-1.35x slower (experiments/bench/README.md).
         # The sums are taken in float64: fp is a small difference of two sums over up to millions of pixels, and
         # scatter_add adds one value at a time (in fp32 that lost a third of fp on a preset-sized batch).
         c, dims = logp.shape[1], (0, *range(2, logp.ndim))
