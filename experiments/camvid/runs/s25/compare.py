@@ -8,14 +8,10 @@ from pathlib import Path
 HERE = Path(__file__).parent
 
 
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-s24 = _load("s24_compare", HERE.parent / "s24" / "compare.py")
+# session 24's compare.py: runs(), main(), FOLDS, and session 23's and 22's modules (s24.s23, s24.s23.s22)
+_spec = importlib.util.spec_from_file_location("s24_compare", HERE.parent / "s24" / "compare.py")
+s24 = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(s24)
 runs_until_s24 = s24.runs
 
 
