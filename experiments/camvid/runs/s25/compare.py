@@ -12,17 +12,15 @@ HERE = Path(__file__).parent
 _spec = importlib.util.spec_from_file_location("s24_compare", HERE.parent / "s24" / "compare.py")
 s24 = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(s24)
-runs_until_s24 = s24.runs
 
 
 def runs(kind: str) -> dict[str, list[float | None]]:
     """Session 24's runs and this session's fold-3 run (None on the folds it did not run)."""
-    out = runs_until_s24(kind)
+    out = s24.runs(kind)
     s3_f3 = s24.s23.s22.miou(HERE / f"eval_full_regx4_s3_{kind}_f3.json")
     out["regx4 s3 (CPU, faster loss)"] = [s3_f3 if f == 3 else None for f in s24.FOLDS]
     return out
 
 
 if __name__ == "__main__":
-    s24.runs = runs  # s24.main() reads every run through its module's runs()
-    s24.main()
+    s24.main(runs)

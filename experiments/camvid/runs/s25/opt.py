@@ -1,39 +1,18 @@
-"""Session 25: the preset's step with AdamW as default, foreach and fused, and the optimizer step alone."""
+"""Session 25: the preset's step with AdamW as default, foreach and fused, and the optimizer step alone (output:
+opt.txt). The model, batch and step are prof.py's."""
 
 import statistics
 import sys
 import time
+from pathlib import Path
 
-import segmentation_models_pytorch as smp
 import torch
 
-sys.path.insert(0, "/work/main")
-from seglight.model.losses import build_loss  # noqa: E402
+sys.path.insert(0, str(Path(__file__).parent))
+from prof import model, step  # noqa: E402
 
-model = smp.create_model(
-    "FPN",
-    encoder_name="tu-regnetx_004",
-    encoder_weights=None,
-    classes=11,
-    decoder_pyramid_channels=64,
-    decoder_segmentation_channels=32,
-)
-model = model.to(memory_format=torch.channels_last).train()
-loss = build_loss("dice_ce", 11, 11, [1.0] * 11)
-x = torch.randn(8, 3, 224, 256).contiguous(memory_format=torch.channels_last)
-y = torch.randint(0, 11, (8, 224, 256))
 variants = {"default": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}
 opts = {k: torch.optim.AdamW(model.parameters(), 1e-3, **kw) for k, kw in variants.items()}
-
-
-def step(opt: torch.optim.Optimizer) -> None:
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        value = loss(model(x), y)
-    value.backward()
-    opt.step()
-    opt.zero_grad()
-
-
 res: dict[str, list[float]] = {k: [] for k in opts}
 for _ in range(5):
     for k, o in opts.items():

@@ -1,4 +1,5 @@
-"""Session 25: a torch profile of 4 training steps of the CamVid preset's model and loss (output: prof.txt)."""
+"""Session 25: a torch profile of 4 training steps of the CamVid preset's model and loss (output: prof.txt).
+``model``, ``loss``, ``x``, ``y`` and ``step(optimizer)`` are opt.py's too."""
 
 import sys
 
@@ -19,12 +20,12 @@ model = smp.create_model(
 )
 model = model.to(memory_format=torch.channels_last).train()
 loss = build_loss("dice_ce", 11, 11, [1.0] * 11)
-opt = torch.optim.AdamW(model.parameters(), 1e-3)
-x = torch.randn(8, 3, 224, 256).contiguous(memory_format=torch.channels_last)
-y = torch.randint(0, 11, (8, 224, 256))
+x = torch.randn(8, 3, 224, 256).contiguous(memory_format=torch.channels_last)  # (B,3,H,W)
+y = torch.randint(0, 11, (8, 224, 256))  # (B,H,W)
 
 
-def step() -> None:
+def step(opt: torch.optim.Optimizer) -> None:
+    """One training step of ``model`` on (x, y) under bf16 autocast."""
     with torch.autocast("cpu", dtype=torch.bfloat16):
         value = loss(model(x), y)
     value.backward()
@@ -32,9 +33,11 @@ def step() -> None:
     opt.zero_grad()
 
 
-for _ in range(2):
-    step()
-with profile(activities=[ProfilerActivity.CPU]) as p:
-    for _ in range(4):
-        step()
-print(p.key_averages().table(sort_by="self_cpu_time_total", row_limit=30))
+if __name__ == "__main__":
+    adamw = torch.optim.AdamW(model.parameters(), 1e-3)
+    for _ in range(2):
+        step(adamw)
+    with profile(activities=[ProfilerActivity.CPU]) as p:
+        for _ in range(4):
+            step(adamw)
+    print(p.key_averages().table(sort_by="self_cpu_time_total", row_limit=30))
