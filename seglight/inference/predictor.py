@@ -21,6 +21,7 @@ from seglight.data.palette import Palette
 from seglight.data.transforms import to_input
 from seglight.inference.fold import bf16_model, check_input
 from seglight.model.checkpoint import trained_on_val
+from seglight.model.memory_format import to_channels_last
 from seglight.model.tiling import TILE_OVERLAP, TILE_SIZE, needs_tiles, padded, sliding_window, window_weights
 from seglight.util.hardware import AUTOCAST, FULL_PRECISION, autocast_dtype, cpu_has_vnni, resolve_precision
 
@@ -218,7 +219,7 @@ class TorchPredictor(Predictor):
         self.data_split = module.data_split
         self.code_version = module.code_version
         self.chosen_on = module.chosen_on
-        self.module.model.to(memory_format=torch.channels_last)
+        to_channels_last(self.module.model)
         self.precision = resolve_precision(precision, self.device.type)
         if self.precision not in (*AUTOCAST, *FULL_PRECISION):  # e.g. "bf16-true": it would run fp32 under that name
             raise ValueError(f"precision={precision!r}: predict runs auto, {', '.join((*FULL_PRECISION, *AUTOCAST))}")

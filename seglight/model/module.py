@@ -23,6 +23,7 @@ from seglight.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from seglight.model.factory import create_model, input_divisor, saved_model_kwargs, saved_module, set_encoder_frozen
 from seglight.model.finite import NonFiniteCheck
 from seglight.model.losses import build_loss
+from seglight.model.memory_format import to_channels_last
 from seglight.model.metrics import LOSS, SegmentationMetrics, confusion_matrix, flatten
 from seglight.model.optim import build_optimizer, build_scheduler
 from seglight.model.tiling import TILE_OVERLAP, TILE_SIZE, needs_tiles, padded, sliding_window
@@ -85,7 +86,7 @@ class SegmentationModule(pl.LightningModule):
             arch, encoder_name, encoder_weights, in_channels, self.num_classes, **(model_kwargs or {})
         )
         if channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+            self.model = to_channels_last(self.model)
         self.loss_fn = build_loss(loss, self.num_classes, ignore_index, class_weights, **(loss_kwargs or {}))
         metrics = SegmentationMetrics(self.num_classes, ignore_index)
         self.train_metrics = metrics.clone()
