@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from run import cross_entropy, train_step  # noqa: E402
 
 from seglight.model.factory import create_model  # noqa: E402
+from seglight.model.memory_format import to_channels_last  # noqa: E402
 from seglight.util.hardware import autocast_dtype, cpu_flags, resolve_precision  # noqa: E402
 
 NO_SCALER = torch.amp.GradScaler("cpu", enabled=False)
@@ -29,9 +30,9 @@ NO_SCALER = torch.amp.GradScaler("cpu", enabled=False)
 
 def make(compiled: bool):
     torch.manual_seed(0)
-    model = create_model(
-        "FPN", "resnet18", None, 3, 11, decoder_pyramid_channels=64, decoder_segmentation_channels=32
-    ).to(memory_format=torch.channels_last)
+    model = to_channels_last(
+        create_model("FPN", "resnet18", None, 3, 11, decoder_pyramid_channels=64, decoder_segmentation_channels=32)
+    )
     if compiled:
         model.compile()
     return model, torch.optim.AdamW(model.parameters(), 1e-3)

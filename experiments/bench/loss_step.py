@@ -29,11 +29,20 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run import CAMVID, cpu_name, emit, one_epoch_window, prepared_datamodule, train_step, trainer_loop  # noqa: E402
+from run import (  # noqa: E402
+    CAMVID,
+    arm_args,
+    cpu_name,
+    emit,
+    one_epoch_window,
+    prepared_datamodule,
+    preset_module,
+    train_step,
+    trainer_loop,
+)
 
 from seglight.config import compose_config  # noqa: E402
 from seglight.model.losses import build_loss  # noqa: E402
-from seglight.training.fit import build_module  # noqa: E402
 from seglight.util.hardware import autocast_dtype, resolve_precision  # noqa: E402
 
 
@@ -73,7 +82,8 @@ def trainer_rates(args: argparse.Namespace, work: Path, arms: dict[str, nn.Modul
     rates: dict[str, list[float]] = {k: [] for k in names}
     for r in range(args.repeats):
         for name in names[r % 2 :] + names[: r % 2]:
-            rates[name].append(trainer_loop(cfg, dm, 2, args.trainer, loss_fn=arms[name]))
+            edit = lambda m, fn=arms[name]: setattr(m, "loss_fn", fn)  # noqa: E731
+            rates[name].append(trainer_loop(cfg, dm, 2, args.trainer, edit=edit))
     med = {k: statistics.median(v) for k, v in rates.items()}
     return {
         **{f"trainer_{k}_img_s": v for k, v in med.items()},
@@ -83,18 +93,9 @@ def trainer_rates(args: argparse.Namespace, work: Path, arms: dict[str, nn.Modul
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=4)
-    ap.add_argument("--trainer", type=int, default=0, help="also time the Trainer for this many steps per arm")
-    ap.add_argument("--out", type=Path)
-    args = ap.parse_args()
-
+    args = arm_args(__doc__)
     work = Path(tempfile.mkdtemp())
-    cfg = compose_config(["experiment=camvid", f"data.root={CAMVID}", f"run_dir={work}", "data.cache_images=false"])
-    dm = prepared_datamodule(cfg)
-    torch.manual_seed(cfg.seed)
-    module = build_module(cfg, dm).train()
+    cfg, dm, module = preset_module(work)
     fmt = torch.channels_last if cfg.model.channels_last else torch.contiguous_format
     model = module.model.to(memory_format=fmt)
     dtype = autocast_dtype(resolve_precision(cfg.trainer.precision, "cpu"))

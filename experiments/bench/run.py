@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pytorch_lightning as pl
@@ -262,14 +262,14 @@ class TrainTimer(pl.Callback):
 
 
 def trainer_loop(
-    cfg: DictConfig, dm, warmup: int, steps: int, device: torch.device = CPU, loss_fn: torch.nn.Module | None = None
+    cfg: DictConfig, dm, warmup: int, steps: int, device: torch.device = CPU, edit: Callable[[Any], None] | None = None
 ) -> float:
-    """Images/s of seglight's Trainer (default trainer and callbacks config) over the same steps; ``loss_fn``
-    replaces the configured loss."""
+    """Images/s of seglight's Trainer (default trainer and callbacks config) over the same steps; ``edit(module)``
+    changes the built module first (an arm of a bench: another loss, another norm layer)."""
     pl.seed_everything(cfg.seed, verbose=False)
     module = build_module(cfg, dm)
-    if loss_fn is not None:
-        module.loss_fn = loss_fn
+    if edit is not None:
+        edit(module)
     timer = TrainTimer(warmup, device)
     trainer = build_trainer(cfg, limit_train_batches=warmup + steps, enable_model_summary=False)
     trainer.callbacks.append(timer)
@@ -287,6 +287,25 @@ def loader_rate(dm, warmup: int, batches_: int) -> float:
             start = time.perf_counter()
         images += batch["image"].shape[0] if i >= warmup else 0
     return images / (time.perf_counter() - start)
+
+
+def arm_args(doc: str) -> argparse.Namespace:
+    """The command line of the benches that time arms of the preset's step in turns (loss_step, norm_layout)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--trainer", type=int, default=0, help="also time the Trainer for this many steps per arm")
+    ap.add_argument("--out", type=Path)
+    return ap.parse_args()
+
+
+def preset_module(work: Path) -> tuple[DictConfig, Any, Any]:
+    """(config, DataModule, module in train mode) of ``experiment=camvid`` on CamVid, seeded, outputs under ``work``;
+    no image cache (the step benches time batches in memory)."""
+    cfg = compose_config(["experiment=camvid", f"data.root={CAMVID}", f"run_dir={work}", "data.cache_images=false"])
+    dm = prepared_datamodule(cfg)
+    torch.manual_seed(cfg.seed)
+    return cfg, dm, build_module(cfg, dm).train()
 
 
 def prepared_datamodule(cfg: DictConfig):

@@ -18,6 +18,8 @@ from pathlib import Path
 import segmentation_models_pytorch as smp
 import torch
 
+from seglight.model.memory_format import to_channels_last
+
 VARIANTS: dict[str, tuple[str, dict]] = {
     "Unet r18 dec[128,64,32,16,16]": ("Unet", {"decoder_channels": [128, 64, 32, 16, 16]}),
     "Unet r18 dec[64,32,32,16,16]": ("Unet", {"decoder_channels": [64, 32, 32, 16, 16]}),
@@ -33,7 +35,7 @@ def step_rate(
 ) -> float:
     torch.manual_seed(0)
     model = smp.create_model(arch, encoder_name=encoder, encoder_weights=None, classes=11, **kwargs)
-    model = model.to(memory_format=torch.channels_last).train()
+    model = to_channels_last(model).train()  # as seglight runs it: GroupNorms contiguous since session 26
     x = torch.randn(batch, 3, *crop).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 11, (batch, *crop))
     opt = torch.optim.AdamW(model.parameters(), 1e-3)
