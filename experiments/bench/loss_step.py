@@ -17,11 +17,10 @@ Prints one JSON line; --out writes it.
 
 from __future__ import annotations
 
-import argparse
+import functools
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -30,18 +29,16 @@ from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).parent))
 from run import (  # noqa: E402
-    CAMVID,
     arm_args,
     cpu_name,
     emit,
-    one_epoch_window,
-    prepared_datamodule,
     preset_module,
+    rates_summary,
+    step_rates,
     train_step,
-    trainer_loop,
+    trainer_rates,
 )
 
-from seglight.config import compose_config  # noqa: E402
 from seglight.model.losses import build_loss  # noqa: E402
 from seglight.util.hardware import autocast_dtype, resolve_precision  # noqa: E402
 
@@ -72,24 +69,9 @@ class OneHotDiceCE(nn.Module):
         return dice + self.ce(logits, target)
 
 
-def trainer_rates(args: argparse.Namespace, work: Path, arms: dict[str, nn.Module]) -> dict[str, float | str]:
-    """The Trainer's img/s on the preset's real batches with each dice_ce, in turns; medians and their ratio."""
-    cfg = compose_config(
-        ["experiment=camvid", f"data.root={CAMVID}", *one_epoch_window(work), "callbacks.time_budget.budget=null"]
-    )
-    dm = prepared_datamodule(cfg)
-    names = ["dice_ce", "dice_ce_one_hot"]
-    rates: dict[str, list[float]] = {k: [] for k in names}
-    for r in range(args.repeats):
-        for name in names[r % 2 :] + names[: r % 2]:
-            edit = lambda m, fn=arms[name]: setattr(m, "loss_fn", fn)  # noqa: E731
-            rates[name].append(trainer_loop(cfg, dm, 2, args.trainer, edit=edit))
-    med = {k: statistics.median(v) for k, v in rates.items()}
-    return {
-        **{f"trainer_{k}_img_s": v for k, v in med.items()},
-        **{f"trainer_{k}_range": f"{min(v):.2f}-{max(v):.2f}" for k, v in rates.items()},
-        "trainer_speedup": med["dice_ce"] / med["dice_ce_one_hot"],
-    }
+def setattr_loss(module: nn.Module, loss: nn.Module) -> None:
+    """A Trainer arm: ``module`` with ``loss`` in place of its configured one."""
+    module.loss_fn = loss
 
 
 def main() -> None:
@@ -117,29 +99,21 @@ def main() -> None:
         raise SystemExit(f"the two dice_ce differ: {same}")
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optimizer.lr)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
-    rates: dict[str, list[float]] = {k: [] for k in arms}
-    for r in range(args.repeats):
-        for name in list(arms)[r % 3 :] + list(arms)[: r % 3]:  # each repeat starts one later
-            train_step(model, arms[name], x, y, optimizer, scaler, dtype)  # warm-up
-            start = time.perf_counter()
-            for _ in range(args.steps):
-                train_step(model, arms[name], x, y, optimizer, scaler, dtype)
-            rates[name].append(args.steps * dm.batch_size / (time.perf_counter() - start))
+    steps = {k: functools.partial(train_step, model, loss, x, y, optimizer, scaler, dtype) for k, loss in arms.items()}
+    rates = step_rates(steps, args.repeats, args.steps, dm.batch_size)
     med = {k: statistics.median(v) for k, v in rates.items()}
-    trainer = trainer_rates(args, work, arms) if args.trainer else {}
-    emit(
-        {
-            "cpu": cpu_name(),
-            "precision": str(dtype),
-            **{f"{k}_img_s": v for k, v in med.items()},
-            **{f"{k}_range": f"{min(v):.2f}-{max(v):.2f}" for k, v in rates.items()},
-            "speedup": med["dice_ce"] / med["dice_ce_one_hot"],
-            "dice_share_now": 1 - med["dice_ce"] / med["ce"],
-            "dice_share_before": 1 - med["dice_ce_one_hot"] / med["ce"],
-            **trainer,
-        },
-        args.out,
-    )
+    result = {
+        "cpu": cpu_name(),
+        "precision": str(dtype),
+        **rates_summary(rates, "dice_ce", "dice_ce_one_hot"),
+        "dice_share_now": 1 - med["dice_ce"] / med["ce"],
+        "dice_share_before": 1 - med["dice_ce_one_hot"] / med["ce"],
+    }
+    if args.trainer:
+        edits = {k: functools.partial(setattr_loss, loss=arms[k]) for k in ("dice_ce", "dice_ce_one_hot")}
+        trainer = trainer_rates(work, edits, args.repeats, args.trainer)
+        result |= rates_summary(trainer, "dice_ce", "dice_ce_one_hot", prefix="trainer_")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ Prints one JSON line; --out writes it.
 from __future__ import annotations
 
 import copy
+import functools
 import statistics
 import sys
 import tempfile
@@ -31,18 +32,17 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
 from run import (  # noqa: E402
-    CAMVID,
     arm_args,
     cpu_name,
     emit,
-    one_epoch_window,
-    prepared_datamodule,
+    in_turns,
     preset_module,
+    rates_summary,
+    step_rates,
     train_step,
-    trainer_loop,
+    trainer_rates,
 )
 
-from seglight.config import compose_config  # noqa: E402
 from seglight.model.memory_format import ContiguousGroupNorm  # noqa: E402
 from seglight.util.hardware import autocast_dtype, resolve_precision  # noqa: E402
 
@@ -67,17 +67,15 @@ def norm_alone(repeats: int, shape: tuple[int, ...] = (8, 32, 56, 64)) -> dict[s
     }
     x0, g0 = torch.randn(shape).bfloat16(), torch.randn(shape).bfloat16()
     times: dict[str, list[float]] = {k: [] for k in arms}
-    names = list(arms)
-    for r in range(repeats):
-        for name in names[r % 3 :] + names[: r % 3]:  # each repeat starts one later
-            norm, fmt = arms[name]
-            x = x0.contiguous(memory_format=fmt).requires_grad_()
-            g = g0.contiguous(memory_format=fmt)
-            norm(x).backward(g)  # warm-up
-            start = time.perf_counter()
-            for _ in range(10):
-                norm(x).backward(g)
-            times[name].append((time.perf_counter() - start) / 10 * 1e3)
+    for name in in_turns(list(arms), repeats):
+        norm, fmt = arms[name]
+        x = x0.contiguous(memory_format=fmt).requires_grad_()
+        g = g0.contiguous(memory_format=fmt)
+        norm(x).backward(g)  # warm-up
+        start = time.perf_counter()
+        for _ in range(10):
+            norm(x).backward(g)
+        times[name].append((time.perf_counter() - start) / 10 * 1e3)
     return {f"norm_alone_{k}_ms": statistics.median(v) for k, v in times.items()}
 
 
@@ -99,42 +97,23 @@ def main() -> None:
     gap = float((same[0] - same[1]).abs().max() / same[1].abs().max())
     if gap > 2e-2:
         raise SystemExit(f"the two arms' logits differ by {gap:.3g} (relative)")
-    optimizers = {k: torch.optim.AdamW(m.parameters(), lr=cfg.optimizer.lr) for k, m in models.items()}
     scaler = torch.amp.GradScaler("cpu", enabled=False)
-    rates: dict[str, list[float]] = {k: [] for k in ARMS}
-    for r in range(args.repeats):
-        for name in ARMS[r % 2 :] + ARMS[: r % 2]:
-            train_step(models[name], module.loss_fn, x, y, optimizers[name], scaler, dtype)  # warm-up
-            start = time.perf_counter()
-            for _ in range(args.steps):
-                train_step(models[name], module.loss_fn, x, y, optimizers[name], scaler, dtype)
-            rates[name].append(args.steps * dm.batch_size / (time.perf_counter() - start))
-    med = {k: statistics.median(v) for k, v in rates.items()}
+    steps = {}
+    for k, m in models.items():
+        opt = torch.optim.AdamW(m.parameters(), lr=cfg.optimizer.lr)
+        steps[k] = functools.partial(train_step, m, module.loss_fn, x, y, opt, scaler, dtype)
+    rates = step_rates(steps, args.repeats, args.steps, dm.batch_size)
     result: dict[str, float | str] = {
         "cpu": cpu_name(),
         "precision": str(dtype),
         "logits_gap_relative": gap,
         **norm_alone(args.repeats),
-        **{f"{k}_img_s": v for k, v in med.items()},
-        **{f"{k}_range": f"{min(v):.2f}-{max(v):.2f}" for k, v in rates.items()},
-        "speedup": med["contiguous_gn"] / med["plain_gn"],
+        **rates_summary(rates, *ARMS),
     }
     if args.trainer:
-        tcfg = compose_config(
-            ["experiment=camvid", f"data.root={CAMVID}", *one_epoch_window(work), "callbacks.time_budget.budget=null"]
-        )
-        tdm = prepared_datamodule(tcfg)
         edits = {"contiguous_gn": None, "plain_gn": lambda m: plain_group_norms(m.model)}
-        trates: dict[str, list[float]] = {k: [] for k in ARMS}
-        for r in range(args.repeats):
-            for name in ARMS[r % 2 :] + ARMS[: r % 2]:
-                trates[name].append(trainer_loop(tcfg, tdm, 2, args.trainer, edit=edits[name]))
-        tmed = {k: statistics.median(v) for k, v in trates.items()}
-        result |= {
-            **{f"trainer_{k}_img_s": v for k, v in tmed.items()},
-            **{f"trainer_{k}_range": f"{min(v):.2f}-{max(v):.2f}" for k, v in trates.items()},
-            "trainer_speedup": tmed["contiguous_gn"] / tmed["plain_gn"],
-        }
+        trainer = trainer_rates(work, edits, args.repeats, args.trainer)
+        result |= rates_summary(trainer, *ARMS, prefix="trainer_")
     emit(result, args.out)
 
 

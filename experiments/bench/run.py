@@ -308,6 +308,48 @@ def preset_module(work: Path) -> tuple[DictConfig, Any, Any]:
     return cfg, dm, build_module(cfg, dm).train()
 
 
+def in_turns(names: list[str], repeats: int) -> Iterator[str]:
+    """``names`` ``repeats`` times, each repeat starting one later: arms of a bench taking turns."""
+    for r in range(repeats):
+        k = r % len(names)
+        yield from names[k:] + names[:k]
+
+
+def step_rates(arms: dict[str, Callable[[], None]], repeats: int, steps: int, images: int) -> dict[str, list[float]]:
+    """img/s of each arm's step function (``images`` images a call), in turns: a warm-up call, then ``steps`` timed."""
+    rates: dict[str, list[float]] = {k: [] for k in arms}
+    for name in in_turns(list(arms), repeats):
+        arms[name]()
+        start = time.perf_counter()
+        for _ in range(steps):
+            arms[name]()
+        rates[name].append(steps * images / (time.perf_counter() - start))
+    return rates
+
+
+def trainer_rates(work: Path, edits: dict[str, Callable[[Any], None] | None], repeats: int, steps: int):
+    """img/s of seglight's Trainer on the CamVid preset's real batches (2 warm-up steps, then ``steps``) with each
+    arm's ``edit`` of the built module, in turns."""
+    cfg = compose_config(
+        ["experiment=camvid", f"data.root={CAMVID}", *one_epoch_window(work), "callbacks.time_budget.budget=null"]
+    )
+    dm = prepared_datamodule(cfg)
+    rates: dict[str, list[float]] = {k: [] for k in edits}
+    for name in in_turns(list(edits), repeats):
+        rates[name].append(trainer_loop(cfg, dm, 2, steps, edit=edits[name]))
+    return rates
+
+
+def rates_summary(rates: dict[str, list[float]], new: str, old: str, prefix: str = "") -> dict[str, float | str]:
+    """``{prefix}{arm}_img_s`` (median), ``{prefix}{arm}_range`` and ``{prefix}speedup`` = new / old (medians)."""
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    return {
+        **{f"{prefix}{k}_img_s": v for k, v in med.items()},
+        **{f"{prefix}{k}_range": f"{min(v):.2f}-{max(v):.2f}" for k, v in rates.items()},
+        f"{prefix}speedup": med[new] / med[old],
+    }
+
+
 def prepared_datamodule(cfg: DictConfig):
     """The config's DataModule, set up for fit; its image cache filled first (steady state is what is timed)."""
     dm = instantiate(cfg.data, _convert_="all")
