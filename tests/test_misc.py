@@ -1,6 +1,10 @@
-import pytest
+from types import SimpleNamespace
 
-from seglight.model.optim import lr_factor
+import pytest
+import torch
+
+from seglight.model.module import SegmentationModule
+from seglight.model.optim import build_optimizer, fusable, lr_factor
 from seglight.training.loggers import wandb_mode
 from seglight.util import hardware
 
@@ -63,3 +67,30 @@ def test_schedules_warm_up_then_decay(name):
     f = [lr_factor(name, s, total_steps=100, warmup_steps=10) for s in range(100)]
     assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(f[10:], f[11:])) and f[-1] < 0.05
+
+
+@pytest.mark.parametrize("name", ["adamw", "adam", "sgd"])
+def test_optimizers_take_the_fused_step_on_cpu_with_the_same_update(name):
+    torch.manual_seed(0)
+    weights = [torch.randn(5, 3), torch.randn(3)]
+    grads = [torch.randn_like(w) for w in weights]
+    steps = {}
+    for arm, kwargs in {"auto": {}, "unfused": {"fused": False}, "foreach": {"foreach": True}}.items():
+        params = [torch.nn.Parameter(w.clone()) for w in weights]
+        opt = build_optimizer(name, params, lr=0.1, weight_decay=0.01, **kwargs)
+        assert bool(opt.defaults["fused"]) == (arm == "auto"), arm
+        for _ in range(3):
+            for p, g in zip(params, grads):
+                p.grad = g.clone()
+            opt.step()
+        steps[arm] = params
+    for p, q in zip(steps["auto"], steps["unfused"]):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    assert not fusable([torch.nn.Parameter(torch.zeros(2, device="meta"))])
+
+
+def test_the_module_keeps_the_unfused_step_under_a_grad_scaler():
+    module = SegmentationModule(["a", "b"], encoder_name="resnet18", scheduler="none")
+    for scaler, fused in ((None, True), (object(), False)):
+        module._trainer = SimpleNamespace(precision_plugin=SimpleNamespace(scaler=scaler))
+        assert bool(module.configure_optimizers().defaults["fused"]) == fused

@@ -231,7 +231,11 @@ class SegmentationModule(pl.LightningModule):
     # ---- optimisation --------------------------------------------------------------------
     def configure_optimizers(self):
         hp = self.hp
-        opt = build_optimizer(hp.optimizer, self.parameters(), hp.lr, hp.weight_decay, **(hp.optimizer_kwargs or {}))
+        kwargs = dict(hp.optimizer_kwargs or {})
+        if getattr(self.trainer.precision_plugin, "scaler", None) is not None:
+            # 16-mixed's GradScaler: a fused step unscales inside, where Lightning cannot clip gradients first
+            kwargs.setdefault("fused", False)
+        opt = build_optimizer(hp.optimizer, self.parameters(), hp.lr, hp.weight_decay, **kwargs)
         if hp.scheduler in (None, "none"):
             return opt
         total = self.trainer.estimated_stepping_batches

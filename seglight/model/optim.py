@@ -9,15 +9,32 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR
 
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+FUSED_DEVICES = ("cpu", "cuda")  # where torch has fused (single-kernel) Adam, AdamW and SGD steps
 SCHEDULERS = ("none", "cosine", "poly", "constant")
 
 
 def build_optimizer(
     name: str, params: Iterable, lr: float, weight_decay: float = 0.0, **kwargs
 ) -> torch.optim.Optimizer:
+    """The optimizer ``name`` over ``params``; kwargs go to it (betas, momentum, ...).
+
+    ``fused`` unset or None takes torch's fused step where every parameter is a floating tensor on a CPU or a
+    CUDA device (the same update up to rounding; on the CamVid preset's 4.9M parameters a CPU AdamW step took
+    3.2 ms against 12.1 ms for the default multi-tensor step, experiments/bench/README.md); ``fused=false`` or a
+    ``foreach`` setting keeps torch's default.
+    """
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}")
+    params = list(params)
+    if kwargs.get("fused") is None and "foreach" not in kwargs:
+        kwargs["fused"] = fusable(params) or None
     return OPTIMIZERS[name](params, lr=lr, weight_decay=weight_decay, **kwargs)
+
+
+def fusable(params: list) -> bool:
+    """Whether torch's fused optimizer steps take ``params``: floating tensors on CPU or CUDA devices."""
+    tensors = [p for group in params for p in (group["params"] if isinstance(group, dict) else [group])]
+    return bool(tensors) and all(t.is_floating_point() and t.device.type in FUSED_DEVICES for t in tensors)
 
 
 def lr_factor(
