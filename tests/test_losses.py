@@ -231,3 +231,76 @@ def test_dice_of_volumes_sums_over_every_pixel():
     logits = torch.randn(2, C, 3, 5, C, generator=g)  # (B,C,D,H,W)
     dice = build_loss("dice", C, IGNORE)
     torch.testing.assert_close(dice(logits, target), dice(logits.reshape(2, C, 15, C), target.reshape(2, 15, C)))
+
+
+CLOSED_FORM = [
+    ("ce", {}),
+    ("dice", {}),
+    ("jaccard", {"smooth": 1.0}),
+    ("tversky", {"alpha": 0.3, "beta": 0.7}),
+    ("dice_ce", {}),
+    ("dice_ce", {"dice_weight": 0.3, "ce_weight": 2.0}),
+]
+
+
+def autograd_path(loss, logits, target):
+    """The loss through autograd's graph: each term from one shared log-softmax (``WeightedSum``'s other path)."""
+    from seglight.model.losses import WeightedSum, log_probs
+
+    terms = loss.terms.items() if isinstance(loss, WeightedSum) else [("", loss)]
+    logp = log_probs(logits)
+    return sum((loss.weights[k] if k else 1.0) * m.from_log_probs(logp, target) for k, m in terms)
+
+
+def void_and_absent(shape=(3, 9, 11), seed=3):
+    g = torch.Generator().manual_seed(seed)
+    target = torch.randint(0, C, shape, generator=g)
+    target[target == 3] = 1  # class 3 absent from the batch
+    target[0, :4] = IGNORE
+    logits = 3 * torch.randn(shape[0], C, *shape[1:], generator=g)
+    return target, logits
+
+
+@pytest.mark.parametrize("weights", [None, [1.0, 2.0, 0.5, 3.0]], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize(("name", "kwargs"), CLOSED_FORM, ids=[f"{n}{k or ''}" for n, k in CLOSED_FORM])
+def test_the_closed_form_gradient_is_autograds(name, kwargs, weights):
+    for shape in [(3, 9, 11), (2, 3, 5, 4)]:  # images and volumes
+        target, logits = void_and_absent(shape)
+        loss = build_loss(name, C, IGNORE, weights, **kwargs)
+        closed = logits.clone().requires_grad_()
+        value = loss(closed, target)
+        assert type(value.grad_fn).__name__ == "ClosedFormLossBackward", value.grad_fn
+        value.backward()
+        reference = logits.clone().requires_grad_()
+        expected = autograd_path(loss, reference, target)
+        assert "ClosedForm" not in type(expected.grad_fn).__name__
+        expected.backward()
+        torch.testing.assert_close(value, expected)
+        torch.testing.assert_close(closed.grad, reference.grad, rtol=1e-4, atol=1e-8)  # |grad| ~ 1e-3
+        assert float(closed.grad[0, :, :4].abs().max()) == 0.0  # void pixels get no gradient
+
+
+def test_the_closed_form_under_bf16_autocast_on_channels_last_logits():
+    target, logits = void_and_absent((2, 16, 12))
+    loss = build_loss("dice_ce", C, IGNORE, [1.0, 2.0, 0.5, 3.0])
+    bf16 = logits.bfloat16().contiguous(memory_format=torch.channels_last).requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss(bf16, target).backward()
+    reference = logits.bfloat16().float().requires_grad_()
+    autograd_path(loss, reference, target).backward()
+    assert bf16.grad.dtype == torch.bfloat16
+    torch.testing.assert_close(bf16.grad.float(), reference.grad, rtol=2e-2, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"ohem": 0.5}, {"label_smoothing": 0.1}, {"no_grad": True}], ids=["ohem", "smoothing", "no_grad"]
+)
+def test_losses_without_a_closed_form_keep_autograds_path(kwargs):
+    target, logits = void_and_absent()
+    no_grad = kwargs.pop("no_grad", False)
+    loss = build_loss("ce", C, IGNORE, **kwargs)
+    logits.requires_grad_(not no_grad)
+    value = loss(logits, target)
+    assert value.grad_fn is None if no_grad else "ClosedForm" not in type(value.grad_fn).__name__
+    if no_grad:  # evaluation: the same value as the closed form's
+        torch.testing.assert_close(value, loss(logits.clone().requires_grad_(), target).detach())

@@ -35,6 +35,7 @@ from run import (  # noqa: E402
     preset_module,
     rates_summary,
     step_rates,
+    synthetic_batch,
     train_step,
     trainer_rates,
 )
@@ -87,11 +88,7 @@ def main() -> None:
         "dice_ce_one_hot": OneHotDiceCE(dm.num_classes, dm.ignore_index, weight),
         "ce": module.loss_fn.terms["ce"],
     }
-    g = torch.Generator().manual_seed(0)
-    h, w = dm.crop_size
-    x = torch.randn(dm.batch_size, 3, h, w, generator=g).contiguous(memory_format=fmt)
-    y = torch.randint(0, dm.num_classes, (dm.batch_size, h, w), generator=g)
-    y[:, : h // 8] = dm.ignore_index  # some void, as CamVid has
+    x, y = synthetic_batch(dm, fmt, void=True)
     with torch.no_grad(), torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
         out = model(x)
         same = [float(arms[k](out, y)) for k in ("dice_ce", "dice_ce_one_hot")]

@@ -39,6 +39,7 @@ from run import (  # noqa: E402
     preset_module,
     rates_summary,
     step_rates,
+    synthetic_batch,
     train_step,
     trainer_rates,
 )
@@ -86,10 +87,7 @@ def main() -> None:
     fast = module.model
     models = {"contiguous_gn": fast, "plain_gn": plain_group_norms(copy.deepcopy(fast))}
     dtype = autocast_dtype(resolve_precision(cfg.trainer.precision, "cpu"))
-    g = torch.Generator().manual_seed(0)
-    h, w = dm.crop_size
-    x = torch.randn(dm.batch_size, 3, h, w, generator=g).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, dm.num_classes, (dm.batch_size, h, w), generator=g)
+    x, y = synthetic_batch(dm, torch.channels_last)
     with torch.no_grad(), torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
         same = [models[k].eval()(x).float() for k in ARMS]  # eval: without the decoder's dropout
     for m in models.values():

@@ -231,11 +231,22 @@ def bare_step(cfg: DictConfig, dm, warmup: int, steps: int, device: torch.device
     module = build_module(cfg, dm).to(device).train()
     dtype = autocast_dtype(resolve_precision(cfg.trainer.precision, device.type))
     fmt = torch.channels_last if cfg.model.channels_last else torch.contiguous_format
+    x, y = synthetic_batch(dm, fmt, device)
+    return timed_steps(module.model, module.loss_fn, itertools.repeat((x, y)), cfg, dtype, fmt, device, warmup, steps)
+
+
+def synthetic_batch(
+    dm, fmt: torch.memory_format, device: torch.device = CPU, void: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One seeded batch of the DataModule's size: images (B,C,H,W) of N(0, 1) noise in memory format ``fmt`` and
+    masks (B,H,W) of random classes, their top eighth void (``ignore_index``) if ``void``, as CamVid has."""
     g = torch.Generator().manual_seed(0)
     h, w = (dm.crop_size, dm.crop_size) if isinstance(dm.crop_size, int) else dm.crop_size
     x = torch.randn(dm.batch_size, len(dm.mean), h, w, generator=g).to(device).contiguous(memory_format=fmt)
-    y = torch.randint(0, dm.num_classes, (dm.batch_size, h, w), generator=g).to(device)
-    return timed_steps(module.model, module.loss_fn, itertools.repeat((x, y)), cfg, dtype, fmt, device, warmup, steps)
+    y = torch.randint(0, dm.num_classes, (dm.batch_size, h, w), generator=g)
+    if void:
+        y[:, : h // 8] = dm.ignore_index
+    return x, y.to(device)
 
 
 class TrainTimer(pl.Callback):
