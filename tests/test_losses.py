@@ -292,15 +292,48 @@ def test_the_closed_form_under_bf16_autocast_on_channels_last_logits():
     torch.testing.assert_close(bf16.grad.float(), reference.grad, rtol=2e-2, atol=1e-5)
 
 
+def test_a_scaled_fp16_gradient_keeps_its_small_entries():
+    # 16-mixed: the GradScaler multiplies the loss by 2^16 so that gradients of ~1e-6 survive fp16; the closed form
+    # must scale before it casts to fp16
+    target, logits = void_and_absent((8, 96, 96))
+    loss, scale = build_loss("dice_ce", C, IGNORE, [1.0, 2.0, 0.5, 3.0]), 2.0**16
+    half = logits.half().requires_grad_()
+    (loss(half, target) * scale).backward()
+    reference = logits.half().float().requires_grad_()
+    (autograd_path(loss, reference, target) * scale).backward()
+    lost = (half.grad == 0) & (reference.grad != 0)
+    assert float(lost.float().mean()) < 1e-3, float(lost.float().mean())
+    atol = 1e-3 * float(reference.grad.abs().max())
+    torch.testing.assert_close(half.grad.float(), reference.grad, rtol=1e-2, atol=atol)
+
+
+def closed_form_calls(monkeypatch) -> list[int]:
+    """A list that grows by one at each ClosedFormLoss call."""
+    from seglight.model.closed_form import ClosedFormLoss
+
+    calls: list[int] = []
+    apply = ClosedFormLoss.apply
+    monkeypatch.setattr(ClosedFormLoss, "apply", lambda *args: calls.append(1) or apply(*args))
+    return calls
+
+
 @pytest.mark.parametrize(
-    "kwargs", [{"ohem": 0.5}, {"label_smoothing": 0.1}, {"no_grad": True}], ids=["ohem", "smoothing", "no_grad"]
+    "case", ["ohem", "smoothing", "no_grad", "logits_without_grad", "two_ignore_indices", "closed"]
 )
-def test_losses_without_a_closed_form_keep_autograds_path(kwargs):
+def test_the_closed_form_is_taken_only_where_it_holds(case, monkeypatch):
+    from seglight.model.losses import WeightedSum
+
     target, logits = void_and_absent()
-    no_grad = kwargs.pop("no_grad", False)
+    calls = closed_form_calls(monkeypatch)
+    kwargs = {"ohem": {"ohem": 0.5}, "smoothing": {"label_smoothing": 0.1}}.get(case, {})
     loss = build_loss("ce", C, IGNORE, **kwargs)
-    logits.requires_grad_(not no_grad)
-    value = loss(logits, target)
-    assert value.grad_fn is None if no_grad else "ClosedForm" not in type(value.grad_fn).__name__
-    if no_grad:  # evaluation: the same value as the closed form's
-        torch.testing.assert_close(value, loss(logits.clone().requires_grad_(), target).detach())
+    if case == "two_ignore_indices":  # the closed form would take the first term's for both
+        target[target == IGNORE] = 0
+        loss = WeightedSum({"ce": (1.0, loss), "dice": (1.0, build_loss("dice", C, 3))})
+    logits.requires_grad_(case != "logits_without_grad")
+    with torch.set_grad_enabled(case != "no_grad"):
+        value = loss(logits, target)
+    assert len(calls) == (case == "closed"), case
+    if case in ("no_grad", "logits_without_grad"):  # evaluation: the same value as the closed form's
+        torch.testing.assert_close(value, loss(logits.detach().requires_grad_(), target).detach())
+        assert len(calls) == 1

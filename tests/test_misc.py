@@ -70,7 +70,7 @@ def test_schedules_warm_up_then_decay(name):
 
 
 @pytest.mark.parametrize("name", ["adamw", "adam", "sgd"])
-def test_optimizers_take_the_fused_step_on_cpu_with_the_same_update(name):
+def test_adam_and_adamw_take_the_fused_step_on_cpu_with_the_same_update(name):
     torch.manual_seed(0)
     weights = [torch.randn(5, 3), torch.randn(3)]
     grads = [torch.randn_like(w) for w in weights]
@@ -78,19 +78,32 @@ def test_optimizers_take_the_fused_step_on_cpu_with_the_same_update(name):
     for arm, kwargs in {"auto": {}, "unfused": {"fused": False}, "foreach": {"foreach": True}}.items():
         params = [torch.nn.Parameter(w.clone()) for w in weights]
         opt = build_optimizer(name, params, lr=0.1, weight_decay=0.01, **kwargs)
-        assert bool(opt.defaults["fused"]) == (arm == "auto"), arm
+        assert bool(opt.defaults["fused"]) == (arm == "auto" and name != "sgd"), arm  # SGD: see FUSED_BY_DEFAULT
         for _ in range(3):
             for p, g in zip(params, grads):
                 p.grad = g.clone()
             opt.step()
         steps[arm] = params
-    for p, q in zip(steps["auto"], steps["unfused"]):
-        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    for arm in ("unfused", "foreach"):
+        for p, q in zip(steps["auto"], steps[arm]):
+            torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
     assert not fusable([torch.nn.Parameter(torch.zeros(2, device="meta"))])
 
 
-def test_the_module_keeps_the_unfused_step_under_a_grad_scaler():
+def test_parameter_groups_keep_their_parameters():
+    encoder, decoder = torch.nn.Linear(2, 2), torch.nn.Linear(2, 3)
+    groups = [{"params": encoder.parameters(), "lr": 1e-4}, {"params": decoder.parameters()}]  # generators
+    opt = build_optimizer("adamw", groups, lr=0.1)
+    assert [len(g["params"]) for g in opt.param_groups] == [2, 2] and opt.defaults["fused"]
+    assert [g["lr"] for g in opt.param_groups] == [1e-4, 0.1]
+
+
+def test_the_module_keeps_the_unfused_step_where_lightning_clips_or_scales():
+    from pytorch_lightning.plugins.precision import MixedPrecision
+
     module = SegmentationModule(["a", "b"], encoder_name="resnet18", scheduler="none")
-    for scaler, fused in ((None, True), (object(), False)):
-        module._trainer = SimpleNamespace(precision_plugin=SimpleNamespace(scaler=scaler))
-        assert bool(module.configure_optimizers().defaults["fused"]) == fused
+    cases = [("bf16-mixed", None, True), ("bf16-mixed", 1.0, False), ("16-mixed", None, False)]
+    for precision, clip, fused in cases:
+        plugin = MixedPrecision(precision, "cpu")
+        module._trainer = SimpleNamespace(precision_plugin=plugin, gradient_clip_val=clip)
+        assert bool(module.configure_optimizers().defaults["fused"]) == fused, (precision, clip)

@@ -232,8 +232,8 @@ class SegmentationModule(pl.LightningModule):
     def configure_optimizers(self):
         hp = self.hp
         kwargs = dict(hp.optimizer_kwargs or {})
-        if getattr(self.trainer.precision_plugin, "scaler", None) is not None:
-            # 16-mixed's GradScaler: a fused step unscales inside, where Lightning cannot clip gradients first
+        if self.trainer.gradient_clip_val or getattr(self.trainer.precision_plugin, "scaler", None) is not None:
+            # Lightning clips no fused step's gradients; under 16-mixed a fused step unscales them inside
             kwargs.setdefault("fused", False)
         opt = build_optimizer(hp.optimizer, self.parameters(), hp.lr, hp.weight_decay, **kwargs)
         if hp.scheduler in (None, "none"):

@@ -9,31 +9,36 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR
 
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
-FUSED_DEVICES = ("cpu", "cuda")  # where torch has fused (single-kernel) Adam, AdamW and SGD steps
 SCHEDULERS = ("none", "cosine", "poly", "constant")
+FUSED_DEVICES = ("cpu", "cuda")  # where torch has fused (single-kernel) Adam and AdamW steps
+# not SGD: its fused step with momentum fails once some parameters have buffers and others not yet (an encoder
+# frozen for the first epochs)
+FUSED_BY_DEFAULT = ("adamw", "adam")
 
 
 def build_optimizer(
     name: str, params: Iterable, lr: float, weight_decay: float = 0.0, **kwargs
 ) -> torch.optim.Optimizer:
-    """The optimizer ``name`` over ``params``; kwargs go to it (betas, momentum, ...).
+    """The optimizer ``name`` over ``params`` (tensors, or groups: dicts with "params"); kwargs go to it (betas,
+    momentum, ...).
 
-    ``fused`` unset or None takes torch's fused step where every parameter is a floating tensor on a CPU or a
-    CUDA device (the same update up to rounding; on the CamVid preset's 4.9M parameters a CPU AdamW step took
-    3.2 ms against 12.1 ms for the default multi-tensor step, experiments/bench/README.md); ``fused=false`` or a
-    ``foreach`` setting keeps torch's default.
+    Adam and AdamW take torch's fused step where ``fused`` is unset or None, no ``foreach`` is given and every
+    parameter is a floating tensor on a CPU or a CUDA device (the same update up to rounding; on the CamVid preset's
+    4.9M parameters a CPU AdamW step took 3.2 ms against 12.1 ms for the default multi-tensor step,
+    experiments/bench/README.md). ``fused=false`` keeps torch's default.
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}")
-    params = list(params)
-    if kwargs.get("fused") is None and "foreach" not in kwargs:
+    params = [{**p, "params": list(p["params"])} if isinstance(p, dict) else p for p in params]
+    if name in FUSED_BY_DEFAULT and kwargs.get("fused") is None and "foreach" not in kwargs:
         kwargs["fused"] = fusable(params) or None
     return OPTIMIZERS[name](params, lr=lr, weight_decay=weight_decay, **kwargs)
 
 
 def fusable(params: list) -> bool:
-    """Whether torch's fused optimizer steps take ``params``: floating tensors on CPU or CUDA devices."""
-    tensors = [p for group in params for p in (group["params"] if isinstance(group, dict) else [group])]
+    """Whether torch's fused optimizer steps take ``params`` (tensors or groups with their "params" as lists):
+    floating tensors on CPU or CUDA devices."""
+    tensors = [t for p in params for t in (p["params"] if isinstance(p, dict) else [p])]
     return bool(tensors) and all(t.is_floating_point() and t.device.type in FUSED_DEVICES for t in tensors)
 
 
