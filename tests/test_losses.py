@@ -337,3 +337,11 @@ def test_the_closed_form_is_taken_only_where_it_holds(case, monkeypatch):
     if case in ("no_grad", "logits_without_grad"):  # evaluation: the same value as the closed form's
         torch.testing.assert_close(value, loss(logits.detach().requires_grad_(), target).detach())
         assert len(calls) == 1
+
+
+def test_a_gradient_of_the_closed_form_gradient_raises():
+    target, logits = void_and_absent()
+    logits.requires_grad_()
+    value = build_loss("dice_ce", C, IGNORE)(logits, target)
+    with pytest.raises(RuntimeError, match="no second derivative"):
+        torch.autograd.grad(value, logits, create_graph=True)

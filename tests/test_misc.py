@@ -92,18 +92,38 @@ def test_adam_and_adamw_take_the_fused_step_on_cpu_with_the_same_update(name):
 
 def test_parameter_groups_keep_their_parameters():
     encoder, decoder = torch.nn.Linear(2, 2), torch.nn.Linear(2, 3)
-    groups = [{"params": encoder.parameters(), "lr": 1e-4}, {"params": decoder.parameters()}]  # generators
+    groups = [{"params": encoder.parameters(), "lr": 1e-4}, {"params": decoder.weight}]  # a generator, a tensor
     opt = build_optimizer("adamw", groups, lr=0.1)
-    assert [len(g["params"]) for g in opt.param_groups] == [2, 2] and opt.defaults["fused"]
+    assert [len(g["params"]) for g in opt.param_groups] == [2, 1] and opt.defaults["fused"]
     assert [g["lr"] for g in opt.param_groups] == [1e-4, 0.1]
 
 
+@pytest.mark.parametrize("saved_fused", [True, False])
+def test_a_loaded_optimizer_state_keeps_this_runs_step_kernel(saved_fused):
+    model = torch.nn.Linear(3, 2)
+    model(torch.randn(4, 3)).sum().backward()
+    saved = build_optimizer("adamw", model.parameters(), lr=0.1, fused=saved_fused)
+    saved.step()
+    loaded = build_optimizer("adamw", model.parameters(), lr=0.1, fused=not saved_fused)
+    loaded.load_state_dict(saved.state_dict())
+    assert all(bool(g["fused"]) == (not saved_fused) for g in loaded.param_groups)
+    assert torch.equal(loaded.state_dict()["state"][0]["exp_avg"], saved.state_dict()["state"][0]["exp_avg"])
+    loaded.step()  # steps with the loaded state
+
+
 def test_the_module_keeps_the_unfused_step_where_lightning_clips_or_scales():
-    from pytorch_lightning.plugins.precision import MixedPrecision
+    from pytorch_lightning.plugins.precision import MixedPrecision, Precision
 
     module = SegmentationModule(["a", "b"], encoder_name="resnet18", scheduler="none")
-    cases = [("bf16-mixed", None, True), ("bf16-mixed", 1.0, False), ("16-mixed", None, False)]
-    for precision, clip, fused in cases:
-        plugin = MixedPrecision(precision, "cpu")
+    assert module.configure_optimizers().defaults["fused"]  # no trainer
+    cases = [
+        (MixedPrecision("bf16-mixed", "cpu"), None, True),
+        (MixedPrecision("bf16-mixed", "cpu"), 1.0, False),  # Lightning would refuse to clip
+        (MixedPrecision("16-mixed", "cpu"), None, False),  # the GradScaler
+        (Precision(), 1.0, True),  # 32-true clips fused steps
+    ]
+    for plugin, clip, fused in cases:
         module._trainer = SimpleNamespace(precision_plugin=plugin, gradient_clip_val=clip)
-        assert bool(module.configure_optimizers().defaults["fused"]) == fused, (precision, clip)
+        for kwargs in ({}, {"fused": None}):
+            module.hparams.optimizer_kwargs = kwargs
+            assert bool(module.configure_optimizers().defaults["fused"]) == fused, (plugin, clip, kwargs)

@@ -1,8 +1,8 @@
 """The CamVid preset's step with dice_ce's closed-form gradient and the fused AdamW, against the step before them.
 
 Since session 27 a loss made of cross-entropy and soft Tversky / Dice terms computes its gradient with respect to
-the logits in closed form (``seglight.model.losses.ClosedFormLoss``) instead of through autograd's graph of
-full-size intermediates, and Adam, AdamW and SGD take torch's fused step on CPU and CUDA
+the logits in closed form (``seglight.model.closed_form.ClosedFormLoss``) instead of through autograd's graph of
+full-size intermediates, and Adam and AdamW take torch's fused step on CPU and CUDA
 (``seglight.model.optim.build_optimizer``). Arms, taking turns in one process:
 
 - ``now``: the loss's closed form and the fused AdamW (as built now);

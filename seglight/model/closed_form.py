@@ -15,7 +15,6 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
 
 
 def log_probs(logits: Tensor) -> Tensor:
@@ -80,8 +79,9 @@ class ClosedFormLoss(torch.autograd.Function):
         return total.value
 
     @staticmethod
-    @once_differentiable
     def backward(ctx: Any, grad_value: Tensor) -> tuple[Tensor, None, None]:
+        if torch.is_grad_enabled():  # create_graph=True: a gradient penalty would silently get no gradient
+            raise RuntimeError("the closed-form losses have no second derivative (a gradient of their gradient)")
         (grad,) = ctx.saved_tensors
         return (grad * grad_value).to(ctx.dtype), None, None
 

@@ -25,7 +25,7 @@ from seglight.model.finite import NonFiniteCheck
 from seglight.model.losses import build_loss
 from seglight.model.memory_format import to_channels_last
 from seglight.model.metrics import LOSS, SegmentationMetrics, confusion_matrix, flatten
-from seglight.model.optim import build_optimizer, build_scheduler
+from seglight.model.optim import build_optimizer, build_scheduler, fused_step_allowed
 from seglight.model.tiling import TILE_OVERLAP, TILE_SIZE, needs_tiles, padded, sliding_window
 from seglight.util.provenance import code_version
 
@@ -232,9 +232,8 @@ class SegmentationModule(pl.LightningModule):
     def configure_optimizers(self):
         hp = self.hp
         kwargs = dict(hp.optimizer_kwargs or {})
-        if self.trainer.gradient_clip_val or getattr(self.trainer.precision_plugin, "scaler", None) is not None:
-            # Lightning clips no fused step's gradients; under 16-mixed a fused step unscales them inside
-            kwargs.setdefault("fused", False)
+        if kwargs.get("fused") is None and not fused_step_allowed(self._trainer):
+            kwargs["fused"] = False
         opt = build_optimizer(hp.optimizer, self.parameters(), hp.lr, hp.weight_decay, **kwargs)
         if hp.scheduler in (None, "none"):
             return opt

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from typing import Any, Iterable
 
 import torch
+from pytorch_lightning.plugins.precision import MixedPrecision
+from torch import Tensor
 from torch.optim.lr_scheduler import LambdaLR
 
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
@@ -25,18 +27,46 @@ def build_optimizer(
     Adam and AdamW take torch's fused step where ``fused`` is unset or None, no ``foreach`` is given and every
     parameter is a floating tensor on a CPU or a CUDA device (the same update up to rounding; on the CamVid preset's
     4.9M parameters a CPU AdamW step took 3.2 ms against 12.1 ms for the default multi-tensor step,
-    experiments/bench/README.md). ``fused=false`` keeps torch's default.
+    experiments/bench/README.md). ``fused=false`` keeps torch's default. A checkpoint's optimizer state loads into
+    the step kernel chosen here.
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}")
-    params = [{**p, "params": list(p["params"])} if isinstance(p, dict) else p for p in params]
-    if name in FUSED_BY_DEFAULT and kwargs.get("fused") is None and "foreach" not in kwargs:
+    params = [{**p, "params": tensors(p["params"])} if isinstance(p, dict) else p for p in params]
+    default = not ({"foreach", "differentiable"} & set(kwargs)) and kwargs.get("fused") is None
+    if name in FUSED_BY_DEFAULT and default:
         kwargs["fused"] = fusable(params) or None
-    return OPTIMIZERS[name](params, lr=lr, weight_decay=weight_decay, **kwargs)
+    optimizer = OPTIMIZERS[name](params, lr=lr, weight_decay=weight_decay, **kwargs)
+    optimizer.register_load_state_dict_post_hook(keep_step_kernel)
+    return optimizer
+
+
+def tensors(params: Tensor | Iterable[Tensor]) -> list[Tensor]:
+    """A parameter group's "params" as a list (torch takes one tensor, or any iterable of them)."""
+    return [params] if isinstance(params, Tensor) else list(params)
+
+
+def keep_step_kernel(optimizer: torch.optim.Optimizer) -> None:
+    """After a checkpoint's state is loaded, its groups step with the kernel this run chose (fused, foreach), not
+    the one saved: torch's load_state_dict takes every group setting from the checkpoint."""
+    for group in optimizer.param_groups:
+        for key in ("fused", "foreach"):
+            if key in optimizer.defaults:
+                group[key] = optimizer.defaults[key]
+
+
+def fused_step_allowed(trainer: Any) -> bool:
+    """Whether a fused step suits the Lightning ``trainer`` (None: none attached): its mixed-precision plugin refuses
+    to clip a fused step's gradients (``trainer.gradient_clip_val``), and under 16-mixed such a step unscales them
+    inside, out of Lightning's sight."""
+    plugin = getattr(trainer, "precision_plugin", None)
+    if not isinstance(plugin, MixedPrecision):
+        return True
+    return not trainer.gradient_clip_val and plugin.scaler is None
 
 
 def fusable(params: list) -> bool:
-    """Whether torch's fused optimizer steps take ``params`` (tensors or groups with their "params" as lists):
+    """Whether torch's fused optimizer steps take ``params`` (tensors, or groups with their "params" as lists):
     floating tensors on CPU or CUDA devices."""
     tensors = [t for p in params for t in (p["params"] if isinstance(p, dict) else [p])]
     return bool(tensors) and all(t.is_floating_point() and t.device.type in FUSED_DEVICES for t in tensors)
