@@ -68,8 +68,8 @@ def fused_step_allowed(trainer: Any) -> bool:
 def fusable(params: list) -> bool:
     """Whether torch's fused optimizer steps take ``params`` (tensors, or groups with their "params" as lists):
     floating tensors on CPU or CUDA devices."""
-    tensors = [t for p in params for t in (p["params"] if isinstance(p, dict) else [p])]
-    return bool(tensors) and all(t.is_floating_point() and t.device.type in FUSED_DEVICES for t in tensors)
+    flat = [t for p in params for t in (p["params"] if isinstance(p, dict) else [p])]
+    return bool(flat) and all(t.is_floating_point() and t.device.type in FUSED_DEVICES for t in flat)
 
 
 def lr_factor(
