@@ -65,8 +65,8 @@ class ClosedFormLoss(torch.autograd.Function):
     """sum_k weight_k * loss_k(logits, target) for ``terms`` [(weight_k, loss_k)] with a closed form: the gradient
     with respect to the logits (B,C,H,W) is computed with the value, kept in fp32 (contiguous) until the backward
     pass and only then, times the incoming gradient (under 16-mixed: the GradScaler's scale), cast to the logits'
-    dtype: cast first, most of a fp16 gradient would fall below fp16's range. The CamVid preset's step ran 1.23x as
-    fast as with autograd's graph, which writes many full-size intermediates (experiments/bench/README.md)."""
+    dtype: cast first, most of a fp16 gradient would fall below fp16's range. The CamVid preset's step ran 1.12-1.23x
+    as fast as with autograd's graph, which writes many full-size intermediates (experiments/bench/README.md)."""
 
     @staticmethod
     def forward(ctx: Any, logits: Tensor, target: Tensor, terms: list[tuple[float, FromLogProbs]]) -> Tensor:
@@ -98,7 +98,7 @@ class SoftmaxBatch:
 
     @classmethod
     def of(cls, logits: Tensor, target: Tensor, ignore_index: int) -> SoftmaxBatch:
-        # contiguous: the ops below ran about 1.4x as long on channels_last logits (experiments/bench/README.md)
+        # contiguous: the ops below ran slower on channels_last logits (noisy runs; experiments/bench/README.md)
         logp = log_probs(logits.to(torch.float32, memory_format=torch.contiguous_format))
         valid = target != ignore_index
         safe = torch.where(valid, target, 0)
