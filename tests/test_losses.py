@@ -243,15 +243,6 @@ CLOSED_FORM = [
 ]
 
 
-def autograd_path(loss, logits, target):
-    """The loss through autograd's graph: each term from one shared log-softmax (``WeightedSum``'s other path)."""
-    from seglight.model.losses import WeightedSum, log_probs
-
-    terms = loss.terms.items() if isinstance(loss, WeightedSum) else [("", loss)]
-    logp = log_probs(logits)
-    return sum((loss.weights[k] if k else 1.0) * m.from_log_probs(logp, target) for k, m in terms)
-
-
 def void_and_absent(shape=(3, 9, 11), seed=3):
     g = torch.Generator().manual_seed(seed)
     target = torch.randint(0, C, shape, generator=g)
@@ -272,7 +263,7 @@ def test_the_closed_form_gradient_is_autograds(name, kwargs, weights):
         assert type(value.grad_fn).__name__ == "ClosedFormLossBackward", value.grad_fn
         value.backward()
         reference = logits.clone().requires_grad_()
-        expected = autograd_path(loss, reference, target)
+        expected = loss.autograd_path(reference, target)
         assert "ClosedForm" not in type(expected.grad_fn).__name__
         expected.backward()
         torch.testing.assert_close(value, expected)
@@ -287,7 +278,7 @@ def test_the_closed_form_under_bf16_autocast_on_channels_last_logits():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss(bf16, target).backward()
     reference = logits.bfloat16().float().requires_grad_()
-    autograd_path(loss, reference, target).backward()
+    loss.autograd_path(reference, target).backward()
     assert bf16.grad.dtype == torch.bfloat16
     torch.testing.assert_close(bf16.grad.float(), reference.grad, rtol=2e-2, atol=1e-5)
 
@@ -300,7 +291,7 @@ def test_a_scaled_fp16_gradient_keeps_its_small_entries():
     half = logits.half().requires_grad_()
     (loss(half, target) * scale).backward()
     reference = logits.half().float().requires_grad_()
-    (autograd_path(loss, reference, target) * scale).backward()
+    (loss.autograd_path(reference, target) * scale).backward()
     lost = (half.grad == 0) & (reference.grad != 0)
     assert float(lost.float().mean()) < 1e-3, float(lost.float().mean())
     atol = 1e-3 * float(reference.grad.abs().max())

@@ -32,22 +32,20 @@ from torch import Tensor, nn
 sys.path.insert(0, str(Path(__file__).parent))
 import run  # noqa: E402
 
-from seglight.model.losses import WeightedSum, log_probs  # noqa: E402
+from seglight.model.losses import WeightedSum  # noqa: E402
 from seglight.util.hardware import autocast_dtype, resolve_precision  # noqa: E402
 
 
 class AutogradLoss(nn.Module):
-    """``WeightedSum``'s terms from one shared log-softmax through autograd's graph: dice_ce as it ran until session
-    27. Same value as the loss it wraps."""
+    """The loss it wraps through autograd's graph (``WeightedSum.autograd_path``): dice_ce as it ran until session
+    27. Same value."""
 
     def __init__(self, loss: WeightedSum) -> None:
         super().__init__()
         self.loss = loss
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        logp = log_probs(logits)
-        terms = [self.loss.weights[k] * m.from_log_probs(logp, target) for k, m in self.loss.terms.items()]
-        return sum(terms[1:], terms[0])
+        return self.loss.autograd_path(logits, target)
 
 
 def before(module: Any, loss: bool = True, adamw: bool = True) -> None:

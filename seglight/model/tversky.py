@@ -55,7 +55,7 @@ class SoftTverskyLoss(FromLogProbs):
         weight = present * self.weight
         dloss_dindex = -weight / weight.sum().clamp_min(self.eps)
         fp_open = (prob_sum - tp >= 0).to(tp.dtype)
-        raw = tp + self.alpha * (prob_sum - tp).clamp_min(0) + self.beta * fn + self.smooth
+        raw = self._denominator(tp, fn, prob_sum)
         denom = raw.clamp_min(self.eps)
         open_ = (raw >= self.eps).to(tp.dtype)
         a = dloss_dindex * (1 - index * open_ * (1 - self.alpha * fp_open - self.beta)) / denom
@@ -87,10 +87,14 @@ class SoftTverskyLoss(FromLogProbs):
         # a plain sum, not an einsum: autocast would take the einsum's matmul to bf16 (or fp16, which overflows)
         return tp, fn, count, probs.sum(dims, dtype=exact)
 
+    def _denominator(self, tp: Tensor, fn: Tensor, prob_sum: Tensor) -> Tensor:
+        """tp + alpha fp + beta fn + smooth per class (C,), before its clamp at eps; fp = prob_sum - tp."""
+        fp = (prob_sum - tp).clamp_min(0)  # >= 0 but for rounding
+        return tp + self.alpha * fp + self.beta * fn + self.smooth
+
     def _index(self, tp: Tensor, fn: Tensor, count: Tensor, prob_sum: Tensor) -> tuple[Tensor, Tensor]:
         """The Tversky index per class and whether the class is present in the batch's targets, both (C,)."""
-        fp = (prob_sum - tp).clamp_min(0)  # >= 0 but for rounding
-        index = (tp + self.smooth) / (tp + self.alpha * fp + self.beta * fn + self.smooth).clamp_min(self.eps)
+        index = (tp + self.smooth) / self._denominator(tp, fn, prob_sum).clamp_min(self.eps)
         return index, (count > 0).to(tp.dtype)
 
     def _value(self, index: Tensor, present: Tensor) -> Tensor:
