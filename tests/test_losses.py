@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from seglight.model.losses import LOSSES, build_loss
+from seglight.model.losses import LOSSES, WeightedSum, build_loss
 
 C, IGNORE = 4, 255
 
@@ -240,7 +240,17 @@ CLOSED_FORM = [
     ("tversky", {"alpha": 0.3, "beta": 0.7}),
     ("dice_ce", {}),
     ("dice_ce", {"dice_weight": 0.3, "ce_weight": 2.0}),
+    ("ce+dice", {}),  # cross-entropy's term first: a per-class term of None (0) added to a tensor
+    ("ce+ce", {}),  # no per-class term at all
 ]
+
+
+def closed_form_loss(name: str, weights, **kwargs):
+    """build_loss's loss, or for "a+b" a WeightedSum of a (weight 2) and b (weight 0.5) in that order."""
+    if "+" not in name:
+        return build_loss(name, C, IGNORE, weights, **kwargs)
+    first, second = name.split("+")
+    return WeightedSum({"a": (2.0, build_loss(first, C, IGNORE, weights)), "b": (0.5, build_loss(second, C, IGNORE))})
 
 
 def void_and_absent(shape=(3, 9, 11), seed=3):
@@ -257,7 +267,7 @@ def void_and_absent(shape=(3, 9, 11), seed=3):
 def test_the_closed_form_gradient_is_autograds(name, kwargs, weights):
     for shape in [(3, 9, 11), (2, 3, 5, 4)]:  # images and volumes
         target, logits = void_and_absent(shape)
-        loss = build_loss(name, C, IGNORE, weights, **kwargs)
+        loss = closed_form_loss(name, weights, **kwargs)
         closed = logits.clone().requires_grad_()
         value = loss(closed, target)
         assert type(value.grad_fn).__name__ == "ClosedFormLossBackward", value.grad_fn

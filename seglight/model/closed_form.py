@@ -9,7 +9,7 @@ gradient, where autograd's graph wrote many full-size intermediates. Cross-entro
 
 from __future__ import annotations
 
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
@@ -115,22 +115,33 @@ class SoftmaxBatch:
 class ClosedForm:
     """A loss value and its gradient with respect to the logits z (B,C,H,W) in the form
     d value / d z_ik = p_ik * (per_class_k + per_pixel_i) + [k = target_i] * at_target_i at valid pixels i
-    (p: the softmax; 0 at ignored pixels), which the cross-entropy and the soft Tversky losses take."""
+    (p: the softmax; 0 at ignored pixels), which the cross-entropy and the soft Tversky losses take. A ``per_class``
+    of None stands for 0 (the cross-entropy's): the gradient of cross-entropy alone takes one full-size pass less."""
 
     value: Tensor  # () fp32
-    per_class: Tensor  # (C,)
+    per_class: Tensor | None  # (C,)
     per_pixel: Tensor  # (B,H,W)
     at_target: Tensor  # (B,H,W), 0 at ignored pixels
 
-    def __add__(self, other: ClosedForm) -> ClosedForm:
-        return ClosedForm(*(a + b for a, b in zip(astuple(self), astuple(other))))
+    def __add__(self, other: ClosedForm) -> ClosedForm:  # field by field: dataclasses.astuple deep-copies tensors
+        per_class = _plus(self.per_class, other.per_class)
+        return ClosedForm(
+            self.value + other.value, per_class, self.per_pixel + other.per_pixel, self.at_target + other.at_target
+        )
 
     def __rmul__(self, weight: float) -> ClosedForm:
-        return ClosedForm(*(weight * a for a in astuple(self)))
+        per_class = None if self.per_class is None else weight * self.per_class
+        return ClosedForm(weight * self.value, per_class, weight * self.per_pixel, weight * self.at_target)
 
     def logit_grad(self, batch: SoftmaxBatch) -> Tensor:
         """The gradient (B,C,H,W) fp32 with respect to the logits."""
         c = batch.probs.shape[1]
         grad = batch.probs * self.per_pixel.float().unsqueeze(1)
-        grad.addcmul_(batch.probs, self.per_class.float().view(1, c, *[1] * (grad.ndim - 2)))
+        if self.per_class is not None:
+            grad.addcmul_(batch.probs, self.per_class.float().view(1, c, *[1] * (grad.ndim - 2)))
         return grad.scatter_add_(1, batch.target.unsqueeze(1), self.at_target.float().unsqueeze(1))
+
+
+def _plus(a: Tensor | None, b: Tensor | None) -> Tensor | None:
+    """a + b, where None stands for 0."""
+    return b if a is None else a if b is None else a + b

@@ -165,7 +165,7 @@ class CrossEntropy(nn.CrossEntropyLoss, FromLogProbs):
         weight = weight / torch.where(norm > 0, norm, torch.ones_like(norm))
         nll = -batch.logp.gather(1, batch.target.unsqueeze(1)).squeeze(1)
         value = torch.where(batch.valid, weight * nll, 0).sum()
-        return ClosedForm(value, weight.new_zeros(batch.logp.shape[1]), weight, -weight)
+        return ClosedForm(value, None, weight, -weight)
 
     def from_log_probs(self, logp: Tensor, target: Tensor) -> Tensor:
         if self.label_smoothing:
