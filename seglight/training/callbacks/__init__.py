@@ -2,6 +2,7 @@
 
 from seglight.training.callbacks.checkpoint import RunCheckpoint
 from seglight.training.callbacks.confusions import ImageConfusions
+from seglight.training.callbacks.copy_paste import CopyPaste
 from seglight.training.callbacks.ema import EMA, RAW_KEY
 from seglight.training.callbacks.epoch_seeds import EpochSeeds
 from seglight.training.callbacks.media import CurvesPlot, ValidationMedia
@@ -11,6 +12,7 @@ from seglight.training.callbacks.time_budget import TimeBudget, epochs_that_fit,
 __all__ = [
     "EMA",
     "RAW_KEY",
+    "CopyPaste",
     "CurvesPlot",
     "EpochSeeds",
     "ImageConfusions",
