@@ -1,11 +1,13 @@
 """Copy-paste within a batch: the pure function, and the callback that applies it before each training step."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
 from seglight.data.mixing import paste_classes
 from seglight.training.callbacks import CopyPaste
-from seglight.training.fit import build_module, build_trainer
+from seglight.training.fit import build_module, build_trainer, train
 
 
 def _batch() -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,14 +54,52 @@ def test_every_source_is_drawn_and_the_draws_repeat_with_the_seed():
     assert seen == {(0, 1), (1, 0), (2, 0), (2, 1)}
 
 
-def test_probability_sets_the_share_of_samples_that_receive():
-    image = torch.zeros(64, 1, 2, 2)
-    mask = torch.ones(64, 2, 2, dtype=torch.long)  # every sample holds class 1: every drawn paste lands
+def test_sources_are_drawn_among_the_samples_that_hold_the_classes():
+    # 8 samples, only 2 and 5 hold class 1: every paste comes from one of them, and with p=0.3 about 30 % of all
+    # samples receive (a sample that does not hold it receives as often as one that does)
+    image = torch.zeros(8, 1, 2, 2)
+    mask = torch.zeros(8, 2, 2, dtype=torch.long)
+    mask[[2, 5], 0, 0] = 1
     g = torch.Generator().manual_seed(0)
-    received = torch.cat([paste_classes(image, mask, [1], 0.3, g)[2] >= 0 for _ in range(50)])
-    assert 0.25 < received.float().mean() < 0.35
+    sources = torch.stack([paste_classes(image, mask, [1], 0.3, g)[2] for _ in range(400)])  # (400,8)
+    assert set(sources[sources >= 0].tolist()) == {2, 5}
+    assert (sources[:, 2] != 2).all() and (sources[:, 5] != 5).all()
+    share = (sources >= 0).float().mean(0)
+    assert ((share > 0.24) & (share < 0.36)).all(), share
     assert (paste_classes(image, mask, [1], 0.0, g)[2] < 0).all()
     assert (paste_classes(image[:1], mask[:1], [1], 1.0, g)[2] < 0).all()  # a batch of one has no other sample
+    mask[5] = 0  # one holder left: it has no source of its own, every other sample takes from it
+    source = paste_classes(image, mask, [1], 1.0, g)[2]
+    assert source[2] == -1 and (source[torch.arange(8) != 2] == 2).all()
+
+
+def test_a_chain_of_pastes_takes_from_the_batch_as_it_came():
+    # 0 <- 1 <- 2 <- 0 with overlapping regions: each receives its source's original pixels, not pasted ones
+    image = torch.arange(3, dtype=torch.float32).view(3, 1, 1, 1).expand(3, 1, 2, 2).clone()
+    mask = torch.zeros(3, 2, 2, dtype=torch.long)
+    mask[:, 0, 0] = torch.tensor([1, 2, 3])
+    for seed in range(200):
+        out_image, out_mask, source = paste_classes(image, mask, [1, 2, 3], 1.0, torch.Generator().manual_seed(seed))
+        if source.tolist() == [1, 2, 0]:
+            break
+    else:
+        raise AssertionError("the draws never made the chain 0 <- 1 <- 2 <- 0")
+    assert out_mask[:, 0, 0].tolist() == [2, 3, 1]
+    assert out_image[:, 0, 0, 0].tolist() == [1.0, 2.0, 0.0]
+    assert (out_mask[:, 1] == 0).all() and torch.equal(out_image[:, :, 1], image[:, :, 1])
+
+
+def test_the_callback_draws_differ_by_epoch_batch_and_rank_and_repeat():
+    paste = CopyPaste(p=0.5, classes="circle", seed=3)
+    assert paste.class_names == ["circle"]
+
+    def draws(*key: int) -> list[float]:
+        return torch.rand(8, generator=paste.draws(*key)).tolist()
+
+    keys = [(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1)]
+    assert len({tuple(draws(*k)) for k in keys}) == len(keys)
+    assert draws(2, 5, 0) == draws(2, 5, 0) == torch.rand(8, generator=CopyPaste(0.5, "x", 3).draws(2, 5, 0)).tolist()
+    assert draws(2, 5, 0) != torch.rand(8, generator=CopyPaste(0.5, "x", 4).draws(2, 5, 0)).tolist()
 
 
 def test_bad_settings_are_refused(train_cfg):
@@ -68,8 +108,9 @@ def test_bad_settings_are_refused(train_cfg):
     with pytest.raises(ValueError, match="needs callbacks.copy_paste.classes"):
         CopyPaste(p=0.5)
     cfg = train_cfg("trainer.max_epochs=1", "callbacks.copy_paste.p=0.5", "callbacks.copy_paste.classes=[disc]")
-    with pytest.raises(ValueError, match=r"\['disc'\] are not among the classes"):
-        build_trainer(cfg).fit(build_module(cfg, _datamodule(cfg)), datamodule=_datamodule(cfg))
+    with pytest.raises(ValueError, match="callbacks.copy_paste.classes: no class 'disc'; the classes are"):
+        train(cfg)
+    assert not (Path(cfg.run_dir) / "config.yaml").exists()  # refused before the run dir was written
 
 
 def _datamodule(cfg):
@@ -78,22 +119,22 @@ def _datamodule(cfg):
     return instantiate(cfg.data, _convert_="all")
 
 
-def _steps_seen(cfg) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Fit ``cfg``; (mask as loaded, mask the training step received) for every training batch."""
+def _steps_seen(cfg) -> list[tuple[dict, dict]]:
+    """Fit ``cfg``; (batch as loaded, batch the training step received) for every training batch."""
     dm = _datamodule(cfg)
     module = build_module(cfg, dm)
-    loaded: list[torch.Tensor] = []
-    stepped: list[tuple[torch.Tensor, torch.Tensor]] = []
+    loaded: list[dict] = []
+    stepped: list[tuple[dict, dict]] = []
     after_transfer, training_step = module.on_after_batch_transfer, module.training_step
 
     def record_loaded(batch, dataloader_idx):  # runs before the callbacks' on_train_batch_start
         batch = after_transfer(batch, dataloader_idx)
         if module.trainer.training:
-            loaded.append(batch["mask"].clone())
+            loaded.append({k: v.clone() for k, v in batch.items()})
         return batch
 
     def record_step(batch, batch_idx):
-        stepped.append((loaded[-1], batch["mask"].clone()))
+        stepped.append((loaded[-1], {k: v.clone() for k, v in batch.items()}))
         return training_step(batch, batch_idx)
 
     module.on_after_batch_transfer, module.training_step = record_loaded, record_step
@@ -108,8 +149,12 @@ def test_the_training_step_receives_the_pasted_batch(train_cfg):
     assert steps
     changed = 0
     for before, after in steps:
-        differ = before != after
-        assert (after[differ] == circle).all()  # only circle pixels came in
+        differ = before["mask"] != after["mask"]
+        assert (after["mask"][differ] == circle).all()  # only circle pixels came in
+        kept = (after["mask"] != circle)[:, None].expand_as(before["image"])  # pasted pixels are all circle
+        assert torch.equal(after["image"][kept], before["image"][kept])
+        # the image changed with the labels: each changed pixel now holds another image's values
+        assert (after["image"] != before["image"]).any(1)[differ].float().mean() > 0.9
         changed += int(differ.any())
     assert changed >= len(steps) // 2  # with p=1 nearly every batch of 4 shapes images receives a circle
-    assert all(torch.equal(b, a) for b, a in _steps_seen(train_cfg(*run)))  # off by default
+    assert all(torch.equal(b["mask"], a["mask"]) for b, a in _steps_seen(train_cfg(*run)))  # off by default

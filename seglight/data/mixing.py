@@ -12,28 +12,26 @@ def paste_classes(
     image: Tensor, mask: Tensor, classes: Sequence[int], p: float, generator: torch.Generator
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Copy-paste of classes within a batch: with probability ``p`` a sample receives the pixels of ``classes``
-    from another sample of the batch (image values and labels alike), so rare or thin classes appear more often
-    and on other backgrounds. Sources are the batch as it came in, so a pasted region is never pasted on.
+    from another sample of the batch that holds some (image values and labels alike), drawn uniformly among those,
+    so rare or thin classes appear more often and on other backgrounds. Sources are the batch as it came in, so a
+    pasted region is never pasted on.
 
-    image (B,C,H,W) float, mask (B,H,W) long -> new (image, mask) of the same shapes, and source (B,) long: the
-    sample each one received pixels from, -1 where it received none (it did not draw a paste, its batch has one
-    sample, or its source holds none of ``classes``). ``generator`` (CPU) makes the draws reproducible.
+    image (B,C,H,W) float, mask (B,H,W) long -> new (image, mask) of the same shapes, and source (B,) long on the
+    mask's device: the sample each one received pixels from, -1 where it received none (it did not draw a paste,
+    or no other sample of its batch holds one of ``classes``). ``generator`` (CPU) draws; the rest runs on the
+    batch's device without waiting for it.
     """
-    n = len(mask)
-    source = torch.full((n,), -1, dtype=torch.long)
+    n, device = len(mask), mask.device
     if n < 2 or p <= 0 or not len(classes):
-        return image, mask, source
-    paste = torch.rand(n, generator=generator) < p
-    other = (torch.arange(n) + torch.randint(1, n, (n,), generator=generator)) % n  # never the sample itself
-    source = torch.where(paste, other, source)
-    chosen = source >= 0
-    if not chosen.any():
-        return image, mask, source
-    keep = torch.tensor(list(classes), device=mask.device)
-    targets, sources = chosen.nonzero()[:, 0].to(mask.device), source[chosen].to(mask.device)
-    region = torch.isin(mask[sources], keep)  # (K,H,W): the source's pixels of the chosen classes
-    image, mask = image.clone(), mask.clone()
-    image[targets] = torch.where(region[:, None], image[sources], image[targets])
-    mask[targets] = torch.where(region, mask[sources], mask[targets])
-    source[chosen] = torch.where(region.flatten(1).any(1), sources, -1).cpu()
+        return image, mask, torch.full((n,), -1, dtype=torch.long, device=device)
+    paste = (torch.rand(n, generator=generator) < p).to(device)
+    scores = torch.rand(n, n, generator=generator).to(device)  # row i: a random order of the candidate sources
+    inside = torch.isin(mask, torch.tensor(list(classes), device=device))  # (B,H,W)
+    eligible = inside.flatten(1).any(1)[None, :] & ~torch.eye(n, dtype=torch.bool, device=device)  # (B,B)
+    best, other = scores.masked_fill(~eligible, -1.0).max(1)
+    source = torch.where(paste & (best >= 0), other, -1)
+    take = source.clamp(min=0)
+    region = inside[take] & (source >= 0)[:, None, None]  # (B,H,W): the pixels each sample receives
+    image = torch.where(region[:, None], image[take], image)
+    mask = torch.where(region, mask[take], mask)
     return image, mask, source

@@ -29,6 +29,7 @@ from seglight.report.confusions import VAL_CONFUSIONS
 from seglight.report.tables import print_class_table, selected_above_final
 from seglight.training.callbacks.checkpoint import RunCheckpoint
 from seglight.training.callbacks.confusions import ImageConfusions
+from seglight.training.callbacks.copy_paste import CopyPaste
 from seglight.training.callbacks.epoch_seeds import EpochSeeds
 from seglight.training.callbacks.time_budget import TimeBudget, parse_duration
 from seglight.training.loggers import CSVLogger
@@ -223,6 +224,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         init_weights(module, init, cfg.init_from)
     confusions = ImageConfusions()  # off until the final validation
     trainer = build_trainer(cfg, extra_callbacks=[confusions, EpochSeeds(cfg.seed)])
+    for callback in trainer.callbacks:  # type: ignore[attr-defined]
+        if isinstance(callback, CopyPaste):
+            callback.bind(module)  # a class name that is not in the data fails before the run dir changes
     resolved["trainer"]["precision"] = str(trainer.precision)
     module.data_split = {"data": resolved["data"], "files": dm.split_files()}
     if resumed is not None and resumed.get("data_split"):
