@@ -224,9 +224,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         init_weights(module, init, cfg.init_from)
     confusions = ImageConfusions()  # off until the final validation
     trainer = build_trainer(cfg, extra_callbacks=[confusions, EpochSeeds(cfg.seed)])
-    for callback in trainer.callbacks:  # type: ignore[attr-defined]
-        if isinstance(callback, CopyPaste):
-            callback.bind(module)  # a class name that is not in the data fails before the run dir changes
+    for paste in (c for c in trainer.callbacks if isinstance(c, CopyPaste)):  # type: ignore[attr-defined]
+        paste.bind(module)  # a class name that is not in the data fails before the run dir changes
     resolved["trainer"]["precision"] = str(trainer.precision)
     module.data_split = {"data": resolved["data"], "files": dm.split_files()}
     if resumed is not None and resumed.get("data_split"):
