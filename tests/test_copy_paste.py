@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra.utils import instantiate
 
 from seglight.data.mixing import paste_classes
 from seglight.training.callbacks import CopyPaste
@@ -114,8 +115,6 @@ def test_bad_settings_are_refused(train_cfg):
 
 
 def _datamodule(cfg):
-    from hydra.utils import instantiate
-
     return instantiate(cfg.data, _convert_="all")
 
 

@@ -23,6 +23,12 @@ def seed_worker(worker_id: int, rank: int = 0) -> None:
     np.random.seed(seed)
 
 
+def seed_from(*key: int) -> int:
+    """A 32-bit seed drawn from the integers of ``key`` (``np.random.SeedSequence``): keys that differ anywhere give
+    unrelated seeds."""
+    return int(np.random.SeedSequence(list(key)).generate_state(1)[0])
+
+
 class EpochDraws:
     """What a training epoch draws, from (seed, epoch) alone: the order (``train_sampler``) and each sample's
     augmentation seed (``self(index)``, called in the DataLoader workers).
@@ -34,7 +40,8 @@ class EpochDraws:
     iterator, and the workers prefetch, before it restores the epoch.
     """
 
-    SAMPLE, ORDER, GLOBAL = 1, 2, 3  # tags: the seeds of different draws never coincide (GLOBAL: EpochSeeds)
+    # tags: the seeds of different draws never coincide (GLOBAL: EpochSeeds, PASTE: the CopyPaste callback)
+    SAMPLE, ORDER, GLOBAL, PASTE = 1, 2, 3, 4
 
     def __init__(self, seed: int) -> None:
         self.seed = int(seed) % 2**64
@@ -48,10 +55,10 @@ class EpochDraws:
         self._epoch[0] = int(epoch)
 
     def order_seed(self) -> int:
-        return int(np.random.SeedSequence([self.seed, self.ORDER, self.epoch]).generate_state(1)[0])
+        return seed_from(self.seed, self.ORDER, self.epoch)
 
     def __call__(self, index: int) -> int:
-        return int(np.random.SeedSequence([self.seed, self.SAMPLE, self.epoch, int(index)]).generate_state(1)[0])
+        return seed_from(self.seed, self.SAMPLE, self.epoch, int(index))
 
 
 class EpochOrder(RandomSampler):

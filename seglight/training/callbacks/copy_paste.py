@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any, Sequence
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from seglight.data.loaders import EpochDraws, seed_from
 from seglight.data.mixing import paste_classes
 
 log = logging.getLogger(__name__)
@@ -21,8 +21,6 @@ class CopyPaste(pl.Callback):
     rank), so a resumed run pastes what an uninterrupted one would have. ``p=None`` (or 0) turns it off, the
     default config's way of offering it.
     """
-
-    PASTE = 4  # the seeds' tag, beside seglight.data.loaders.EpochDraws' SAMPLE, ORDER and GLOBAL
 
     def __init__(self, p: float | None = None, classes: str | Sequence[str] = (), seed: int = 0) -> None:
         if p is not None and not 0.0 <= p <= 1.0:
@@ -47,8 +45,7 @@ class CopyPaste(pl.Callback):
 
     def draws(self, epoch: int, batch_idx: int, rank: int) -> torch.Generator:
         """The generator of one batch's draws."""
-        key = [self.seed, self.PASTE, epoch, batch_idx, rank]
-        return torch.Generator().manual_seed(int(np.random.SeedSequence(key).generate_state(1)[0]))
+        return torch.Generator().manual_seed(seed_from(self.seed, EpochDraws.PASTE, epoch, batch_idx, rank))
 
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: dict[str, Any], batch_idx: int
