@@ -98,6 +98,38 @@ def test_parameter_groups_keep_their_parameters():
     assert [g["lr"] for g in opt.param_groups] == [1e-4, 0.1]
 
 
+@pytest.mark.parametrize("decay", [True, False])
+def test_norms_and_biases_can_skip_weight_decay(decay):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Linear(2, 2))
+    model[1].weight.data.uniform_(0.5, 1.5)
+    model[1].bias.data.uniform_(0.5, 1.5)  # BatchNorm's shift starts at 0, which decay would leave at 0
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    head = {"params": model[2].parameters(), "lr": 0.05}  # a group of its own keeps its lr once split
+    params = [{"params": [*model[0].parameters(), *model[1].parameters()]}, head]
+    opt = build_optimizer("adamw", params, lr=0.1, weight_decay=0.5, decay_norms_and_biases=decay)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)  # AdamW's step is then weight decay alone: p *= 1 - lr * weight_decay
+    opt.step()
+    for name, p in model.named_parameters():
+        lr = 0.05 if name.startswith("2.") else 0.1
+        shrink = 1 - lr * 0.5 if decay or p.ndim > 1 else 1.0
+        torch.testing.assert_close(p.detach(), before[name] * shrink, msg=name)
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(before)
+
+
+def test_the_optimizer_config_passes_decay_norms_and_biases_to_the_module(train_cfg):
+    from hydra.utils import instantiate
+
+    from seglight.training.fit import build_module
+
+    for overrides, decays in [((), [0.05]), (("optimizer.decay_norms_and_biases=false",), [0.05, 0.0])]:
+        cfg = train_cfg("optimizer=adamw", "optimizer.weight_decay=0.05", "scheduler=none", *overrides)
+        groups = build_module(cfg, instantiate(cfg.data, _convert_="all")).configure_optimizers().param_groups
+        assert [g["weight_decay"] for g in groups] == decays, overrides
+    assert all(p.ndim <= 1 for p in groups[1]["params"]) and all(p.ndim > 1 for p in groups[0]["params"])
+
+
 @pytest.mark.parametrize("saved_fused", [True, False])
 def test_a_loaded_optimizer_state_keeps_this_runs_step_kernel(saved_fused):
     model = torch.nn.Linear(3, 2)

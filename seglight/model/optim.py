@@ -19,10 +19,19 @@ FUSED_BY_DEFAULT = ("adamw", "adam")
 
 
 def build_optimizer(
-    name: str, params: Iterable, lr: float, weight_decay: float = 0.0, **kwargs
+    name: str,
+    params: Iterable,
+    lr: float,
+    weight_decay: float = 0.0,
+    decay_norms_and_biases: bool = True,
+    **kwargs,
 ) -> torch.optim.Optimizer:
     """The optimizer ``name`` over ``params`` (tensors, or groups: dicts with "params"); kwargs go to it (betas,
     momentum, ...).
+
+    ``decay_norms_and_biases=False`` (``optimizer.decay_norms_and_biases=false``) exempts the parameters of at most
+    one dimension, the biases and the scales and shifts of the norm layers, from weight decay: each group splits in
+    two, the second with ``weight_decay`` 0.
 
     Adam and AdamW take torch's fused step where ``fused`` is unset or None, no ``foreach`` is given and every
     parameter is a floating tensor on a CPU or a CUDA device (the same update up to rounding; on the CamVid preset's
@@ -33,6 +42,8 @@ def build_optimizer(
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}")
     params = [{**p, "params": tensors(p["params"])} if isinstance(p, dict) else p for p in params]
+    if not decay_norms_and_biases:
+        params = exempt_from_decay(params)
     default = not ({"foreach", "differentiable"} & set(kwargs)) and kwargs.get("fused") is None
     if name in FUSED_BY_DEFAULT and default:
         kwargs["fused"] = fusable(params) or None
@@ -44,6 +55,19 @@ def build_optimizer(
 def tensors(params: Tensor | Iterable[Tensor]) -> list[Tensor]:
     """A parameter group's "params" as a list (torch takes one tensor, or any iterable of them)."""
     return [params] if isinstance(params, Tensor) else list(params)
+
+
+def exempt_from_decay(params: list) -> list[dict]:
+    """``params`` (tensors, or groups with their "params" as lists) as groups in which the tensors of at most one
+    dimension sit apart, with ``weight_decay`` 0; empty groups are left out."""
+    loose = [p for p in params if not isinstance(p, dict)]
+    groups = [p for p in params if isinstance(p, dict)] + ([{"params": loose}] if loose else [])
+    split = []
+    for group in groups:
+        many = [t for t in group["params"] if t.ndim > 1]
+        few = [t for t in group["params"] if t.ndim <= 1]
+        split += [g for g in ({**group, "params": many}, {**group, "params": few, "weight_decay": 0.0}) if g["params"]]
+    return split
 
 
 def keep_step_kernel(optimizer: torch.optim.Optimizer) -> None:
