@@ -31,7 +31,8 @@ def build_optimizer(
 
     ``decay_norms_and_biases=False`` (``optimizer.decay_norms_and_biases=false``) exempts the parameters of at most
     one dimension, the biases and the scales and shifts of the norm layers, from weight decay: each group splits in
-    two, the second with ``weight_decay`` 0.
+    two, the second with ``weight_decay`` 0. A run resumes only with the setting it was saved with: torch refuses an
+    optimizer state with another number of groups.
 
     Adam and AdamW take torch's fused step where ``fused`` is unset or None, no ``foreach`` is given and every
     parameter is a floating tensor on a CPU or a CUDA device (the same update up to rounding; on the CamVid preset's
