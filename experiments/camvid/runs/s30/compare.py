@@ -19,10 +19,12 @@ s23 = s24.s23
 
 WD = "weight_decay=0.05 s42 (CPU, main's step)"
 SESSION = ["s30", "s30", "s29", "s29"]  # the session that ran each fold
-VAL = {"preset s42 (s22)": RUNS / "s22" / "eval_val_regx4_KIND.json",
-       "preset s1 (s24)": RUNS / "s24" / "eval_val_regx4_s1_KIND.json",
-       "preset s2 (s25)": RUNS / "s25" / "eval_val_regx4_s2_KIND.json",
-       "weight_decay=0.05 s42 (s30)": HERE / "eval_val_regx4_wd05_KIND.json"}
+VAL = {
+    "preset s42 (s22)": RUNS / "s22" / "eval_val_regx4_KIND.json",
+    "preset s1 (s24)": RUNS / "s24" / "eval_val_regx4_s1_KIND.json",
+    "preset s2 (s25)": RUNS / "s25" / "eval_val_regx4_s2_KIND.json",
+    "weight_decay=0.05 s42 (s30)": HERE / "eval_val_regx4_wd05_KIND.json",
+}
 
 
 def runs(kind: str) -> dict[str, list[float | None]]:
